@@ -1,0 +1,1 @@
+"""The inspection station core: config, recipes, cycle, models, results. Never imports Qt or torch."""
