@@ -1,0 +1,56 @@
+"""The virtual cell's camera: renders what the emulated stage pose and lights make visible.
+
+At trigger it takes a snapshot of the scene (the part in the fixture, the stage pose the motion
+emulator reports, the light levels the light emulator holds for this exposure); `grab` renders it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Protocol
+
+import numpy as np
+
+from .base import Camera, CameraError
+
+
+@dataclass(frozen=True)
+class SceneSnapshot:
+    part: Any  # hardware.sim.part.PartInstance, or None when the fixture is empty
+    pose: Any  # hardware.sim.geometry.StagePose
+    lights: Mapping[str, float]  # role → effective level % during the exposure
+    moving: bool = False
+
+
+class Scene(Protocol):
+    def snapshot(self, exposure_us: float) -> SceneSnapshot: ...
+
+
+class VirtualCamera(Camera):
+    def __init__(self, name: str, spec: Any, scene: Scene, *, seed: int = 0,
+                 pose_source: Callable[[], Any] | None = None):
+        super().__init__(name, pose_source)
+        self.spec = spec  # hardware.sim.geometry.CameraSpec
+        self.scene = scene
+        self.seed = seed
+        self.fail_next: str | None = None  # fault injection: the next grab raises CameraError(reason)
+        self._snapshot: SceneSnapshot | None = None
+
+    def _start_exposure(self) -> None:
+        self._snapshot = self.scene.snapshot(self.settings.exposure_us)
+
+    def _read_exposure(self, timeout_s: float) -> tuple[np.ndarray, tuple, dict]:
+        from ..sim.render import render  # the renderer is heavy; only the virtual cell needs it
+
+        if self.fail_next is not None:
+            reason, self.fail_next = self.fail_next, None
+            raise CameraError(f"camera {self.name!r}: {reason}")
+        snapshot = self._snapshot
+        assert snapshot is not None
+        if snapshot.part is None:
+            raise CameraError(f"camera {self.name!r}: no part in the fixture")
+        result = render(snapshot.part, snapshot.pose, dict(snapshot.lights), self.spec,
+                        exposure_us=self.settings.exposure_us, gain=self.settings.gain,
+                        seed=self.seed * 1_000_003 + self._sequence)
+        meta = {"face": result.face, "defocus_mm": result.defocus_mm, "moving": snapshot.moving,
+                "part_serial": snapshot.part.serial}
+        return result.image, tuple(result.truth), meta

@@ -1,0 +1,180 @@
+"""The station config: which ports and protocols, which cameras, and their calibration.
+
+One human-edited TOML (or JSON) file per station. Every error names the file, the field and
+what was expected. A recipe never holds station facts (ports, calibration): the same recipe
+runs on any station of the same build.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .schema import ConfigError, Section, load_document
+
+MOTION_PROTOCOLS = ("grblhal",)
+LIGHT_PROTOCOLS = ("gardasoft", "template")
+CAMERA_BACKENDS = ("virtual", "opencv", "images")
+CAMERA_ROLES = ("coarse", "fine")
+LIGHT_ROLES = ("coaxial", "ring", "low_angle", "backlight", "seg_n", "seg_e", "seg_s", "seg_w")
+
+
+@dataclass(frozen=True)
+class SerialPortConfig:
+    protocol: str
+    url: str  # device path, socket://host:port or rfc2217://host:port
+    baudrate: int = 115200
+    timeout_s: float = 2.0
+
+
+@dataclass(frozen=True)
+class LightsConfig(SerialPortConfig):
+    channels: dict[str, int | str] = field(default_factory=dict)  # role → controller channel
+    template: dict[str, Any] | None = None  # the vendor command templates, for protocol "template"
+
+
+@dataclass(frozen=True)
+class CameraCalibration:
+    """Pixel ↔ machine mapping of one camera, as measured with a calibration target."""
+
+    mm_per_px: float
+    optical_axis_mm: tuple[float, float]  # machine X, Y seen at the image centre
+    rotation_deg: float = 0.0  # image x axis relative to machine +X
+    focal_z_mm: float = 0.0  # machine Z at which the reference surface is in focus
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    role: str
+    backend: str
+    source: int | str | None
+    width_px: int
+    height_px: int
+    calibration: CameraCalibration
+    exposure_us: float = 2000.0
+    gain: float = 1.0
+
+
+@dataclass(frozen=True)
+class StationConfig:
+    name: str
+    motion: SerialPortConfig
+    lights: LightsConfig
+    cameras: dict[str, CameraConfig]
+    source: str = "<memory>"
+
+    @property
+    def fine_offset_mm(self) -> tuple[float, float]:
+        """Where the fine camera looks relative to the coarse one, in machine X, Y."""
+        coarse = self.cameras["coarse"].calibration.optical_axis_mm
+        fine = self.cameras["fine"].calibration.optical_axis_mm
+        return (fine[0] - coarse[0], fine[1] - coarse[1])
+
+    @classmethod
+    def load(cls, path: str | Path) -> "StationConfig":
+        return cls.from_dict(load_document(path), source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "<memory>") -> "StationConfig":
+        top = Section(data, source)
+        station = top.section("station")
+        name = station.get("name", str)
+        station.reject_unknown()
+        motion = _serial_port(top.section("motion"), MOTION_PROTOCOLS)
+        lights = _lights(top.section("lights"))
+        cameras = {role: _camera(role, section) for role, section in top.sections("cameras").items()}
+        missing = [role for role in CAMERA_ROLES if role not in cameras]
+        if missing:
+            raise ConfigError(source, f"cameras.{missing[0]}", "missing table; a station needs a coarse and a fine camera")
+        for role in cameras:
+            if role not in CAMERA_ROLES:
+                raise ConfigError(source, f"cameras.{role}", f"unknown camera role, expected one of {', '.join(CAMERA_ROLES)}")
+        top.reject_unknown()
+        return cls(name=name, motion=motion, lights=lights, cameras=cameras, source=source)
+
+    def to_dict(self) -> dict[str, Any]:
+        def port(p: SerialPortConfig) -> dict[str, Any]:
+            return {"protocol": p.protocol, "url": p.url, "baudrate": p.baudrate, "timeout_s": p.timeout_s}
+
+        lights = port(self.lights) | {"channels": dict(self.lights.channels)}
+        if self.lights.template is not None:
+            lights["template"] = dict(self.lights.template)
+        cameras = {}
+        for role, cam in self.cameras.items():
+            entry: dict[str, Any] = {"backend": cam.backend, "width_px": cam.width_px, "height_px": cam.height_px,
+                                     "exposure_us": cam.exposure_us, "gain": cam.gain,
+                                     "calibration": {"mm_per_px": cam.calibration.mm_per_px,
+                                                     "optical_axis_mm": list(cam.calibration.optical_axis_mm),
+                                                     "rotation_deg": cam.calibration.rotation_deg,
+                                                     "focal_z_mm": cam.calibration.focal_z_mm}}
+            if cam.source is not None:
+                entry["source"] = cam.source
+            cameras[role] = entry
+        return {"station": {"name": self.name}, "motion": port(self.motion), "lights": lights, "cameras": cameras}
+
+
+def _serial_port(section: Section, protocols: tuple[str, ...]) -> SerialPortConfig:
+    config = SerialPortConfig(**_port_fields(section, protocols))
+    section.reject_unknown()
+    return config
+
+
+def _port_fields(section: Section, protocols: tuple[str, ...]) -> dict[str, Any]:
+    url = section.get("url", str)
+    if not url.strip():
+        raise section.error("url", "expected a device path or a pyserial URL, got an empty string")
+    return {
+        "protocol": section.get("protocol", str, choices=protocols),
+        "url": url,
+        "baudrate": section.get("baudrate", int, 115200, positive=True),
+        "timeout_s": section.get("timeout_s", float, 2.0, positive=True),
+    }
+
+
+def _lights(section: Section) -> LightsConfig:
+    fields = _port_fields(section, LIGHT_PROTOCOLS)
+    channel_section = section.section("channels")
+    assert channel_section is not None
+    channels: dict[str, int | str] = {}
+    for role in list(channel_section.data):
+        if role not in LIGHT_ROLES:
+            raise channel_section.error(role, f"unknown light role, expected one of {', '.join(LIGHT_ROLES)}")
+        channels[role] = channel_section.get(role, (int, str))
+    if not channels:
+        raise section.error("channels", "expected at least one role → channel entry, e.g. coaxial = 1")
+    template = None
+    if fields["protocol"] == "template":
+        template_section = section.section("template")
+        assert template_section is not None
+        template = dict(template_section.data)
+    elif section.has("template"):
+        raise section.error("template", f"only used with protocol = \"template\", not {fields['protocol']!r}")
+    section.reject_unknown()
+    return LightsConfig(**fields, channels=channels, template=template)
+
+
+def _camera(role: str, section: Section) -> CameraConfig:
+    backend = section.get("backend", str, choices=CAMERA_BACKENDS)
+    if backend == "virtual":
+        source = section.get("source", (int, str), None)
+    else:
+        source = section.get("source", (int, str))
+    calibration_section = section.section("calibration")
+    assert calibration_section is not None
+    calibration = CameraCalibration(
+        mm_per_px=calibration_section.get("mm_per_px", float, positive=True),
+        optical_axis_mm=calibration_section.get_vector("optical_axis_mm", 2),  # type: ignore[arg-type]
+        rotation_deg=calibration_section.get("rotation_deg", float, 0.0, min_value=-180, max_value=180),
+        focal_z_mm=calibration_section.get("focal_z_mm", float, 0.0),
+    )
+    calibration_section.reject_unknown()
+    camera = CameraConfig(
+        role=role, backend=backend, source=source,
+        width_px=section.get("width_px", int, positive=True),
+        height_px=section.get("height_px", int, positive=True),
+        calibration=calibration,
+        exposure_us=section.get("exposure_us", float, 2000.0, positive=True),
+        gain=section.get("gain", float, 1.0, positive=True),
+    )
+    section.reject_unknown()
+    return camera
