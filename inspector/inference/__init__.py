@@ -1,0 +1,1 @@
+"""ONNX inference: provider choice, the model package contract, detector and classifier runners."""

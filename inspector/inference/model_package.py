@@ -1,0 +1,158 @@
+"""The model package contract: one .onnx file carries its own metadata (`metadata_props`).
+
+The runtime reads it into a typed `ModelInfo` and refuses a model whose metadata is missing,
+malformed or does not fit what the recipe asks for, naming the file and the mismatch.
+Training writes the same keys with `metadata_for()` so both sides share one definition.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+CONTRACT = "inspection-cell/1"
+TASKS = ("detect", "classify")
+COLOURS = ("mono",)
+LAYOUTS = ("NCHW",)
+REQUIRED = ("contract", "task", "class_names", "input_size", "input_layout", "colour", "normalisation",
+            "version", "training_data_fingerprint", "thresholds", "grey_band")
+
+
+class ModelContractError(ValueError):
+    """A model file does not carry a valid contract, or does not fit what the recipe asks."""
+
+    def __init__(self, path: str, problem: str):
+        self.path, self.problem = path, problem
+        super().__init__(f"model {path}: {problem}")
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """input = (pixel * scale - mean) / std, per channel."""
+
+    scale: float = 1 / 255
+    mean: tuple[float, ...] = (0.0,)
+    std: tuple[float, ...] = (1.0,)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    path: str
+    task: str
+    class_names: tuple[str, ...]
+    input_size: tuple[int, int]  # (height, width); 0 means dynamic along that axis
+    input_layout: str
+    colour: str
+    normalisation: Normalisation
+    version: str
+    training_data_fingerprint: str
+    thresholds: Mapping[str, float]  # per class: score at or above it is a call
+    grey_band: Mapping[str, tuple[float, float]]  # per class: scores in [lo, hi) go to review
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)  # task-specific keys (e.g. detector stride)
+
+    @property
+    def name(self) -> str:
+        return f"{Path(self.path).stem}@{self.version}"
+
+    def require(self, *, task: str | None = None, class_names: Sequence[str] | None = None) -> "ModelInfo":
+        """Raise if this model does not fit the recipe's expectations."""
+        if task is not None and self.task != task:
+            raise ModelContractError(self.path, f"is a {self.task!r} model, the recipe needs a {task!r} model")
+        if class_names is not None:
+            missing = [name for name in class_names if name not in self.class_names]
+            if missing:
+                raise ModelContractError(
+                    self.path, f"has no class {missing[0]!r} that the recipe uses (model classes: "
+                    f"{', '.join(self.class_names)})")
+        return self
+
+
+def metadata_for(info: ModelInfo) -> dict[str, str]:
+    """The `metadata_props` strings for a model; the inverse of `parse_metadata`."""
+    props = {
+        "contract": CONTRACT,
+        "task": info.task,
+        "class_names": json.dumps(list(info.class_names)),
+        "input_size": json.dumps(list(info.input_size)),
+        "input_layout": info.input_layout,
+        "colour": info.colour,
+        "normalisation": json.dumps({"scale": info.normalisation.scale, "mean": list(info.normalisation.mean),
+                                     "std": list(info.normalisation.std)}),
+        "version": info.version,
+        "training_data_fingerprint": info.training_data_fingerprint,
+        "thresholds": json.dumps(dict(info.thresholds)),
+        "grey_band": json.dumps({k: list(v) for k, v in info.grey_band.items()}),
+        "metrics": json.dumps(dict(info.metrics)),
+    }
+    for key, value in info.extra.items():
+        props[key] = json.dumps(value)
+    return props
+
+
+def parse_metadata(props: Mapping[str, str], path: str) -> ModelInfo:
+    missing = [key for key in REQUIRED if key not in props]
+    if missing:
+        raise ModelContractError(path, f"metadata_props lacks {', '.join(missing)} "
+                                       f"(not an inspection-cell model, or exported without its contract)")
+    if props["contract"] != CONTRACT:
+        raise ModelContractError(path, f"contract {props['contract']!r} is not {CONTRACT!r}")
+
+    def load(key: str) -> Any:
+        try:
+            return json.loads(props[key])
+        except json.JSONDecodeError as exc:
+            raise ModelContractError(path, f"metadata {key!r} is not valid JSON: {exc}") from exc
+
+    def choice(key: str, allowed: Sequence[str]) -> str:
+        if props[key] not in allowed:
+            raise ModelContractError(path, f"metadata {key!r} is {props[key]!r}, expected one of {', '.join(allowed)}")
+        return props[key]
+
+    task = choice("task", TASKS)
+    class_names = load("class_names")
+    if not (isinstance(class_names, list) and class_names and all(isinstance(c, str) and c for c in class_names)):
+        raise ModelContractError(path, "metadata 'class_names' must be a non-empty list of names")
+    if len(set(class_names)) != len(class_names):
+        raise ModelContractError(path, "metadata 'class_names' has duplicates")
+    size = load("input_size")
+    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v >= 0 for v in size)):
+        raise ModelContractError(path, f"metadata 'input_size' must be [height, width], got {props['input_size']}")
+    norm = load("normalisation")
+    try:
+        normalisation = Normalisation(float(norm["scale"]), tuple(map(float, norm["mean"])), tuple(map(float, norm["std"])))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelContractError(path, f"metadata 'normalisation' needs scale, mean, std: {exc}") from exc
+    if any(s <= 0 for s in normalisation.std):
+        raise ModelContractError(path, "metadata 'normalisation' std must be positive")
+    thresholds = load("thresholds")
+    grey = load("grey_band")
+    for name, mapping in (("thresholds", thresholds), ("grey_band", grey)):
+        if not isinstance(mapping, dict):
+            raise ModelContractError(path, f"metadata {name!r} must map class name → value")
+        unknown = [k for k in mapping if k not in class_names]
+        if unknown:
+            raise ModelContractError(path, f"metadata {name!r} names class {unknown[0]!r} that the model lacks")
+    for cls, value in thresholds.items():
+        if not (isinstance(value, (int, float)) and 0 <= value <= 1):
+            raise ModelContractError(path, f"threshold for {cls!r} must be in [0, 1], got {value!r}")
+    grey_band: dict[str, tuple[float, float]] = {}
+    for cls, band in grey.items():
+        if not (isinstance(band, list) and len(band) == 2 and 0 <= band[0] <= band[1] <= 1):
+            raise ModelContractError(path, f"grey band for {cls!r} must be [low, high] within [0, 1], got {band!r}")
+        grey_band[cls] = (float(band[0]), float(band[1]))
+    metrics = load("metrics") if "metrics" in props else {}
+    extra = {}
+    for key, value in props.items():
+        if key not in REQUIRED and key != "metrics":
+            try:
+                extra[key] = json.loads(value)
+            except json.JSONDecodeError:
+                extra[key] = value
+    return ModelInfo(path=path, task=task, class_names=tuple(class_names), input_size=(size[0], size[1]),
+                     input_layout=choice("input_layout", LAYOUTS), colour=choice("colour", COLOURS),
+                     normalisation=normalisation, version=props["version"],
+                     training_data_fingerprint=props["training_data_fingerprint"],
+                     thresholds={k: float(v) for k, v in thresholds.items()}, grey_band=grey_band,
+                     metrics=metrics, extra=extra)
