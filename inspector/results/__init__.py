@@ -1,0 +1,1 @@
+"""Traceability: result records, the image archive and the review queue."""
