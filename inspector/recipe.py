@@ -1,0 +1,272 @@
+"""Recipes: one versioned, human-edited JSON file per part type + fixture.
+
+Holds what to look at and how to judge it — views (pose, light program, camera settings), models
+and per-class thresholds with a grey band, the re-imaging strategy, verdict rules in mm with zones,
+and the fixture offset. Station facts (ports, calibration) live in the station config instead.
+Every validation error names the file, the field and what was expected.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .schema import ConfigError, Section, load_document
+
+FACES = ("top", "north", "south", "east", "west")
+DEFECT_CLASSES = ("scratch", "dent", "burr", "stain")
+ANY_ZONE = "*"
+
+
+@dataclass(frozen=True)
+class Pose:
+    x: float
+    y: float
+    z: float
+    a: float = 0.0
+    b: float = 0.0
+
+
+@dataclass(frozen=True)
+class View:
+    name: str
+    face: str
+    pose: Pose
+    light_program: str
+    camera: str = "coarse"
+    exposure_us: float = 2000.0
+    gain: float = 1.0
+
+
+@dataclass(frozen=True)
+class ClassPolicy:
+    detect_threshold: float  # coarse score at or above it → re-image
+    accept_threshold: float  # fine classifier score at or above it → defect
+    grey_band: tuple[float, float]  # fine scores in [lo, hi) → review (never PASS)
+
+
+@dataclass(frozen=True)
+class Reimaging:
+    camera: str = "fine"
+    light_program: str = "fine"
+    exposure_us: float = 1500.0
+    gain: float = 1.0
+    focus_offset_mm: float = 0.0
+    merge_distance_mm: float = 1.0  # candidates closer than this share one fine shot
+    max_shots: int = 40  # more candidates than this → ERROR (the part is not fully inspected)
+
+
+@dataclass(frozen=True)
+class Zone:
+    name: str
+    face: str
+    rect_mm: tuple[float, float, float, float]  # u0, v0, u1, v1 on the face
+
+    def contains(self, face: str, u_mm: float, v_mm: float) -> bool:
+        u0, v0, u1, v1 = self.rect_mm
+        return face == self.face and u0 <= u_mm <= u1 and v0 <= v_mm <= v1
+
+
+@dataclass(frozen=True)
+class Rule:
+    defect_class: str
+    zone: str = ANY_ZONE
+    min_size_mm: float = 0.0  # smaller defects of this class are tolerated
+    max_count: int = 0  # more than this many counted defects → FAIL
+
+
+@dataclass(frozen=True)
+class Recipe:
+    id: str
+    version: int
+    description: str
+    fixture: str
+    fixture_offset: Pose
+    light_programs: dict[str, Any]  # name → light program dict (validated by hardware.lights when used)
+    views: tuple[View, ...]
+    models: dict[str, str]  # "detector" / "classifier" → path (relative to the recipe file's folder or absolute)
+    classes: dict[str, ClassPolicy]
+    reimaging: Reimaging
+    zones: dict[str, Zone]
+    rules: tuple[Rule, ...]
+    source: str = field(default="<memory>", compare=False)
+
+    # -- identity ------------------------------------------------------------------------------
+    @property
+    def hash(self) -> str:
+        """Content hash of what the recipe says (not of its formatting): goes into every record."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def model_path(self, role: str) -> Path:
+        path = Path(self.models[role])
+        if not path.is_absolute() and self.source not in ("<memory>", ""):
+            path = Path(self.source).parent / path
+        return path
+
+    # -- I/O ---------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | Path) -> "Recipe":
+        return cls.from_dict(load_document(path), source=str(path))
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+    def next_version(self, **changes: Any) -> "Recipe":
+        """A copy with `changes` applied and the version bumped, re-validated."""
+        changed = replace(self, **changes, version=self.version + 1)
+        return Recipe.from_dict(changed.to_dict(), source=self.source)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "recipe": {"id": self.id, "version": self.version, "description": self.description, "fixture": self.fixture},
+            "fixture_offset": asdict(self.fixture_offset),
+            "light_programs": self.light_programs,
+            "views": [asdict(v) for v in self.views],
+            "models": dict(self.models),
+            "classes": {k: {"detect_threshold": c.detect_threshold, "accept_threshold": c.accept_threshold,
+                            "grey_band": list(c.grey_band)} for k, c in self.classes.items()},
+            "reimaging": asdict(self.reimaging),
+            "zones": {k: {"face": z.face, "rect_mm": list(z.rect_mm)} for k, z in self.zones.items()},
+            "rules": [{"class": r.defect_class, "zone": r.zone, "min_size_mm": r.min_size_mm, "max_count": r.max_count}
+                      for r in self.rules],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "<memory>") -> "Recipe":
+        top = Section(data, source)
+        head = top.section("recipe")
+        recipe_id = head.get("id", str)
+        version = head.get("version", int, min_value=1)
+        description = head.get("description", str, "")
+        fixture = head.get("fixture", str, "")
+        head.reject_unknown()
+        offset_section = top.section("fixture_offset", optional=True)
+        fixture_offset = _pose(offset_section) if offset_section else Pose(0.0, 0.0, 0.0)
+
+        programs_section = top.section("light_programs")
+        light_programs = dict(programs_section.data)
+        for name, program in light_programs.items():
+            if not isinstance(program, dict):
+                raise programs_section.error(name, "expected a light program table (steps, levels)")
+
+        views = []
+        seen = set()
+        for index, raw in enumerate(_list(top, "views")):
+            view = Section(raw, source, f"views[{index}]")
+            name = view.get("name", str)
+            if name in seen:
+                raise view.error("name", f"duplicate view name {name!r}")
+            seen.add(name)
+            program = view.get("light_program", str)
+            if program not in light_programs:
+                raise view.error("light_program", f"no light program {program!r} (defined: {', '.join(light_programs)})")
+            pose_section = view.section("pose")
+            assert pose_section is not None
+            views.append(View(name=name, face=view.get("face", str, choices=FACES), pose=_pose(pose_section),
+                              light_program=program, camera=view.get("camera", str, "coarse", choices=("coarse", "fine")),
+                              exposure_us=view.get("exposure_us", float, 2000.0, positive=True),
+                              gain=view.get("gain", float, 1.0, positive=True)))
+            view.reject_unknown()
+        if not views:
+            raise top.error("views", "expected at least one view")
+
+        models_section = top.section("models")
+        models = {role: models_section.get(role, str) for role in ("detector", "classifier")}
+        models_section.reject_unknown()
+
+        classes_section = top.section("classes")
+        classes = {}
+        for name in list(classes_section.data):
+            if name not in DEFECT_CLASSES:
+                raise classes_section.error(name, f"unknown defect class, expected one of {', '.join(DEFECT_CLASSES)}")
+            c = classes_section.section(name)
+            assert c is not None
+            band = c.get_vector("grey_band", 2)
+            accept = c.get("accept_threshold", float, min_value=0, max_value=1)
+            if not 0 <= band[0] <= band[1] <= 1:
+                raise c.error("grey_band", f"expected [low, high] with 0 ≤ low ≤ high ≤ 1, got {list(band)}")
+            if accept < band[0]:
+                raise c.error("accept_threshold", f"must not lie below the grey band {list(band)}, got {accept}")
+            classes[name] = ClassPolicy(detect_threshold=c.get("detect_threshold", float, min_value=0, max_value=1),
+                                        accept_threshold=accept, grey_band=(band[0], band[1]))
+            c.reject_unknown()
+
+        re_section = top.section("reimaging")
+        assert re_section is not None
+        reimaging = Reimaging(
+            camera=re_section.get("camera", str, "fine", choices=("coarse", "fine")),
+            light_program=re_section.get("light_program", str),
+            exposure_us=re_section.get("exposure_us", float, 1500.0, positive=True),
+            gain=re_section.get("gain", float, 1.0, positive=True),
+            focus_offset_mm=re_section.get("focus_offset_mm", float, 0.0, min_value=-5, max_value=5),
+            merge_distance_mm=re_section.get("merge_distance_mm", float, 1.0, min_value=0),
+            max_shots=re_section.get("max_shots", int, 40, min_value=1))
+        if reimaging.light_program not in light_programs:
+            raise re_section.error("light_program", f"no light program {reimaging.light_program!r}")
+        re_section.reject_unknown()
+
+        zones = {}
+        zones_section = top.section("zones", optional=True)
+        if zones_section is not None:
+            for name in list(zones_section.data):
+                z = zones_section.section(name)
+                assert z is not None
+                rect = z.get_vector("rect_mm", 4)
+                if rect[0] >= rect[2] or rect[1] >= rect[3]:
+                    raise z.error("rect_mm", f"expected [u0, v0, u1, v1] with u0 < u1 and v0 < v1, got {list(rect)}")
+                zones[name] = Zone(name=name, face=z.get("face", str, choices=FACES), rect_mm=rect)  # type: ignore[arg-type]
+                z.reject_unknown()
+
+        rules = []
+        for index, raw in enumerate(_list(top, "rules")):
+            r = Section(raw, source, f"rules[{index}]")
+            zone = r.get("zone", str, ANY_ZONE)
+            if zone != ANY_ZONE and zone not in zones:
+                raise r.error("zone", f"no zone {zone!r} (defined: {', '.join(zones) or 'none'}; '*' means anywhere)")
+            rules.append(Rule(defect_class=r.get("class", str, choices=DEFECT_CLASSES), zone=zone,
+                              min_size_mm=r.get("min_size_mm", float, 0.0, min_value=0),
+                              max_count=r.get("max_count", int, 0, min_value=0)))
+            r.reject_unknown()
+        top.reject_unknown()
+        return cls(id=recipe_id, version=version, description=description, fixture=fixture,
+                   fixture_offset=fixture_offset, light_programs=light_programs, views=tuple(views), models=models,
+                   classes=classes, reimaging=reimaging, zones=zones, rules=tuple(rules), source=source)
+
+
+def _pose(section: Section) -> Pose:
+    pose = Pose(x=section.get("x", float), y=section.get("y", float), z=section.get("z", float),
+                a=section.get("a", float, 0.0, min_value=-360, max_value=360),
+                b=section.get("b", float, 0.0, min_value=-90, max_value=90))
+    section.reject_unknown()
+    return pose
+
+
+def _list(section: Section, key: str) -> list[Any]:
+    return section.get(key, list)
+
+
+def diff(old: Recipe, new: Recipe) -> list[str]:
+    """Human-readable changes between two recipe versions, one line per changed leaf."""
+    lines: list[str] = []
+    _diff(old.to_dict(), new.to_dict(), "", lines)
+    return lines
+
+
+def _diff(a: Any, b: Any, path: str, out: list[str]) -> None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b), key=str):
+            where = f"{path}.{key}" if path else str(key)
+            if key not in a:
+                out.append(f"+ {where} = {json.dumps(b[key])}")
+            elif key not in b:
+                out.append(f"- {where} (was {json.dumps(a[key])})")
+            else:
+                _diff(a[key], b[key], where, out)
+    elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for index, (x, y) in enumerate(zip(a, b)):
+            _diff(x, y, f"{path}[{index}]", out)
+    elif a != b:
+        out.append(f"~ {path}: {json.dumps(a)} → {json.dumps(b)}")

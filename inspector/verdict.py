@@ -1,0 +1,80 @@
+"""Verdict rules: from classified findings to PASS / FAIL, as pure functions.
+
+A fine-stage score at or above the class's accept threshold is a defect; a score in the grey
+band goes to review, and a part with anything under review is not PASS. Rules count defects of a
+class at or above a minimum size in mm within a zone; more than `max_count` fails the part. A
+defect class without any rule fails on any occurrence: a recipe tolerates only what it says.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+from .recipe import ANY_ZONE, ClassPolicy, Recipe, Rule
+
+OK = "ok"
+
+
+@dataclass(frozen=True)
+class Finding:
+    defect_class: str  # the classifier's best non-ok class, or "ok"
+    score: float
+    decision: str  # defect | review | ok
+    face: str
+    u_mm: float
+    v_mm: float
+    size_mm: float
+    view: str = ""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    verdict: str  # PASS | FAIL
+    reason: str
+    violations: tuple[str, ...] = ()
+
+
+def judge_scores(class_scores: Mapping[str, float], classes: Mapping[str, ClassPolicy]) -> tuple[str, float, str]:
+    """(class, score, decision) for one fine shot from the classifier's per-class probabilities."""
+    candidates = [(score, name) for name, score in class_scores.items() if name != OK and name in classes]
+    if not candidates:
+        return OK, float(class_scores.get(OK, 1.0)), OK
+    score, name = max(candidates)
+    policy = classes[name]
+    if score >= policy.accept_threshold:
+        return name, score, "defect"
+    low, high = policy.grey_band
+    if low <= score < high:
+        return name, score, "review"
+    return name, score, OK
+
+
+def decide(findings: Sequence[Finding], recipe: Recipe) -> Verdict:
+    defects = [f for f in findings if f.decision == "defect"]
+    violations: list[str] = []
+    ruled_classes = {rule.defect_class for rule in recipe.rules}
+    for rule in recipe.rules:
+        counted = [f for f in defects if f.defect_class == rule.defect_class and f.size_mm >= rule.min_size_mm
+                   and _in_zone(f, rule, recipe)]
+        if len(counted) > rule.max_count:
+            where = "" if rule.zone == ANY_ZONE else f" in zone {rule.zone}"
+            largest = max(f.size_mm for f in counted)
+            violations.append(f"{len(counted)} {rule.defect_class} ≥ {rule.min_size_mm:.2f} mm{where} "
+                              f"(allowed {rule.max_count}; largest {largest:.2f} mm on {counted[0].face})")
+    unruled = sorted({f.defect_class for f in defects} - ruled_classes)
+    for name in unruled:
+        count = sum(f.defect_class == name for f in defects)
+        violations.append(f"{count} {name} (no rule tolerates this class)")
+    if violations:
+        return Verdict("FAIL", "; ".join(violations), tuple(violations))
+    review = [f for f in findings if f.decision == "review"]
+    if review:
+        classes = ", ".join(sorted({f.defect_class for f in review}))
+        return Verdict("FAIL", f"{len(review)} uncertain finding(s) in the grey band ({classes}): to review")
+    return Verdict("PASS", f"{len(defects)} tolerated defect(s)" if defects else "no defects")
+
+
+def _in_zone(finding: Finding, rule: Rule, recipe: Recipe) -> bool:
+    if rule.zone == ANY_ZONE:
+        return True
+    return recipe.zones[rule.zone].contains(finding.face, finding.u_mm, finding.v_mm)
