@@ -1,0 +1,152 @@
+"""`inspector` — the station's command line. Each subcommand imports only what it needs."""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from datetime import datetime, timezone
+
+DEFAULT_DB = os.path.join("out", "results.db")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return 2
+    try:
+        return args.handler(args) or 0
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="inspector", description="Visual inspection cell: station, virtual cell, results, models.")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    sim = sub.add_parser("sim", help="start the virtual cell (controller emulators on pseudo-terminals)",
+                         description="Start the virtual cell and print its port paths; runs until Ctrl-C. "
+                                     "'inspector sim gallery OUTDIR' writes rendered PNGs instead.")
+    sim.add_argument("--seed", type=int, default=1, help="seed of the first part in the fixture (default 1)")
+    sim.add_argument("--speed-factor", type=float, default=1.0, help="machine time runs this many times faster than wall time")
+    sim.add_argument("--station-out", metavar="FILE", help="also write a station config pointing at the emulators' ports")
+    sim.set_defaults(handler=_sim)
+    sim_sub = sim.add_subparsers(title="sim commands", metavar="SIMCOMMAND")
+    gallery = sim_sub.add_parser("gallery", help="write PNGs of one part under each light and camera",
+                                 description="Render one part with one defect of each kind (and the same part without "
+                                             "defects) under each light channel and camera, with ground-truth overlays.")
+    gallery.add_argument("outdir")
+    gallery.add_argument("--seed", type=int, default=7, dest="gallery_seed")
+    gallery.set_defaults(handler=_sim_gallery)
+
+    results = sub.add_parser("results", help="list and filter result records, export CSV, yield per hour and class",
+                             description="Read the result store: filter records, export them to CSV, and summarise "
+                                         "yield by hour and defects by class.")
+    results.add_argument("--db", default=DEFAULT_DB, help=f"result store (default {DEFAULT_DB})")
+    results.add_argument("--verdict", choices=("PASS", "FAIL", "ERROR"))
+    results.add_argument("--serial")
+    results.add_argument("--recipe", dest="recipe_id")
+    results.add_argument("--class", dest="defect_class", help="only parts with a defect of this class")
+    results.add_argument("--since", help="ISO time (UTC), e.g. 2026-11-24T06:00")
+    results.add_argument("--until", help="ISO time (UTC)")
+    results.add_argument("--limit", type=int)
+    results.add_argument("--csv", metavar="FILE", help="write the selected records to a CSV file")
+    results.add_argument("--summary", action="store_true", help="yield by hour and defects by class instead of a list")
+    results.set_defaults(handler=_results)
+
+    for name, text in (("train", "train the detector or the classifier (python -m training train …)"),
+                       ("eval", "evaluate models on a held-out lot (python -m training eval …)"),
+                       ("export", "export a checkpoint to a self-describing ONNX model (python -m training export …)"),
+                       ("data", "generate data sets from the virtual cell (python -m training data …)")):
+        forward = sub.add_parser(name, help=text, add_help=False)
+        forward.add_argument("rest", nargs=argparse.REMAINDER)
+        forward.set_defaults(handler=_forward_to_training, training_command=name)
+    return parser
+
+
+def _sim(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from hardware.sim.cell import VirtualCell
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with VirtualCell(seed=args.seed, speed_factor=args.speed_factor) as cell:
+        print(f"virtual cell running (speed factor {args.speed_factor:g}, part seed {args.seed})")
+        for role, path in cell.ports().items():
+            print(f"  {role:<16} {path}")
+        if args.station_out:
+            cell.write_station_config(args.station_out)
+            print(f"  station config   {args.station_out}")
+        print("Ctrl-C to stop.", flush=True)
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+    print("virtual cell stopped")
+    return 0
+
+
+def _sim_gallery(args: argparse.Namespace) -> int:
+    from hardware.sim.gallery import write_gallery
+
+    paths = write_gallery(args.outdir, seed=args.gallery_seed)
+    print(f"wrote {len(paths)} images to {args.outdir}")
+    return 0
+
+
+def _results(args: argparse.Namespace) -> int:
+    from .results.sqlite_store import ResultStore
+
+    if not os.path.exists(args.db):
+        print(f"inspector results: no result store at {args.db!r} (run some parts first, or pass --db)", file=sys.stderr)
+        return 2
+    since, until = _parse_time(args.since, "--since"), _parse_time(args.until, "--until")
+    with ResultStore(args.db) as store:
+        if args.summary:
+            print("hour (UTC)          pass  fail  error  yield")
+            for hour, passed, failed, errors in store.yield_by_hour(since):
+                total = passed + failed + errors
+                print(f"{hour}  {passed:5d} {failed:5d} {errors:6d}  {100 * passed / total:5.1f}% of {total}")
+            print("\ndefect class        defects  parts")
+            for name, defects, parts in store.defects_by_class(since):
+                print(f"{name:<18} {defects:8d} {parts:6d}")
+            return 0
+        rows = store.query(verdict=args.verdict, serial=args.serial, recipe_id=args.recipe_id,
+                           defect_class=args.defect_class, since=since, until=until, limit=args.limit)
+        if args.csv:
+            store.export_csv(args.csv, rows)
+            print(f"wrote {len(rows)} records to {args.csv}")
+            return 0
+        for row, r in rows:
+            stamp = datetime.fromtimestamp(r.finished_at, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+            classes = ",".join(sorted({d.defect_class for d in r.defects if d.decision == "defect"})) or "-"
+            print(f"{row:6d}  {stamp}  {r.serial:<12} {r.verdict:<5}  {classes:<20} {r.reason}")
+        print(f"{len(rows)} records")
+    return 0
+
+
+def _parse_time(text: str | None, option: str) -> float | None:
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise SystemExit(f"inspector results: {option} {text!r} is not an ISO time such as 2026-11-24T06:00")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+def _forward_to_training(args: argparse.Namespace) -> int:
+    """The training tools need torch, which the station core never imports: run them as their own process."""
+    command = [sys.executable, "-m", "training", args.training_command, *args.rest]
+    return subprocess.call(command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
