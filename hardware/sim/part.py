@@ -1,0 +1,124 @@
+"""The virtual part: a machined aluminium housing with defects of physical size and depth.
+
+Deterministic per seed. True defects (scratch, dent, burr, stain) make a part bad if the recipe
+says so; nuisances (dust, machining marks) are harmless but look like defects to a careless model.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from .geometry import FACE_TABLE, FACES, PART_DIMS_MM
+
+DEFECT_KINDS = ("scratch", "dent", "burr", "stain")
+NUISANCE_KINDS = ("dust", "machining_mark")
+ALL_KINDS = DEFECT_KINDS + NUISANCE_KINDS
+FIXTURE_TOLERANCE = (0.2, 0.2, 1.0)  # ± mm, ± mm, ± degrees
+
+# Top-face holes: (u, v, radius mm, through?)
+HOLES = ((-15.0, -10.0, 1.5, True), (15.0, -10.0, 1.5, True), (-15.0, 10.0, 1.5, True),
+         (15.0, 10.0, 1.5, True), (0.0, 0.0, 3.0, False))
+CHAMFER_MM = 0.4
+
+
+@dataclass(frozen=True)
+class Defect:
+    id: int
+    kind: str
+    face: str
+    u_mm: float
+    v_mm: float
+    length_mm: float  # longest extent
+    width_mm: float
+    depth_mm: float  # groove/pit depth, burr protrusion height, 0 for stains and dust
+    angle_deg: float = 0.0  # direction of the length in the face's (u, v) plane
+
+    @property
+    def is_nuisance(self) -> bool:
+        return self.kind in NUISANCE_KINDS
+
+    @property
+    def size_mm(self) -> float:
+        return max(self.length_mm, self.width_mm)
+
+
+@dataclass(frozen=True)
+class PartInstance:
+    serial: str
+    seed: int
+    defects: tuple[Defect, ...] = ()
+    fixture_error: tuple[float, float, float] = (0.0, 0.0, 0.0)  # dx mm, dy mm, dtheta deg
+    dims_mm: tuple[float, float, float] = PART_DIMS_MM
+    texture_phase: tuple[float, float] = field(default=(0.0, 0.0))
+
+    @property
+    def true_defects(self) -> tuple[Defect, ...]:
+        return tuple(d for d in self.defects if not d.is_nuisance)
+
+    @property
+    def is_defective(self) -> bool:
+        return bool(self.true_defects)
+
+
+def make_part(seed: int, *, defect_probability: float = 0.5, max_defects: int = 3, max_nuisances: int = 4,
+              faces: tuple[str, ...] = FACES, defects: tuple[Defect, ...] | None = None,
+              fixture_error: tuple[float, float, float] | None = None) -> PartInstance:
+    """A part for `seed`. Pass `defects` (and `fixture_error`) to place them explicitly."""
+    rng = random.Random(seed * 7919 + 17)
+    if fixture_error is None:
+        fixture_error = tuple(round(rng.uniform(-t, t), 4) for t in FIXTURE_TOLERANCE)  # type: ignore[assignment]
+    phase = (rng.uniform(0, 100), rng.uniform(0, 100))
+    if defects is None:
+        placed: list[Defect] = []
+        if rng.random() < defect_probability:
+            for _ in range(rng.randint(1, max_defects)):
+                placed.append(random_defect(rng, len(placed), rng.choice(DEFECT_KINDS), rng.choice(faces)))
+        for _ in range(rng.randint(0, max_nuisances)):
+            placed.append(random_defect(rng, len(placed), rng.choice(NUISANCE_KINDS), rng.choice(faces)))
+        defects = tuple(placed)
+    return PartInstance(serial=f"SIM-{seed:06d}", seed=seed, defects=tuple(defects),
+                        fixture_error=fixture_error, texture_phase=phase)  # type: ignore[arg-type]
+
+
+def defect_size(rng: random.Random) -> float:
+    """0.05–2 mm, most of the mass in 0.1–0.5 mm (log-normal around 0.25 mm)."""
+    while True:
+        size = rng.lognormvariate(-1.35, 0.6)
+        if 0.05 <= size <= 2.0:
+            return round(size, 3)
+
+
+def random_defect(rng: random.Random, index: int, kind: str, face: str) -> Defect:
+    f = FACE_TABLE[face]
+    size = defect_size(rng)
+    angle = rng.uniform(0, 180)
+    margin = CHAMFER_MM + 0.3
+    if kind == "burr":  # sits on an edge of the face, protruding outward
+        size = min(size, 0.8)
+        along_u = rng.random() < 0.5
+        sign = rng.choice((-1, 1))
+        if along_u:
+            u, v = rng.uniform(-f.half_u + 2, f.half_u - 2), sign * f.half_v
+        else:
+            u, v = sign * f.half_u, rng.uniform(-f.half_v + 1, f.half_v - 1)
+        return Defect(index, kind, face, round(u, 3), round(v, 3), size, size * 0.6, round(size * 0.5, 3), 0.0)
+    for _ in range(100):
+        u = rng.uniform(-f.half_u + margin, f.half_u - margin)
+        v = rng.uniform(-f.half_v + margin, f.half_v - margin)
+        if face != "top" or all((u - hu) ** 2 + (v - hv) ** 2 > (r + 0.6 + size) ** 2 for hu, hv, r, _ in HOLES):
+            break
+    if kind == "scratch":
+        length, width, depth = max(size, 0.15), max(0.02, size * rng.uniform(0.08, 0.2)), rng.uniform(0.005, 0.02)
+    elif kind == "dent":
+        length = width = size
+        depth = size * rng.uniform(0.08, 0.2)
+    elif kind == "stain":
+        length, width, depth = size * 1.5, size * rng.uniform(0.6, 1.2), 0.0
+    elif kind == "dust":
+        length = width = min(size, rng.uniform(0.03, 0.3))
+        depth = 0.0
+    else:  # machining_mark: a shallow band of periodic tool marks
+        length, width, depth = rng.uniform(1.0, 3.0), rng.uniform(0.3, 0.8), rng.uniform(0.001, 0.003)
+        length = min(length, 2 * f.half_u - 2 * margin, 2 * f.half_v - 2 * margin) if face != "top" else length
+    return Defect(index, kind, face, round(u, 3), round(v, 3), round(length, 3), round(width, 3), round(depth, 4),
+                  round(angle, 1))
