@@ -1,0 +1,133 @@
+"""The virtual cell's renderer: deterministic, geometrically consistent, and physically honest
+about which light reveals which defect."""
+import dataclasses
+
+import cv2
+import numpy as np
+import pytest
+
+from hardware.sim.geometry import (COARSE_CAMERA, FACES, FINE_CAMERA, StagePose, face_point_pose, face_to_pixel,
+                                   face_view_pose, pixel_to_face, visible_face)
+from hardware.sim.gallery import CONTRAST_LIGHT, REVEALING_LIGHT, showcase_defects, write_gallery
+from hardware.sim.part import FIXTURE_TOLERANCE, Defect, make_part
+from hardware.sim.render import render
+
+SHOWCASE = showcase_defects()
+BAD = make_part(5, defects=SHOWCASE, fixture_error=(0.1, -0.1, 0.5))
+GOOD = dataclasses.replace(BAD, defects=())
+
+
+def test_deterministic_per_seed():
+    pose = face_view_pose("top", COARSE_CAMERA)
+    a = render(BAD, pose, {"coaxial": 60}, COARSE_CAMERA, exposure_us=2000, seed=3)
+    b = render(BAD, pose, {"coaxial": 60}, COARSE_CAMERA, exposure_us=2000, seed=3)
+    c = render(BAD, pose, {"coaxial": 60}, COARSE_CAMERA, exposure_us=2000, seed=4)
+    assert np.array_equal(a.image, b.image) and not np.array_equal(a.image, c.image)
+    assert make_part(42) == make_part(42) and make_part(42) != make_part(43)
+
+
+def test_fixture_error_within_tolerance_and_parts_vary():
+    parts = [make_part(s) for s in range(200)]
+    for p in parts:
+        assert all(abs(e) <= t for e, t in zip(p.fixture_error, FIXTURE_TOLERANCE))
+    defective = sum(p.is_defective for p in parts)
+    assert 60 < defective < 140
+    sizes = [d.size_mm for p in parts for d in p.true_defects]
+    assert min(sizes) >= 0.05 and max(sizes) <= 2.0
+    assert 0.4 < np.mean([(0.1 <= s <= 0.5) for s in sizes]) < 0.95
+
+
+@pytest.mark.parametrize("face", FACES)
+@pytest.mark.parametrize("camera", [COARSE_CAMERA, FINE_CAMERA], ids=["coarse", "fine"])
+def test_geometry_round_trips(face, camera):
+    pose = face_point_pose(face, 1.5, -0.5, camera)
+    assert visible_face(pose)[0] == face
+    px, py = face_to_pixel(camera, pose, face, 1.5, -0.5)
+    assert (px, py) == pytest.approx((camera.width_px / 2, camera.height_px / 2), abs=1e-6)
+    seen, u, v = pixel_to_face(camera, pose, px + 37.0, py - 12.0)
+    assert seen == face
+    assert face_to_pixel(camera, pose, face, u, v) == pytest.approx((px + 37.0, py - 12.0), abs=1e-6)
+    result = render(GOOD, pose, {"ring": 50}, camera, exposure_us=2000)
+    assert result.face == face and abs(result.defocus_mm) < 0.3  # the fixture error of ±0.2 mm, ±1° shows as defocus
+
+
+def local_contrast(defect: Defect, role: str) -> float:
+    """Mean |difference| with vs without the defect inside its truth box, under one light."""
+    pose = face_point_pose(defect.face, defect.u_mm, defect.v_mm, FINE_CAMERA)
+    with_defect = render(BAD, pose, {role: 100}, FINE_CAMERA, exposure_us=2000, seed=1)
+    without = render(GOOD, pose, {role: 100}, FINE_CAMERA, exposure_us=2000, seed=1)
+    box = next(b for b in with_defect.truth if b.defect_id == defect.id).box_px
+    window = (slice(box[1], box[3]), slice(box[0], box[2]))
+    return float(np.abs(with_defect.image[window].astype(int) - without.image[window].astype(int)).mean())
+
+
+@pytest.mark.parametrize("defect", [d for d in SHOWCASE if not d.is_nuisance], ids=lambda d: d.kind)
+def test_each_defect_shows_under_its_revealing_light(defect):
+    revealing = local_contrast(defect, REVEALING_LIGHT[defect.kind])
+    other = local_contrast(defect, CONTRAST_LIGHT[defect.kind])
+    assert revealing > 8 and revealing > 3 * other, (revealing, other)
+
+
+def test_burr_changes_the_backlight_silhouette():
+    burr = next(d for d in SHOWCASE if d.kind == "burr")
+    pose = face_point_pose("top", burr.u_mm, burr.v_mm, FINE_CAMERA)
+    bad = render(BAD, pose, {"backlight": 100}, FINE_CAMERA, exposure_us=2000, seed=1).image
+    good = render(GOOD, pose, {"backlight": 100}, FINE_CAMERA, exposure_us=2000, seed=1).image
+    dark_bad, dark_good = (bad < 60).sum(), (good < 60).sum()
+    assert dark_bad - dark_good > 500  # the lump blocks light where the clean edge lets it through
+
+
+def test_defocus_blurs():
+    pose = face_point_pose("top", 15.0, 11.5, FINE_CAMERA)  # the rim of a hole: a sharp edge
+    def sharpness(p):
+        image = render(GOOD, p, {"coaxial": 80}, FINE_CAMERA, exposure_us=2000, seed=1).image
+        return np.abs(cv2.Sobel(cv2.GaussianBlur(image, (0, 0), 2.0), cv2.CV_64F, 1, 1)).max()
+    in_focus = sharpness(pose)
+    assert sharpness(dataclasses.replace(pose, z=pose.z + 0.05)) > 0.5 * in_focus  # inside ±0.1 mm
+    assert sharpness(dataclasses.replace(pose, z=pose.z + 0.5)) < 0.5 * in_focus
+
+
+def test_small_defect_few_pixels_coarse_and_clear_fine():
+    dent = next(d for d in SHOWCASE if d.kind == "dent")
+    assert dent.size_mm == pytest.approx(0.15)
+    coarse = render(BAD, face_view_pose("top", COARSE_CAMERA), {"low_angle": 100}, COARSE_CAMERA, exposure_us=2000)
+    fine = render(BAD, face_point_pose("top", dent.u_mm, dent.v_mm, FINE_CAMERA), {"low_angle": 100}, FINE_CAMERA,
+                  exposure_us=2000)
+    def extent(result):
+        x0, y0, x1, y1 = next(b for b in result.truth if b.defect_id == dent.id).box_px
+        return max(x1 - x0, y1 - y0)
+    assert extent(coarse) <= 6 and extent(fine) >= 10
+
+
+def test_truth_boxes_inside_frame_and_around_defect():
+    pose = face_view_pose("top", COARSE_CAMERA)
+    result = render(BAD, pose, {"coaxial": 50}, COARSE_CAMERA, exposure_us=2000)
+    assert {b.defect_id for b in result.truth} == {d.id for d in SHOWCASE}
+    for box in result.truth:
+        x0, y0, x1, y1 = box.box_px
+        assert 0 <= x0 < x1 <= COARSE_CAMERA.width_px and 0 <= y0 < y1 <= COARSE_CAMERA.height_px
+        defect = SHOWCASE[box.defect_id]
+        cx, cy = face_to_pixel(COARSE_CAMERA, pose, "top", defect.u_mm, defect.v_mm, BAD.fixture_error)
+        assert x0 <= cx <= x1 and y0 <= cy <= y1
+    side = render(BAD, face_view_pose("north", COARSE_CAMERA), {"coaxial": 50}, COARSE_CAMERA, exposure_us=2000)
+    assert side.truth == ()  # all showcase defects sit on the top face
+
+
+def test_exposure_and_gain_scale_brightness():
+    pose = face_view_pose("top", COARSE_CAMERA)
+    def mean(exposure, gain=1.0):
+        return render(GOOD, pose, {"ring": 60}, COARSE_CAMERA, exposure_us=exposure, gain=gain).image[300:400, 400:600].mean()
+    assert mean(1000) < mean(2000) < mean(4000)
+    assert mean(1000, gain=2.0) == pytest.approx(mean(2000), rel=0.05)
+
+
+def test_unknown_light_role_is_named():
+    with pytest.raises(ValueError, match="unknown light role.*'uv'"):
+        render(GOOD, StagePose(), {"uv": 10}, COARSE_CAMERA, exposure_us=1000)
+
+
+def test_gallery_writes_every_light_and_contact_sheet(tmp_path):
+    paths = write_gallery(tmp_path)
+    names = {p.name for p in paths}
+    assert "contact_sheet.png" in names and "coarse_backlight_defects_truth.png" in names
+    assert all(p.stat().st_size > 1000 for p in paths)
