@@ -13,6 +13,9 @@ import serial
 
 from .errors import PortClosed, PortOpenError, ProtocolError, ReadTimeout
 
+# What pyserial raises when the device vanishes, or when the port is closed by another thread mid-call.
+_GONE = (serial.SerialException, OSError, TypeError, AttributeError, ValueError)
+
 
 class LineTransport:
     def __init__(
@@ -101,7 +104,7 @@ class LineTransport:
                 port.flush()
             except serial.SerialTimeoutException as exc:
                 raise ReadTimeout(f"{self.name}: write timed out after {self.write_timeout_s} s") from exc
-            except (serial.SerialException, OSError) as exc:
+            except _GONE as exc:  # closed under us by another thread counts as gone too
                 self.close()
                 raise PortClosed(f"{self.name}: port {self.url!r} went away while writing: {exc}") from exc
 
@@ -130,7 +133,7 @@ class LineTransport:
             waiting = port.in_waiting
             if waiting:
                 self._append(port.read(waiting))
-        except (serial.SerialException, OSError) as exc:
+        except _GONE as exc:
             self.close()
             raise PortClosed(f"{self.name}: port {self.url!r} went away: {exc}") from exc
         lines = []
@@ -143,7 +146,7 @@ class LineTransport:
         port = self._require_open()
         try:
             port.reset_input_buffer()
-        except (serial.SerialException, OSError) as exc:
+        except _GONE as exc:
             self.close()
             raise PortClosed(f"{self.name}: port {self.url!r} went away: {exc}") from exc
 
@@ -162,7 +165,7 @@ class LineTransport:
                 waiting = port.in_waiting
                 if waiting:
                     data += port.read(waiting)
-        except (serial.SerialException, OSError) as exc:
+        except _GONE as exc:
             self.close()
             raise PortClosed(f"{self.name}: port {self.url!r} went away: {exc}") from exc
         self._append(data)

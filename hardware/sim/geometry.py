@@ -20,20 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..pose import StagePose
+
 FACES = ("top", "north", "south", "east", "west")
 PART_DIMS_MM = (40.0, 30.0, 8.0)  # length (x), width (y), height (z)
-
-
-@dataclass(frozen=True)
-class StagePose:
-    x: float = 0.0
-    y: float = 0.0
-    z: float = 0.0
-    a: float = 0.0
-    b: float = 0.0
-
-    def as_tuple(self) -> tuple[float, float, float, float, float]:
-        return (self.x, self.y, self.z, self.a, self.b)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,231 @@
+"""grblHAL / Grbl 1.1 serial protocol: reply patterns, status parsing, command formatting,
+and the error and alarm code tables (as Grbl 1.1 documents them in doc/csv/*_codes_en_US.csv,
+with the codes grblHAL adds). Pure functions; no I/O.
+"""
+from __future__ import annotations
+
+import re
+import time
+from typing import Mapping
+
+from .base import AXES, AxisSettings, MachineState, Pose
+
+RESET = b"\x18"
+STATUS_QUERY = b"?"
+FEED_HOLD = b"!"
+CYCLE_START = b"~"
+JOG_CANCEL = b"\x85"
+
+OK = "ok"
+RESET_TO_CONTINUE = "[MSG:Reset to continue]"
+CRITICAL_ALARMS = frozenset({1, 2, 10})  # hard limit, soft limit, e-stop: locked until reset
+BANNER = re.compile(r"^Grbl(?:HAL)?\s+(?P<version>\S+)\s+\[.*help\]\s*$", re.IGNORECASE)
+STATUS = re.compile(r"^<(?P<body>[^<>]*)>$")
+ERROR = re.compile(r"^error:(?P<code>\d+)$")
+ALARM = re.compile(r"^ALARM:(?P<code>\d+)$")
+MESSAGE = re.compile(r"^\[MSG:(?P<text>.*)\]$")
+BRACKET = re.compile(r"^\[(?P<key>[A-Z]+):(?P<value>.*)\]$")
+SETTING = re.compile(r"^\$(?P<number>\d+)=(?P<value>[^\s;(]*)")
+AXES_INFO = re.compile(r"^(?P<count>\d+):(?P<letters>[XYZABCUVW]+)$")
+
+STATES = ("Idle", "Run", "Hold", "Jog", "Alarm", "Door", "Check", "Home", "Sleep", "Tool")
+
+ERROR_CODES: Mapping[int, str] = {
+    1: "G-code words consist of a letter and a value. Letter was not found.",
+    2: "Missing the expected G-code word value or numeric value format is not valid.",
+    3: "Grbl '$' system command was not recognized or supported.",
+    4: "Negative value received for an expected positive value.",
+    5: "Homing cycle failure. Homing is not enabled via settings.",
+    6: "Minimum step pulse time must be greater than 3usec.",
+    7: "An EEPROM read failed. Auto-restoring affected EEPROM to default values.",
+    8: "Grbl '$' command cannot be used unless Grbl is IDLE. Ensures smooth operation during a job.",
+    9: "G-code commands are locked out during alarm or jog state.",
+    10: "Soft limits cannot be enabled without homing also enabled.",
+    11: "Max characters per line exceeded. Received command line was not executed.",
+    12: "Grbl '$' setting value cause the step rate to exceed the maximum supported.",
+    13: "Safety door detected as opened and door state initiated.",
+    14: "Build info or startup line exceeded EEPROM line length limit. Line not stored.",
+    15: "Jog target exceeds machine travel. Jog command has been ignored.",
+    16: "Jog command has no '=' or contains prohibited g-code.",
+    17: "Laser mode requires PWM output.",
+    20: "Unsupported or invalid g-code command found in block.",
+    21: "More than one g-code command from same modal group found in block.",
+    22: "Feed rate has not yet been set or is undefined.",
+    23: "G-code command in block requires an integer value.",
+    24: "More than one g-code command that requires axis words found in block.",
+    25: "Repeated g-code word found in block.",
+    26: "No axis words found in block for g-code command or current modal state which requires them.",
+    27: "Line number value is invalid.",
+    28: "G-code command is missing a required value word.",
+    29: "G59.x work coordinate systems are not supported.",
+    30: "G53 only allowed with G0 and G1 motion modes.",
+    31: "Axis words found in block when no command or current modal state uses them.",
+    32: "G2 and G3 arcs require at least one in-plane axis word.",
+    33: "Motion command target is invalid.",
+    34: "Arc radius value is invalid.",
+    35: "G2 and G3 arcs require at least one in-plane offset word.",
+    36: "Unused value words found in block.",
+    37: "G43.1 dynamic tool length offset is not assigned to configured tool length axis.",
+    38: "Tool number greater than max supported value.",
+    39: "Value out of range.",
+    40: "G-code command not allowed when tool change is pending.",
+    41: "Spindle not running when motion commanded in CSS or spindle sync mode.",
+    42: "Plane must be ZX for threading.",
+    43: "Max. feed rate exceeded.",
+    44: "RPM out of range.",
+    45: "Only homing is allowed when a limit switch is engaged.",
+    46: "Home machine to continue.",
+    60: "SD Card mount failed.",
+    79: "Setting is not available, possibly due to limited driver support.",
+}
+
+ALARM_CODES: Mapping[int, str] = {
+    1: "Hard limit triggered. Machine position is likely lost due to sudden and immediate halt. Re-homing is highly recommended.",
+    2: "G-code motion target exceeds machine travel. Machine position safely retained. Alarm may be unlocked.",
+    3: "Reset while in motion. Grbl cannot guarantee position. Lost steps are likely. Re-homing is highly recommended.",
+    4: "Probe fail. The probe is not in the expected initial state before starting probe cycle.",
+    5: "Probe fail. Probe did not contact the workpiece within the programmed travel.",
+    6: "Homing fail. Reset during active homing cycle.",
+    7: "Homing fail. Safety door was opened during active homing cycle.",
+    8: "Homing fail. Cycle failed to clear limit switch when pulling off.",
+    9: "Homing fail. Could not find limit switch within search distance.",
+    10: "E-stop asserted. Clear and reset.",
+    11: "Homing required. Execute homing command ($H) to continue.",
+    12: "Limit switch engaged. Clear before continuing.",
+    13: "Probe protection triggered. Clear before continuing.",
+    14: "Spindle at speed timeout. Clear before continuing.",
+    15: "Homing fail. Could not find second limit switch for auto squared axis within search distances.",
+    16: "Power on selftest (POS) failed.",
+    17: "Motor fault.",
+}
+
+# $$ setting numbers: first axis at base, next axes follow (X=+0, Y=+1, Z=+2, A=+3, B=+4).
+STEPS_BASE, RATE_BASE, ACCEL_BASE, TRAVEL_BASE = 100, 110, 120, 130
+SOFT_LIMITS, HARD_LIMITS, HOMING_ENABLE, STATUS_MASK = 20, 21, 22, 10
+
+
+def error_meaning(code: int) -> str:
+    return ERROR_CODES.get(code, "unknown error code")
+
+
+def alarm_meaning(code: int) -> str:
+    return ALARM_CODES.get(code, "unknown alarm code")
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    return tuple(float(v) for v in text.split(","))
+
+
+def parse_status(line: str, previous_offset: tuple[float, ...] = (0.0,) * 5) -> MachineState:
+    """Parse `<State|MPos:…|…>`. WPos is turned into MPos with the last known WCO, as senders do."""
+    match = STATUS.match(line)
+    if not match:
+        raise ValueError(f"not a status report: {line!r}")
+    fields = match.group("body").split("|")
+    state_text = fields[0]
+    state, _, sub = state_text.partition(":")
+    if state not in STATES:
+        raise ValueError(f"unknown machine state {state_text!r} in {line!r}")
+    substate = int(sub) if sub.isdigit() else None
+    values: dict[str, str] = {}
+    for item in fields[1:]:
+        key, sep, value = item.partition(":")
+        if not sep:
+            raise ValueError(f"malformed field {item!r} in {line!r}")
+        values[key] = value
+    offset = _floats(values["WCO"]) if "WCO" in values else previous_offset
+    if "MPos" in values:
+        machine = _floats(values["MPos"])
+    elif "WPos" in values:
+        work = _floats(values["WPos"])
+        machine = tuple(w + o for w, o in zip(work, offset))
+    else:
+        raise ValueError(f"status report without MPos or WPos: {line!r}")
+    buffer = tuple(int(v) for v in values["Bf"].split(",")) if "Bf" in values else None
+    feed, spindle = 0.0, 0.0
+    if "FS" in values:
+        fs = _floats(values["FS"])
+        feed, spindle = fs[0], fs[1] if len(fs) > 1 else 0.0
+    elif "F" in values:
+        feed = float(values["F"])
+    overrides = tuple(int(v) for v in values["Ov"].split(",")) if "Ov" in values else None
+    known = {"MPos", "WPos", "WCO", "Bf", "FS", "F", "Ov", "Pn"}
+    return MachineState(state=state, substate=substate, machine_pos=machine, work_offset=offset,
+                        buffer=buffer, feed=feed, spindle=spindle, overrides=overrides,  # type: ignore[arg-type]
+                        pins=values.get("Pn", ""), received_at=time.monotonic(),
+                        extra={k: v for k, v in values.items() if k not in known})
+
+
+def format_status(state: str, machine_pos: tuple[float, ...], *, substate: int | None = None,
+                  buffer: tuple[int, int] | None = None, feed: float = 0.0, spindle: float = 0.0,
+                  work_offset: tuple[float, ...] | None = None, overrides: tuple[int, int, int] | None = None,
+                  pins: str = "") -> str:
+    head = state if substate is None else f"{state}:{substate}"
+    parts = [head, "MPos:" + ",".join(f"{v:.3f}" for v in machine_pos)]
+    if buffer is not None:
+        parts.append(f"Bf:{buffer[0]},{buffer[1]}")
+    parts.append(f"FS:{feed:.0f},{spindle:.0f}")
+    if pins:
+        parts.append(f"Pn:{pins}")
+    if work_offset is not None:
+        parts.append("WCO:" + ",".join(f"{v:.3f}" for v in work_offset))
+    if overrides is not None:
+        parts.append(f"Ov:{overrides[0]},{overrides[1]},{overrides[2]}")
+    return "<" + "|".join(parts) + ">"
+
+
+def parse_axes(info_lines: list[str]) -> str:
+    """Axis letters from `$I` output (`[AXS:5:XYZAB]`); Grbl without it has XYZ."""
+    for line in info_lines:
+        match = BRACKET.match(line)
+        if match and match.group("key") == "AXS":
+            axes = AXES_INFO.match(match.group("value"))
+            if not axes:
+                raise ValueError(f"malformed axis report {line!r}")
+            return axes.group("letters")
+    return "XYZ"
+
+
+def parse_settings(lines: list[str]) -> dict[int, str]:
+    settings = {}
+    for line in lines:
+        match = SETTING.match(line)
+        if match:
+            settings[int(match.group("number"))] = match.group("value")
+    return settings
+
+
+def axis_settings(settings: Mapping[int, str], letters: str) -> dict[str, AxisSettings]:
+    """Per-axis settings from `$$` values; raises KeyError naming the missing setting."""
+    result = {}
+    for index, letter in enumerate(letters.lower()):
+        def value(base: int) -> float:
+            number = base + index
+            if number not in settings:
+                raise KeyError(f"${number} ({letter.upper()} axis) missing from $$ report")
+            return float(settings[number])
+        result[letter] = AxisSettings(value(STEPS_BASE), value(RATE_BASE), value(ACCEL_BASE), value(TRAVEL_BASE))
+    return result
+
+
+def _words(pose: Pose | Mapping[str, float], letters: str) -> str:
+    values = pose if isinstance(pose, Mapping) else {a: getattr(pose, a) for a in AXES}
+    return " ".join(f"{axis.upper()}{values[axis]:.3f}" for axis in letters.lower() if axis in values)
+
+
+def format_move(pose: Pose, letters: str = "XYZAB", feed_per_min: float | None = None) -> str:
+    """`G90 G0 X… Y… Z… A… B…` (rapid), or `G90 G1 … F…` when a feed is given."""
+    if feed_per_min is None:
+        return f"G90 G0 {_words(pose, letters)}"
+    if feed_per_min <= 0:
+        raise ValueError(f"feed must be positive, got {feed_per_min}")
+    return f"G90 G1 {_words(pose, letters)} F{feed_per_min:.1f}"
+
+
+def format_jog(axis: str, distance: float, feed_per_min: float) -> str:
+    """`$J=G91 X… F…`: an incremental jog of one axis."""
+    if axis.lower() not in AXES:
+        raise ValueError(f"unknown axis {axis!r}; expected one of {', '.join(AXES)}")
+    if feed_per_min <= 0:
+        raise ValueError(f"jog feed must be positive, got {feed_per_min}")
+    return f"$J=G91 {axis.upper()}{distance:.3f} F{feed_per_min:.1f}"
