@@ -49,4 +49,4 @@ def detector_loss(outputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor], targ
     l_size = (torch.abs(size - targets["size"]) * mask).sum() / count
     l_off = (torch.abs(offset - targets["offset"]) * mask).sum() / count
     total = l_heat + size_weight * l_size + offset_weight * l_off
-    return total, {"heat": float(l_heat), "size": float(l_size), "offset": float(l_off)}
+    return total, {"heat": float(l_heat.detach()), "size": float(l_size.detach()), "offset": float(l_off.detach())}

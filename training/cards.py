@@ -1,0 +1,123 @@
+"""Model cards: `<model>.card.json` (machine-readable, the source) and `<model>.card.md` beside it."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from inspector.inference.model_package import ModelInfo
+
+
+def card_paths(model_path: Path) -> tuple[Path, Path]:
+    model_path = Path(model_path)
+    stem = model_path.with_suffix("")
+    return stem.with_name(stem.name + ".card.json"), stem.with_name(stem.name + ".card.md")
+
+
+def write_card(model_path: Path, *, info: ModelInfo, checkpoint: dict[str, Any], parity: dict[str, Any], command: str,
+               data: dict[str, Any]) -> dict[str, Any]:
+    model_path = Path(model_path)
+    cfg = checkpoint.get("config", {})
+    card = {
+        "model": model_path.name, "task": info.task, "version": info.version,
+        "sha256": hashlib.sha256(model_path.read_bytes()).hexdigest(),
+        "size_bytes": model_path.stat().st_size,
+        "class_names": list(info.class_names), "input": {"size": list(info.input_size), "layout": info.input_layout,
+                                                        "colour": info.colour, "normalisation": info.normalisation.__dict__},
+        "architecture": info.extra.get("architecture"), "parameters": info.extra.get("parameters"),
+        "camera": info.extra.get("camera"), "light_program": info.extra.get("light_program"),
+        "thresholds": dict(info.thresholds), "grey_band": {k: list(v) for k, v in info.grey_band.items()},
+        "threshold_rule": info.metrics.get("threshold_rule"),
+        "training": {"steps": checkpoint.get("step"), "config": cfg, "training_data_fingerprint": info.training_data_fingerprint},
+        "data": data, "validation": info.metrics.get("val"), "parity": parity,
+        "heldout": None, "reproduce": _reproduce(info.task, cfg, command),
+    }
+    json_path, _ = card_paths(model_path)
+    old = json.loads(json_path.read_text(encoding="utf-8")) if json_path.is_file() else {}
+    if old.get("sha256") == card["sha256"]:
+        card["heldout"] = old.get("heldout")  # same graph and metadata: the held-out figures still apply
+    save_card(model_path, card)
+    return card
+
+
+def _reproduce(task: str, cfg: dict[str, Any], command: str) -> list[str]:
+    steps = ["python -m training data standard"]
+    if task == "detect":
+        steps.append(f"python -m training train detector --iterations {cfg.get('iterations')} --seed {cfg.get('seed')} "
+                     f"--width {cfg.get('width')} --batch-size {cfg.get('batch_size')} --crop {cfg.get('crop')}")
+    else:
+        steps.append(f"python -m training train classifier --epochs {cfg.get('epochs')} --seed {cfg.get('seed')} "
+                     f"--width {cfg.get('width')} --batch-size {cfg.get('batch_size')}")
+    if command:
+        steps.append(command)
+    steps.append("python -m training eval --write-cards")
+    return steps
+
+
+def update_card(model_path: Path, **sections: Any) -> dict[str, Any]:
+    json_path, _ = card_paths(model_path)
+    card = json.loads(json_path.read_text(encoding="utf-8"))
+    card.update(sections)
+    card["sha256"] = hashlib.sha256(Path(model_path).read_bytes()).hexdigest()
+    card["size_bytes"] = Path(model_path).stat().st_size
+    save_card(model_path, card)
+    return card
+
+
+def save_card(model_path: Path, card: dict[str, Any]) -> None:
+    json_path, md_path = card_paths(model_path)
+    json_path.write_text(json.dumps(card, indent=2, sort_keys=False, ensure_ascii=False) + "\n", encoding="utf-8")
+    md_path.write_text(render_markdown(card), encoding="utf-8")
+
+
+def _pct(pair: list[int] | tuple[int, int] | None) -> str:
+    if not pair:
+        return "–"
+    n, d = pair
+    return f"{100 * n / d:.1f} % ({n}/{d})" if d else f"– (0/0)"
+
+
+def render_markdown(card: dict[str, Any]) -> str:
+    lines = [f"# Model card: `{card['model']}` ({card['task']}, version {card['version']})", ""]
+    lines += [f"- sha256 `{card['sha256']}`, {card['size_bytes'] / 1e6:.2f} MB, {card.get('parameters'):,} parameters "
+              f"({card.get('architecture')})",
+              f"- input: {card['input']['colour']} {card['input']['layout']}, size {card['input']['size']} "
+              f"(0 = any), normalisation {card['input']['normalisation']}",
+              f"- classes: {', '.join(card['class_names'])}",
+              f"- camera: {card.get('camera')}; light program: `{json.dumps(card.get('light_program'))}`", ""]
+    lines += ["## Data", ""]
+    for split, d in (card.get("data") or {}).items():
+        rng = d.get("seed_range")
+        lines.append(f"- **{split}**: `{d.get('path')}`, part seeds {rng[0]}–{rng[1]}, fingerprint `{d.get('fingerprint')}`"
+                     + (f", counts {d['counts']}" if d.get("counts") else "") if rng else f"- **{split}**: {d}")
+    lines += ["", "## Thresholds", "", f"Rule: {card.get('threshold_rule')}", "", "| class | threshold | grey band |",
+              "|---|---|---|"]
+    for c, t in card["thresholds"].items():
+        band = card["grey_band"].get(c)
+        lines.append(f"| {c} | {t:.3f} | {('[%.3f, %.3f)' % tuple(band)) if band else '–'} |")
+    val = card.get("validation") or {}
+    if card["task"] == "detect" and val:
+        lines += ["", "## Validation (at these thresholds)", "", "| class | recall | precision |", "|---|---|---|"]
+        for c, m in val.items():
+            lines.append(f"| {c} | {_pct(m['recall'])} | {_pct(m['precision'])} |")
+    elif val:
+        lines += ["", "## Validation (at these thresholds)", "", "| true class | samples | called defect | review | correct |",
+                  "|---|---|---|---|---|"]
+        for c, m in val["per_class"].items():
+            lines.append(f"| {c} | {m['samples']} | {m['called_defect']} | {m['review']} | {m['correct']} |")
+    p = card.get("parity") or {}
+    lines += ["", "## Parity (ONNX in the station runtime vs the torch checkpoint)", "",
+              f"{p.get('golden')} golden {p.get('unit')} from the validation set (`{p.get('golden_set')}`): "
+              f"max abs output difference **{p.get('max_abs_diff', 0):.2e}**, decisions "
+              f"**{'identical' if p.get('identical_decisions') else 'differ: ' + str(p.get('differences'))}**."]
+    held = card.get("heldout")
+    lines += ["", "## Held-out evaluation", ""]
+    if held:
+        lines += held.get("markdown", [json.dumps(held)])
+    else:
+        lines.append("Not evaluated yet: run `python -m training eval --write-cards`.")
+    lines += ["", "## Reproduce", "", "```bash", *card.get("reproduce", []), "```", ""]
+    t = card.get("training", {})
+    lines += [f"Training: {t.get('steps')} steps, config `{json.dumps(t.get('config'))}`.", ""]
+    return "\n".join(lines)
