@@ -6,6 +6,7 @@ The transport knows nothing of any protocol; drivers build on `write_line` / `re
 """
 from __future__ import annotations
 
+import termios
 import threading
 import time
 
@@ -14,7 +15,7 @@ import serial
 from .errors import PortClosed, PortOpenError, ProtocolError, ReadTimeout
 
 # What pyserial raises when the device vanishes, or when the port is closed by another thread mid-call.
-_GONE = (serial.SerialException, OSError, TypeError, AttributeError, ValueError)
+_GONE = (serial.SerialException, OSError, TypeError, AttributeError, ValueError, termios.error)
 
 
 class LineTransport:
