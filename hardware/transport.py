@@ -6,7 +6,6 @@ The transport knows nothing of any protocol; drivers build on `write_line` / `re
 """
 from __future__ import annotations
 
-import termios
 import threading
 import time
 
@@ -15,7 +14,12 @@ import serial
 from .errors import PortClosed, PortOpenError, ProtocolError, ReadTimeout
 
 # What pyserial raises when the device vanishes, or when the port is closed by another thread mid-call.
-_GONE = (serial.SerialException, OSError, TypeError, AttributeError, ValueError, termios.error)
+try:
+    import termios
+    _TERMIOS_ERRORS: tuple[type[BaseException], ...] = (termios.error,)
+except ImportError:  # Windows: pyserial raises SerialException there
+    _TERMIOS_ERRORS = ()
+_GONE = (serial.SerialException, OSError, TypeError, AttributeError, ValueError, *_TERMIOS_ERRORS)
 
 
 class LineTransport:

@@ -31,7 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      "'inspector sim gallery OUTDIR' writes rendered PNGs instead.")
     sim.add_argument("--seed", type=int, default=1, help="seed of the first part in the fixture (default 1)")
     sim.add_argument("--speed-factor", type=float, default=1.0, help="machine time runs this many times faster than wall time")
-    sim.add_argument("--station-out", metavar="FILE", help="also write a station config pointing at the emulators' ports")
+    sim.add_argument("--lights", choices=("gardasoft", "template"), default="gardasoft",
+                     help="light controller protocol to emulate (default gardasoft)")
+    sim.add_argument("--station-out", metavar="FILE", help="also write a station config (TOML) pointing at the emulators' ports")
     sim.set_defaults(handler=_sim)
     sim_sub = sim.add_subparsers(title="sim commands", metavar="SIMCOMMAND")
     gallery = sim_sub.add_parser("gallery", help="write PNGs of one part under each light and camera",
@@ -72,14 +74,16 @@ def _sim(args: argparse.Namespace) -> int:
 
     from hardware.sim.cell import VirtualCell
 
+    from .station_config import StationConfig
+
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with VirtualCell(seed=args.seed, speed_factor=args.speed_factor) as cell:
+    with VirtualCell(seed=args.seed, speed_factor=args.speed_factor, light_protocol=args.lights) as cell:
         print(f"virtual cell running (speed factor {args.speed_factor:g}, part seed {args.seed})")
         for role, path in cell.ports().items():
             print(f"  {role:<16} {path}")
         if args.station_out:
-            cell.write_station_config(args.station_out)
+            StationConfig.from_dict(cell.station_config_dict(), source="virtual cell").save(args.station_out)
             print(f"  station config   {args.station_out}")
         print("Ctrl-C to stop.", flush=True)
         try:

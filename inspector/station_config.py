@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .schema import ConfigError, Section, load_document
+from hardware.lights.template import TemplateProtocolSpec
+
+from .schema import ConfigError, Section, dump_toml, load_document
 
 MOTION_PROTOCOLS = ("grblhal",)
 LIGHT_PROTOCOLS = ("gardasoft", "template")
@@ -92,6 +94,9 @@ class StationConfig:
         top.reject_unknown()
         return cls(name=name, motion=motion, lights=lights, cameras=cameras, source=source)
 
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(dump_toml(self.to_dict()), encoding="utf-8")
+
     def to_dict(self) -> dict[str, Any]:
         def port(p: SerialPortConfig) -> dict[str, Any]:
             return {"protocol": p.protocol, "url": p.url, "baudrate": p.baudrate, "timeout_s": p.timeout_s}
@@ -140,6 +145,10 @@ def _lights(section: Section) -> LightsConfig:
         if role not in LIGHT_ROLES:
             raise channel_section.error(role, f"unknown light role, expected one of {', '.join(LIGHT_ROLES)}")
         channels[role] = channel_section.get(role, (int, str))
+    if fields["protocol"] == "gardasoft":
+        for role, channel in channels.items():
+            if not isinstance(channel, int) or channel < 1:
+                raise channel_section.error(role, f"a Gardasoft output number ≥ 1 is expected, got {channel!r}")
     if not channels:
         raise section.error("channels", "expected at least one role → channel entry, e.g. coaxial = 1")
     template = None
@@ -147,6 +156,10 @@ def _lights(section: Section) -> LightsConfig:
         template_section = section.section("template")
         assert template_section is not None
         template = dict(template_section.data)
+        try:
+            TemplateProtocolSpec.from_dict(template, source="lights.template")
+        except ValueError as exc:
+            raise ConfigError(section.source, "", str(exc)) from None
     elif section.has("template"):
         raise section.error("template", f"only used with protocol = \"template\", not {fields['protocol']!r}")
     section.reject_unknown()

@@ -1,0 +1,96 @@
+"""The virtual cell: a grblHAL stage emulator and a light controller emulator on real
+pseudo-terminals, a part in the fixture, and cameras that render what the stage pose and the
+lights make visible. The station drives it through the same drivers and ports as a real cell.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+from ..cameras.virtual_camera import SceneSnapshot, VirtualCamera
+from ..lights.template import TemplateProtocolSpec
+from .geometry import CAMERAS, CameraSpec
+from .grbl_emulator import GrblEmulator
+from .light_emulators import GardasoftEmulator, TemplateEmulator
+from .part import PartInstance, make_part
+
+WIRING: dict[str, int] = {"coaxial": 1, "ring": 2, "low_angle": 3, "backlight": 4,
+                          "seg_n": 5, "seg_e": 6, "seg_s": 7, "seg_w": 8}
+TEMPLATE_WIRING: dict[str, str] = {"coaxial": "A", "ring": "B", "low_angle": "C", "backlight": "D",
+                                   "seg_n": "E", "seg_e": "F", "seg_s": "G", "seg_w": "H"}
+# A made-up vendor ("ACME LC-8") described as data, as an integrator would for a new controller.
+ACME_TEMPLATE = {"set_level": "S{channel}{value:04d}#", "set_strobe": "T{channel}{pulse_us:05d}{delay_us:05d}{value:04d}#",
+                 "save": "W#", "reply": "^OK$", "error": "^NG(?P<code>\\d*)$", "value_max": 255, "line_end": "\r"}
+
+
+class VirtualCell:
+    def __init__(self, *, seed: int = 1, speed_factor: float = 1.0, light_protocol: str = "gardasoft",
+                 homing_required: bool = True):
+        self.motion = GrblEmulator(speed_factor=speed_factor, homing_required=homing_required)
+        self.light_protocol = light_protocol
+        if light_protocol == "gardasoft":
+            self.lights: GardasoftEmulator | TemplateEmulator = GardasoftEmulator()
+            self.wiring: Mapping[str, int | str] = WIRING
+        elif light_protocol == "template":
+            self.lights = TemplateEmulator(TemplateProtocolSpec.from_dict(ACME_TEMPLATE), TEMPLATE_WIRING.values(),
+                                           name="acme-lc8")
+            self.wiring = TEMPLATE_WIRING
+        else:
+            raise ValueError(f"light_protocol must be 'gardasoft' or 'template', got {light_protocol!r}")
+        self.part: PartInstance | None = make_part(seed)
+        self._started = False
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def start(self) -> "VirtualCell":
+        if not self._started:
+            self.motion.start()
+            self.lights.start()
+            self._started = True
+        return self
+
+    def stop(self) -> None:
+        self.motion.stop()
+        self.lights.stop()
+        self._started = False
+
+    def __enter__(self) -> "VirtualCell":
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def ports(self) -> dict[str, str]:
+        return {"motion (grblHAL)": self.motion.port_path, f"lights ({self.light_protocol})": self.lights.port_path}
+
+    # -- the scene ---------------------------------------------------------------------------------
+    def load_part(self, part: PartInstance | int | None) -> PartInstance | None:
+        """Put a part in the fixture (a PartInstance or a seed), or empty it with None."""
+        self.part = make_part(part) if isinstance(part, int) else part
+        return self.part
+
+    def snapshot(self, exposure_us: float) -> SceneSnapshot:
+        return SceneSnapshot(part=self.part, pose=self.motion.machine_pose(),
+                             lights=self.lights.effective_levels(self.wiring, exposure_us),
+                             moving=self.motion.is_moving)
+
+    def camera(self, role: str, *, seed: int = 0) -> VirtualCamera:
+        if role not in CAMERAS:
+            raise ValueError(f"no virtual camera {role!r}; the cell has {', '.join(CAMERAS)}")
+        return VirtualCamera(role, CAMERAS[role], self, seed=seed, pose_source=self.motion.machine_pose)
+
+    # -- station config ------------------------------------------------------------------------------
+    def station_config_dict(self, name: str = "virtual-cell") -> dict:
+        lights: dict = {"protocol": self.light_protocol, "url": self.lights.port_path, "timeout_s": 1.0,
+                        "channels": dict(self.wiring)}
+        if self.light_protocol == "template":
+            lights["template"] = dict(ACME_TEMPLATE)
+        return {"station": {"name": name},
+                "motion": {"protocol": "grblhal", "url": self.motion.port_path, "timeout_s": 2.0},
+                "lights": lights,
+                "cameras": {role: _camera_entry(spec) for role, spec in CAMERAS.items()}}
+
+
+def _camera_entry(spec: CameraSpec) -> dict:
+    return {"backend": "virtual", "width_px": spec.width_px, "height_px": spec.height_px,
+            "exposure_us": 2000.0, "gain": 1.0,
+            "calibration": {"mm_per_px": spec.mm_per_px, "optical_axis_mm": list(spec.axis_xy),
+                            "rotation_deg": 0.0, "focal_z_mm": spec.focal_z}}

@@ -1,0 +1,79 @@
+"""Open the devices a station config names: one registry per device kind, so a new controller
+model is a new entry, not a new `if`."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from hardware.cameras.base import Camera
+from hardware.cameras.opencv_camera import ImageSequenceCamera, OpenCVCamera
+from hardware.lights.base import LightController
+from hardware.lights.gardasoft import GardasoftController
+from hardware.lights.template import TemplateLightController, TemplateProtocolSpec
+from hardware.motion.base import MotionController
+from hardware.motion.grblhal import GrblHalController
+from hardware.transport import LineTransport
+
+from .station_config import CameraConfig, LightsConfig, SerialPortConfig, StationConfig
+
+
+def _transport(config: SerialPortConfig, name: str) -> LineTransport:
+    return LineTransport(config.url, name=name, baudrate=config.baudrate, read_timeout_s=config.timeout_s)
+
+
+MOTION_DRIVERS: dict[str, Callable[[SerialPortConfig], MotionController]] = {
+    "grblhal": lambda c: GrblHalController(_transport(c, "motion")),
+}
+LIGHT_DRIVERS: dict[str, Callable[[LightsConfig], LightController]] = {
+    "gardasoft": lambda c: GardasoftController(_transport(c, "lights"), c.channels),
+    "template": lambda c: TemplateLightController(_transport(c, "lights"),
+                                                  TemplateProtocolSpec.from_dict(c.template or {}), c.channels),
+}
+
+
+def _camera(config: CameraConfig, virtual_cell) -> Camera:
+    if config.backend == "virtual":
+        if virtual_cell is None:
+            raise ValueError(f"camera {config.role!r} is virtual: it needs the virtual cell in this process "
+                             f"(use --sim), or a real backend in the station config")
+        return virtual_cell.camera(config.role)
+    if config.backend == "images":
+        return ImageSequenceCamera(config.role, str(config.source))
+    return OpenCVCamera(config.role, config.source)  # type: ignore[arg-type]
+
+
+@dataclass
+class Devices:
+    motion: MotionController
+    lights: LightController
+    cameras: dict[str, Camera] = field(default_factory=dict)
+
+    def close(self) -> None:
+        for camera in self.cameras.values():
+            camera.close()
+        for device in (self.lights, self.motion):
+            try:
+                device.disconnect()
+            except Exception:  # noqa: BLE001 - closing must go on for the others
+                pass
+
+
+def open_devices(config: StationConfig, *, virtual_cell=None) -> Devices:
+    """Connect motion and lights, open both cameras, configure them from the station config."""
+    motion = MOTION_DRIVERS[config.motion.protocol](config.motion)
+    lights = LIGHT_DRIVERS[config.lights.protocol](config.lights)
+    devices = Devices(motion, lights)
+    try:
+        motion.connect()
+        lights.connect()
+        for role, camera_config in config.cameras.items():
+            camera = _camera(camera_config, virtual_cell)
+            camera.open()
+            camera.configure(exposure_us=camera_config.exposure_us, gain=camera_config.gain)
+            if camera.pose_source is None:
+                camera.pose_source = motion.position
+            devices.cameras[role] = camera
+    except BaseException:
+        devices.close()
+        raise
+    return devices
