@@ -81,7 +81,8 @@ def _plot_matplotlib(path: Path, curves, marks, title: str) -> None:
     ax.set_xlim(0, 1.02)
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower left", title="circle = shipped threshold", fontsize=8, title_fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="lower left", title="circle = shipped threshold", fontsize=8, title_fontsize=8)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path)

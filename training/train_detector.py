@@ -212,7 +212,7 @@ def train_detector(cfg: DetectorTrainConfig) -> Path:
         optimizer.step()
         scheduler.step()
         step += 1
-        bar.update(loss=float(loss), **parts)
+        bar.update(loss=float(loss.detach()), **parts)
         done = step == cfg.iterations
         if val_set is not None and (step % cfg.val_every == 0 or done):
             figures = validate(model, val_set, cfg.val_images)
