@@ -43,6 +43,30 @@ def build_parser() -> argparse.ArgumentParser:
     gallery.add_argument("--seed", type=int, default=7, dest="gallery_seed")
     gallery.set_defaults(handler=_sim_gallery)
 
+    run = sub.add_parser("run", help="inspect parts: --sim runs a lot on the virtual cell",
+                         description="Run the inspection cycle on a lot. With --sim the virtual cell supplies the "
+                                     "machine and the parts, and the summary scores verdicts against its ground truth.")
+    run.add_argument("--sim", action="store_true", required=True, help="use the virtual cell (the only mode so far)")
+    run.add_argument("--parts", type=int, default=20, help="parts to inspect (default 20)")
+    run.add_argument("--seed", type=int, default=100_000, help="seed of the first part (default 100000: never trained on)")
+    run.add_argument("--speed-factor", type=float, default=1.0, help="machine time runs this many times faster than wall time")
+    run.add_argument("--recipe", default=None, help="recipe file (default: the reference recipe in models/)")
+    run.add_argument("--db", default=DEFAULT_DB, help=f"result store (default {DEFAULT_DB})")
+    run.add_argument("--archive", default=os.path.join("out", "archive"), help="image archive folder ('' for none)")
+    run.set_defaults(handler=_run)
+
+    inspect = sub.add_parser("inspect", help="run the two-stage logic on stored images (audit, model check)",
+                             description="Replay the two-stage inspection offline. Each argument is either an archived "
+                                         "part folder (coarse_<view>.png + fine_NN_<face>.png, as the station archives "
+                                         "them) or one high-resolution image of a face at the fine camera's scale "
+                                         "(then --face names the face).")
+    inspect.add_argument("images", nargs="+", help="archived part folders or face images")
+    inspect.add_argument("--recipe", default=None, help="recipe file (default: the reference recipe in models/)")
+    inspect.add_argument("--station", default=None, help="station config for the calibration (default: the virtual cell's)")
+    inspect.add_argument("--face", default="top", help="face shown by single images (default top)")
+    inspect.add_argument("--json", action="store_true", help="one JSON object per input")
+    inspect.set_defaults(handler=_inspect)
+
     results = sub.add_parser("results", help="list and filter result records, export CSV, yield per hour and class",
                              description="Read the result store: filter records, export them to CSV, and summarise "
                                          "yield by hour and defects by class.")
@@ -93,6 +117,55 @@ def _sim(args: argparse.Namespace) -> int:
             pass
     print("virtual cell stopped")
     return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .demo import REFERENCE_RECIPE, run_sim_lot
+
+    if args.parts < 1:
+        raise SystemExit("inspector run: --parts must be at least 1")
+    run_sim_lot(args.parts, first_seed=args.seed, speed_factor=args.speed_factor,
+                recipe_path=args.recipe or REFERENCE_RECIPE, db=args.db, archive_dir=args.archive or None,
+                out=lambda line: print(line, flush=True))
+    return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from hardware.sim.cell import station_config_dict
+
+    from .demo import REFERENCE_RECIPE
+    from .inference.classifier import Classifier
+    from .inference.detector import Detector
+    from .recipe import Recipe
+    from .replay import replay_archive, replay_face_image
+    from .station_config import StationConfig
+    from .two_stage import TwoStage
+
+    recipe = Recipe.load(args.recipe or REFERENCE_RECIPE)
+    station = (StationConfig.load(args.station) if args.station
+               else StationConfig.from_dict(station_config_dict("none", "none"), source="virtual cell"))
+    views = {view.face: view for view in recipe.views}
+    if args.face not in views:
+        raise SystemExit(f"inspect: recipe {recipe.id} has no view of face {args.face!r} (has {', '.join(views)})")
+    stages = TwoStage(recipe, station, Detector.open(str(recipe.model_path("detector"))),
+                      Classifier.open(str(recipe.model_path("classifier"))))
+    failures = 0
+    for item in args.images:
+        path = Path(item)
+        try:
+            result = replay_archive(path, stages) if path.is_dir() else replay_face_image(path, views[args.face], stages)
+        except ValueError as exc:
+            print(f"inspect: {exc}", file=sys.stderr)
+            failures += 1
+            continue
+        if args.json:
+            print(json.dumps(result.as_dict()))
+        else:
+            print(f"{result.source}: {result.verdict} — {result.reason}")
+    return 1 if failures else 0
 
 
 def _sim_gallery(args: argparse.Namespace) -> int:

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from hardware.lights.base import LightProgram
+
 from .schema import ConfigError, Section, load_document
 
 FACES = ("top", "north", "south", "east", "west")
@@ -149,8 +151,10 @@ class Recipe:
         programs_section = top.section("light_programs")
         light_programs = dict(programs_section.data)
         for name, program in light_programs.items():
-            if not isinstance(program, dict):
-                raise programs_section.error(name, "expected a light program table (steps, levels)")
+            try:
+                LightProgram.from_dict(name, program)
+            except ValueError as exc:
+                raise programs_section.error(name, str(exc)) from None
 
         views = []
         seen = set()

@@ -86,6 +86,10 @@ class MotionController(ABC):
     def resume(self) -> None: ...
 
     @abstractmethod
+    def stop(self) -> None:
+        """Controlled stop now; pending motion is discarded, the position kept."""
+
+    @abstractmethod
     def reset(self) -> None: ...
 
     @abstractmethod

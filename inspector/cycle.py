@@ -1,0 +1,208 @@
+"""The two-stage inspection cycle: views → coarse detect → physical re-imaging → classify →
+verdict → record.
+
+Per view the stage moves, the lights are set and the coarse camera captures; detection of view k
+runs on a worker thread while the stage travels to view k+1. Candidates are mapped to face mm,
+merged and ordered, each group is re-imaged with the fine camera, and all fine shots are
+classified in batches. Any fault — serial, camera, model, timeout — or a cancel ends the part as
+ERROR with the reason, never PASS; the lights go off and motion is held. The record is committed
+to the store before the verdict is published.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hardware.lights.base import LightProgram
+from hardware.pose import StagePose
+
+from .archive import ImageArchive
+from .devices import Devices
+from .events import CandidatesFound, EventBus, Fault, FineShotTaken, PartStarted, VerdictReady, ViewCaptured
+from .inference.classifier import Classifier
+from .inference.detector import DetectionResult, Detector
+from .planner import Candidate
+from .recipe import Recipe, View
+from .results.records import DefectRecord, PartRecord
+from .results.sqlite_store import ResultStore
+from .station_config import StationConfig
+from .two_stage import TwoStage, coarse_image_name, fine_image_name
+
+log = logging.getLogger(__name__)
+
+
+class Cancelled(Exception):
+    """The operator stopped the cycle."""
+
+
+class IncompleteInspection(Exception):
+    """The part could not be inspected fully (e.g. more candidates than the recipe allows)."""
+
+
+@dataclass
+class _Clock:
+    totals: dict[str, float] = field(default_factory=dict)
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.totals[stage] = self.totals.get(stage, 0.0) + seconds
+
+
+class InspectionCycle:
+    def __init__(self, station: StationConfig, devices: Devices, recipe: Recipe, detector: Detector,
+                 classifier: Classifier, store: ResultStore, *, archive: ImageArchive | None = None,
+                 events: EventBus | None = None):
+        self.station, self.devices, self.recipe = station, devices, recipe
+        self.detector, self.classifier, self.store = detector, classifier, store
+        self.archive = archive
+        self.events = events or EventBus()
+        self.programs = {name: LightProgram.from_dict(name, data) for name, data in recipe.light_programs.items()}
+        self._paused = threading.Event()
+        self._paused.set()  # set = running
+        self._cancel = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="detect")
+        self.stages = TwoStage(recipe, station, detector, classifier)
+
+    # -- operator controls (any thread) ---------------------------------------------------------------
+    def pause(self) -> None:
+        self._paused.clear()
+
+    def resume(self) -> None:
+        self._paused.set()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+        self._paused.set()
+
+    def reset_cancel(self) -> None:
+        self._cancel.clear()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    @property
+    def model_versions(self) -> dict[str, str]:
+        return {"detector": self.detector.info.name, "classifier": self.classifier.info.name}
+
+    @property
+    def provider(self) -> str:
+        return self.detector.model.provider.describe("detector")
+
+    def home(self, timeout_s: float = 60.0) -> None:
+        self.devices.motion.home(timeout_s).wait(timeout_s + 5)
+
+    # -- one part -------------------------------------------------------------------------------------
+    def inspect(self, part_id: str, serial: str = "") -> tuple[int, PartRecord]:
+        """Inspect the part in the fixture; always returns a committed record (PASS/FAIL/ERROR)."""
+        serial = serial or part_id
+        started = time.time()
+        clock = _Clock()
+        images: dict[str, np.ndarray] = {}
+        defects: list[DefectRecord] = []
+        self.events.publish(PartStarted(part_id, serial))
+        t0 = time.perf_counter()
+        try:
+            verdict, reason, defects = self._run(part_id, clock, images)
+        except Cancelled:
+            verdict, reason = "ERROR", "cancelled by operator: part not fully inspected"
+            self._safe_state()
+        except Exception as exc:  # noqa: BLE001 - any fault ends the part as ERROR, never PASS
+            verdict, reason = "ERROR", f"{type(exc).__name__}: {exc}"
+            log.warning("part %s: %s\n%s", part_id, reason, traceback.format_exc())
+            self._safe_state()
+            self.events.publish(Fault(part_id, reason))
+        clock.add("total", time.perf_counter() - t0)
+        paths: list[str] = []
+        if self.archive is not None and images and self.archive.wants(verdict):
+            try:
+                paths = self.archive.save(part_id, images)
+            except OSError as exc:
+                reason += f" (archive failed: {exc})"
+        record = PartRecord(part_id=part_id, serial=serial, started_at=started, finished_at=time.time(),
+                            station=self.station.name, recipe_id=self.recipe.id, recipe_version=self.recipe.version,
+                            recipe_hash=self.recipe.hash, model_versions=self.model_versions, provider=self.provider,
+                            verdict=verdict, reason=reason, defects=tuple(defects),
+                            timings_s={k: round(v, 4) for k, v in clock.totals.items()}, image_paths=tuple(paths))
+        row = self.store.write(record)
+        self.events.publish(VerdictReady(part_id, record, row))
+        return row, record
+
+    def _run(self, part_id: str, clock: _Clock, images: dict[str, np.ndarray]):
+        pending: list[tuple[View, Future[DetectionResult]]] = []
+        for view in self.recipe.views:
+            self._checkpoint()
+            self._move(view.pose, clock)
+            frame = self._capture("coarse", view.light_program, view.exposure_us, view.gain, clock)
+            images[coarse_image_name(view)] = frame
+            self.events.publish(ViewCaptured(part_id, view.name, frame))
+            # detection of this view runs while the stage travels to the next one
+            pending.append((view, self._pool.submit(self.stages.detect, frame)))
+        candidates: list[Candidate] = []
+        for view, future in pending:
+            waited = time.perf_counter()
+            result = future.result()
+            clock.add("detect_wait", time.perf_counter() - waited)
+            clock.add("detect", result.timings.total_ms / 1000.0)
+            found = self.stages.candidates(view, result)
+            candidates.extend(found)
+            self.events.publish(CandidatesFound(part_id, view.name, found))
+        t = time.perf_counter()
+        shots = self.stages.plan(candidates)
+        clock.add("planning", time.perf_counter() - t)
+        if len(shots) > self.recipe.reimaging.max_shots:
+            raise IncompleteInspection(f"{len(shots)} fine shots needed, the recipe allows "
+                                       f"{self.recipe.reimaging.max_shots}: part not fully inspected")
+        reim = self.recipe.reimaging
+        judged = []
+        for index, shot in enumerate(shots):
+            self._checkpoint()
+            self._move(shot.pose, clock)
+            frame = self._capture("fine", reim.light_program, reim.exposure_us, reim.gain, clock)
+            images[fine_image_name(index, shot.face)] = frame
+            decisions = self.stages.classify(shot, frame)
+            clock.add("classify", decisions.classify_s)
+            judged.append(decisions)
+            self.events.publish(FineShotTaken(part_id, index, len(shots), frame, decisions.decisions))
+        self.devices.lights.all_off()
+        verdict, defects = self.stages.verdict(judged)
+        return verdict.verdict, verdict.reason, defects
+
+    def _move(self, pose, clock: _Clock) -> None:
+        t = time.perf_counter()
+        target = StagePose(pose.x, pose.y, pose.z, pose.a, pose.b)
+        self.devices.motion.move_to(target).wait()
+        clock.add("motion", time.perf_counter() - t)
+
+    def _capture(self, camera_role: str, program_name: str, exposure_us: float, gain: float, clock: _Clock) -> np.ndarray:
+        t = time.perf_counter()
+        program = self.programs[program_name]
+        camera = self.devices.cameras[camera_role]
+        camera.configure(exposure_us=exposure_us, gain=gain)
+        frames = []
+        for step in program.steps:
+            self.devices.lights.apply(step)
+            frames.append(camera.snap().image)
+        clock.add("exposure", time.perf_counter() - t)
+        return frames[0]  # multi-step programs: the detector looks at the first step
+
+    def _checkpoint(self) -> None:
+        if self._cancel.is_set():
+            raise Cancelled()
+        if not self._paused.is_set():  # pauses between steps: the stage is at rest here
+            self._paused.wait()
+            if self._cancel.is_set():
+                raise Cancelled()
+
+    def _safe_state(self) -> None:
+        """Best effort after a fault: lights off, motion stopped and the planner flushed.
+        Errors here must not hide the first."""
+        for action in (self.devices.lights.all_off, self.devices.motion.stop):
+            try:
+                action()
+            except Exception:  # noqa: BLE001
+                pass

@@ -1,0 +1,96 @@
+"""`inspector run --sim`: the virtual cell inspects a lot; one line per part and a summary that
+scores the verdicts against the cell's ground truth."""
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hardware.sim.cell import VirtualCell
+from hardware.sim.part import PartInstance, make_part
+
+from .archive import ImageArchive
+from .cycle import InspectionCycle
+from .devices import open_devices
+from .inference.classifier import Classifier
+from .inference.detector import Detector
+from .recipe import Recipe
+from .results.records import PartRecord
+from .results.sqlite_store import ResultStore
+from .station_config import StationConfig
+from .verdict import Finding, decide
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+REFERENCE_RECIPE = PROJECT_ROOT / "models" / "housing-40x30.recipe.json"
+
+
+def truth_verdict(part: PartInstance, recipe: Recipe) -> str:
+    """What the recipe's rules say about the part's real defects (nuisances are never defects)."""
+    findings = [Finding(d.kind, 1.0, "defect", d.face, d.u_mm, d.v_mm, d.size_mm) for d in part.true_defects]
+    return decide(findings, recipe).verdict
+
+
+@dataclass
+class LotTally:
+    rows: list[tuple[PartRecord, str]] = field(default_factory=list)  # (record, truth verdict)
+
+    def add(self, record: PartRecord, truth: str) -> None:
+        self.rows.append((record, truth))
+
+    def summary(self) -> list[str]:
+        n = len(self.rows)
+        verdicts = [r.verdict for r, _ in self.rows]
+        bad = [(r, t) for r, t in self.rows if t == "FAIL"]
+        good = [(r, t) for r, t in self.rows if t == "PASS"]
+        escapes = sum(r.verdict == "PASS" for r, _ in bad)
+        overkill = sum(r.verdict != "PASS" for r, _ in good)
+        cycle = sorted(r.timings_s.get("total", 0.0) for r, _ in self.rows)
+        p95 = cycle[min(len(cycle) - 1, int(round(0.95 * (len(cycle) - 1))))] if cycle else 0.0
+        lines = [f"parts: {n}  PASS {verdicts.count('PASS')}  FAIL {verdicts.count('FAIL')}  ERROR {verdicts.count('ERROR')}"
+                 f"  yield {verdicts.count('PASS') / n:.1%}" if n else "parts: 0",
+                 f"escape rate: {escapes}/{len(bad)} defective parts passed"
+                 + (f" ({escapes / len(bad):.1%})" if bad else ""),
+                 f"overkill: {overkill}/{len(good)} good parts not passed"
+                 + (f" ({overkill / len(good):.1%})" if good else "")]
+        if cycle:
+            lines.append(f"cycle time (wall): mean {statistics.fmean(cycle):.2f} s, p95 {p95:.2f} s over {n} parts")
+        return lines
+
+
+def run_sim_lot(parts: int, *, first_seed: int, speed_factor: float, recipe_path: str | Path, db: str | Path,
+                archive_dir: str | Path | None, out=print) -> LotTally:
+    recipe = Recipe.load(recipe_path)
+    detector = Detector.open(str(recipe.model_path("detector")))
+    classifier = Classifier.open(str(recipe.model_path("classifier")))
+    out(detector.model.describe())
+    out(classifier.model.describe())
+    tally = LotTally()
+    with VirtualCell(seed=first_seed, speed_factor=speed_factor) as cell, ResultStore(db) as store:
+        station = StationConfig.from_dict(cell.station_config_dict(), source="virtual cell")
+        devices = open_devices(station, virtual_cell=cell)
+        cycle = InspectionCycle(station, devices, recipe, detector, classifier, store,
+                                archive=ImageArchive(archive_dir) if archive_dir else None)
+        try:
+            cycle.home()
+            out(f"recipe {recipe.id} v{recipe.version} ({recipe.hash}); {len(recipe.views)} views; "
+                f"speed factor {speed_factor:g}; results → {db}")
+            for index in range(parts):
+                part = cell.load_part(make_part(first_seed + index))
+                assert part is not None
+                row, record = cycle.inspect(part.serial, part.serial)
+                truth = truth_verdict(part, recipe)
+                tally.add(record, truth)
+                called = [d for d in record.defects if d.decision in ("defect", "review")]
+                found = ", ".join(f"{d.defect_class}{'?' if d.decision == 'review' else ''} {d.size_mm:.2f}mm@{d.face}"
+                                  for d in called) or "-"
+                real = ", ".join(f"{d.kind} {d.size_mm:.2f}mm@{d.face}" for d in part.true_defects) or "-"
+                out(f"{part.serial}  {record.verdict:<5} {record.timings_s.get('total', 0):5.2f} s  "
+                    f"found: {found}  | truth {truth}: {real}"
+                    + (f"  | {record.reason}" if record.verdict == "ERROR" else ""))
+        finally:
+            cycle.close()
+            devices.close()
+    for line in tally.summary():
+        out(line)
+    out(f"provider: {cycle.provider}")
+    return tally

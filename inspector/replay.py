@@ -1,0 +1,98 @@
+"""Offline replay: the two-stage logic on stored images, for audits and for checking a new model
+against an archive before it goes live.
+
+Two inputs:
+- an archived part folder (`coarse_<view>.png` per recipe view, `fine_NN_<face>.png` per shot, as
+  the cycle archives them): the detector runs on the coarse frames, the fine shots are planned
+  again (deterministically) and the classifier runs on the archived fine frames — the same
+  decisions as the live run on those frames;
+- single high-resolution images of one face each at the fine camera's scale: the coarse stage sees
+  the image downscaled to the coarse camera's scale, the fine stage classifies full-resolution crops.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .planner import FineShot
+from .recipe import Recipe, View
+from .results.records import DefectRecord
+from .two_stage import ShotDecisions, TwoStage, coarse_image_name, fine_image_name
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    source: str
+    verdict: str
+    reason: str
+    defects: tuple[DefectRecord, ...]
+
+    def as_dict(self) -> dict:
+        return {"source": self.source, "verdict": self.verdict, "reason": self.reason,
+                "defects": [{"class": d.defect_class, "score": d.score, "decision": d.decision, "face": d.face,
+                             "position_mm": list(d.position_mm), "size_mm": d.size_mm, "view": d.view,
+                             "box_px": list(d.box_px)} for d in self.defects]}
+
+
+def read_mono(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        raise ValueError(f"replay: cannot read image {str(path)!r}")
+    return image
+
+
+def replay_archive(folder: str | Path, stages: TwoStage) -> ReplayResult:
+    folder = Path(folder)
+    candidates = []
+    for view in stages.recipe.views:
+        path = folder / f"{coarse_image_name(view)}.png"
+        if not path.is_file():
+            raise ValueError(f"replay: {folder} has no {path.name} for view {view.name!r} of recipe {stages.recipe.id}")
+        candidates.extend(stages.candidates(view, stages.detect(read_mono(path))))
+    judged: list[ShotDecisions] = []
+    for index, shot in enumerate(stages.plan(candidates)):
+        path = folder / f"{fine_image_name(index, shot.face)}.png"
+        if not path.is_file():
+            raise ValueError(f"replay: {folder} lacks fine shot {path.name}: the archive was made with another "
+                             f"recipe or model (its candidates differ)")
+        judged.append(stages.classify(shot, read_mono(path)))
+    verdict, defects = stages.verdict(judged)
+    return ReplayResult(str(folder), verdict.verdict, verdict.reason, tuple(defects))
+
+
+def replay_face_image(path: str | Path, view: View, stages: TwoStage) -> ReplayResult:
+    """A face imaged at the fine camera's scale: downscale for the coarse stage, crop for the fine."""
+    image = read_mono(Path(path))
+    coarse_cam, fine_cam = stages.station.cameras["coarse"], stages.station.cameras["fine"]
+    scale = fine_cam.calibration.mm_per_px / coarse_cam.calibration.mm_per_px
+    coarse = _fit(cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA),
+                  coarse_cam.height_px, coarse_cam.width_px)
+    judged = []
+    full_h, full_w = image.shape
+    for shot in stages.plan(stages.candidates(view, stages.detect(coarse))):
+        judged.append(stages.classify(shot, _fine_crop(image, shot, stages, full_w, full_h)))
+    verdict, defects = stages.verdict(judged)
+    return ReplayResult(str(path), verdict.verdict, verdict.reason, tuple(defects))
+
+
+def _fit(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Centre `image` on a dark canvas of the coarse frame's size (crop if larger)."""
+    canvas = np.zeros((height, width), np.uint8)
+    h, w = min(height, image.shape[0]), min(width, image.shape[1])
+    iy, ix = (image.shape[0] - h) // 2, (image.shape[1] - w) // 2
+    cy, cx = (height - h) // 2, (width - w) // 2
+    canvas[cy:cy + h, cx:cx + w] = image[iy:iy + h, ix:ix + w]
+    return canvas
+
+
+def _fine_crop(image: np.ndarray, shot: FineShot, stages: TwoStage, full_w: int, full_h: int) -> np.ndarray:
+    fine = stages.station.cameras["fine"]
+    mm = fine.calibration.mm_per_px
+    cx, cy = shot.u_mm / mm + full_w / 2, shot.v_mm / mm + full_h / 2
+    x0, y0 = int(round(cx - fine.width_px / 2)), int(round(cy - fine.height_px / 2))
+    padded = cv2.copyMakeBorder(image, fine.height_px, fine.height_px, fine.width_px, fine.width_px,
+                                cv2.BORDER_CONSTANT, value=0)
+    return padded[y0 + fine.height_px:y0 + 2 * fine.height_px, x0 + fine.width_px:x0 + 2 * fine.width_px]
