@@ -1,14 +1,16 @@
-"""Result store on SQLite: WAL journal, one transaction per part, committed before the verdict
-is shown. A kill mid-lot loses nothing committed and leaves the file consistent (SQLite's journal
-guarantees it; `synchronous=FULL` makes the commit durable across power loss too)."""
+"""Result store: SQLite by default (WAL journal, `synchronous=FULL`), PostgreSQL by URL, one schema.
+
+One transaction per part, committed before the verdict is shown: a kill mid-lot loses nothing
+committed and leaves the store consistent (the database's journal guarantees it)."""
 from __future__ import annotations
 
 import csv
 import json
 import sqlite3
 import threading
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from .records import DefectRecord, PartRecord
 
@@ -16,11 +18,11 @@ SCHEMA_VERSION = 1
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS parts (
-    id INTEGER PRIMARY KEY,
+    id {id},
     part_id TEXT NOT NULL,
     serial TEXT NOT NULL,
-    started_at REAL NOT NULL,
-    finished_at REAL NOT NULL,
+    started_at {real} NOT NULL,
+    finished_at {real} NOT NULL,
     station TEXT NOT NULL,
     recipe_id TEXT NOT NULL,
     recipe_version INTEGER NOT NULL,
@@ -36,42 +38,74 @@ CREATE TABLE IF NOT EXISTS parts (
 CREATE INDEX IF NOT EXISTS parts_time ON parts (finished_at);
 CREATE INDEX IF NOT EXISTS parts_serial ON parts (serial);
 CREATE TABLE IF NOT EXISTS defects (
-    id INTEGER PRIMARY KEY,
+    id {id},
     part_row INTEGER NOT NULL REFERENCES parts (id) ON DELETE CASCADE,
     defect_class TEXT NOT NULL,
-    score REAL NOT NULL,
+    score {real} NOT NULL,
     view TEXT NOT NULL,
     x0 INTEGER NOT NULL, y0 INTEGER NOT NULL, x1 INTEGER NOT NULL, y1 INTEGER NOT NULL,
     stage TEXT NOT NULL,
     face TEXT NOT NULL,
-    u_mm REAL NOT NULL, v_mm REAL NOT NULL,
-    size_mm REAL NOT NULL,
+    u_mm {real} NOT NULL, v_mm {real} NOT NULL,
+    size_mm {real} NOT NULL,
     decision TEXT NOT NULL,
     image_path TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS defects_part ON defects (part_row);
 """
 
+@dataclass(frozen=True)
+class Dialect:
+    param: str
+    id_column: str
+    real: str
+    begin: str
+    hour: str  # SQL expression: 'YYYY-MM-DD HH:00' (UTC) of finished_at
+
+
+SQLITE = Dialect("?", "INTEGER PRIMARY KEY", "REAL", "BEGIN IMMEDIATE",
+                 "strftime('%Y-%m-%d %H:00', finished_at, 'unixepoch')")
+POSTGRES = Dialect("%s", "BIGSERIAL PRIMARY KEY", "DOUBLE PRECISION", "BEGIN",
+                   "to_char(to_timestamp(finished_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:00')")
+
 CSV_COLUMNS = ("row", "part_id", "serial", "finished_at", "station", "recipe_id", "recipe_version", "verdict",
                "reason", "defect_count", "defect_classes", "provider", "models", "total_s")
 
 
 class ResultStore:
-    def __init__(self, path: str | Path):
-        self.path = str(path)
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+    """`location`: a file path or `sqlite:///path` for SQLite, `postgresql://…` for PostgreSQL."""
+
+    def __init__(self, location: str | Path):
+        location = str(location)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA foreign_keys=ON")
+        if location.startswith(("postgresql://", "postgres://")):
+            try:
+                import psycopg
+            except ImportError as exc:
+                raise RuntimeError("result store: PostgreSQL needs psycopg (pip install 'psycopg[binary]')") from exc
+            self.path, self.dialect = location, POSTGRES
+            self._db: Any = psycopg.connect(location, autocommit=True)
+        else:
+            self.path = location[len("sqlite:///"):] if location.startswith("sqlite:///") else location
+            self.dialect = SQLITE
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
         with self._lock:
-            self._db.executescript(SCHEMA)
-            found = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            for statement in SCHEMA.format(id=self.dialect.id_column, real=self.dialect.real).split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+            found = self._execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             if found is None:
-                self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                self._execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             elif int(found[0]) != SCHEMA_VERSION:
                 raise RuntimeError(f"{self.path}: result store schema {found[0]}, this station writes {SCHEMA_VERSION}")
+
+    def _execute(self, sql: str, args: tuple | list = ()) -> Any:
+        """Run SQL written with `?` placeholders in this store's dialect (callers hold the lock)."""
+        return self._db.execute(sql.replace("?", self.dialect.param), args)
 
     def close(self) -> None:
         with self._lock:
@@ -87,29 +121,28 @@ class ResultStore:
     def write(self, record: PartRecord) -> int:
         """Insert one part and its defects in a single transaction; returns the row id."""
         with self._lock:
-            cursor = self._db.cursor()
-            cursor.execute("BEGIN IMMEDIATE")
+            self._db.execute(self.dialect.begin)
             try:
-                cursor.execute(
+                cursor = self._execute(
                     "INSERT INTO parts (part_id, serial, started_at, finished_at, station, recipe_id, recipe_version,"
                     " recipe_hash, model_versions, provider, verdict, reason, timings, image_paths, extra)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
                     (record.part_id, record.serial, record.started_at, record.finished_at, record.station,
                      record.recipe_id, record.recipe_version, record.recipe_hash, json.dumps(record.model_versions),
                      record.provider, record.verdict, record.reason, json.dumps(record.timings_s),
                      json.dumps(list(record.image_paths)), json.dumps(record.extra)))
-                row = cursor.lastrowid
-                cursor.executemany(
-                    "INSERT INTO defects (part_row, defect_class, score, view, x0, y0, x1, y1, stage, face, u_mm, v_mm,"
-                    " size_mm, decision, image_path) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    [(row, d.defect_class, d.score, d.view, *d.box_px, d.stage, d.face, *d.position_mm, d.size_mm,
-                      d.decision, d.image_path) for d in record.defects])
-                cursor.execute("COMMIT")
+                row = cursor.fetchone()[0]
+                for d in record.defects:
+                    self._execute(
+                        "INSERT INTO defects (part_row, defect_class, score, view, x0, y0, x1, y1, stage, face, u_mm,"
+                        " v_mm, size_mm, decision, image_path) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        (row, d.defect_class, d.score, d.view, *d.box_px, d.stage, d.face, *d.position_mm, d.size_mm,
+                         d.decision, d.image_path))
+                self._db.execute("COMMIT")
             except BaseException:
-                cursor.execute("ROLLBACK")
+                self._db.execute("ROLLBACK")
                 raise
-        assert row is not None
-        return row
+        return int(row)
 
     # -- reading -------------------------------------------------------------------------------
     def get(self, row: int) -> PartRecord:
@@ -139,12 +172,12 @@ class ResultStore:
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         with self._lock:
-            parts = self._db.execute(sql, args).fetchall()
+            parts = self._execute(sql, args).fetchall()
             ids = [p[0] for p in parts]
             defects: dict[int, list[DefectRecord]] = {i: [] for i in ids}
             for chunk in _chunks(ids, 500):
                 marks = ",".join("?" * len(chunk))
-                for d in self._db.execute(f"SELECT * FROM defects WHERE part_row IN ({marks}) ORDER BY id", chunk):
+                for d in self._execute(f"SELECT * FROM defects WHERE part_row IN ({marks}) ORDER BY id", chunk).fetchall():
                     defects[d[1]].append(DefectRecord(
                         defect_class=d[2], score=d[3], view=d[4], box_px=(d[5], d[6], d[7], d[8]), stage=d[9],
                         face=d[10], position_mm=(d[11], d[12]), size_mm=d[13], decision=d[14], image_path=d[15]))
@@ -152,15 +185,16 @@ class ResultStore:
 
     def count(self) -> int:
         with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM parts").fetchone()[0]
+            return self._execute("SELECT COUNT(*) FROM parts").fetchone()[0]
 
     def yield_by_hour(self, since: float | None = None) -> list[tuple[str, int, int, int]]:
         """(hour 'YYYY-MM-DD HH:00' UTC, pass, fail, error) per hour with parts."""
-        sql = ("SELECT strftime('%Y-%m-%d %H:00', finished_at, 'unixepoch') AS hour,"
-               " SUM(verdict='PASS'), SUM(verdict='FAIL'), SUM(verdict='ERROR') FROM parts"
+        counts = ", ".join(f"SUM(CASE WHEN verdict = '{v}' THEN 1 ELSE 0 END)" for v in ("PASS", "FAIL", "ERROR"))
+        sql = (f"SELECT {self.dialect.hour} AS hour, {counts} FROM parts"
                + (" WHERE finished_at >= ?" if since is not None else "") + " GROUP BY hour ORDER BY hour")
         with self._lock:
-            return [tuple(r) for r in self._db.execute(sql, [] if since is None else [since])]
+            return [(r[0], int(r[1]), int(r[2]), int(r[3]))
+                    for r in self._execute(sql, [] if since is None else [since]).fetchall()]
 
     def defects_by_class(self, since: float | None = None) -> list[tuple[str, int, int]]:
         """(class, defects, parts failed with it), most frequent first — the shift's Pareto."""
@@ -168,7 +202,7 @@ class ResultStore:
                " WHERE d.decision = 'defect'" + (" AND p.finished_at >= ?" if since is not None else "")
                + " GROUP BY d.defect_class ORDER BY COUNT(*) DESC, d.defect_class")
         with self._lock:
-            return [tuple(r) for r in self._db.execute(sql, [] if since is None else [since])]
+            return [(r[0], int(r[1]), int(r[2])) for r in self._execute(sql, [] if since is None else [since]).fetchall()]
 
     def export_csv(self, path: str | Path, rows: list[tuple[int, PartRecord]]) -> int:
         with open(path, "w", newline="", encoding="utf-8") as handle:
