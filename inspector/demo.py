@@ -54,6 +54,10 @@ class LotTally:
                  + (f" ({overkill / len(good):.1%})" if good else "")]
         if cycle:
             lines.append(f"cycle time (wall): mean {statistics.fmean(cycle):.2f} s, p95 {p95:.2f} s over {n} parts")
+            stages = ("motion", "exposure", "detect", "detect_wait", "classify", "planning")
+            means = {s: statistics.fmean(r.timings_s.get(s, 0.0) for r, _ in self.rows) for s in stages}
+            lines.append("mean per part (wall s): " + ", ".join(f"{s} {v:.3f}" for s, v in means.items())
+                         + "  (detect runs behind motion; detect_wait is what it costs on the critical path)")
         return lines
 
 

@@ -58,12 +58,22 @@ class CameraConfig:
 
 
 @dataclass(frozen=True)
+class ReviewHookConfig:
+    """Fires when `every` new labels have accumulated; receives the COCO export path."""
+
+    every: int = 50
+    command: tuple[str, ...] = ()  # argv; the export path is appended
+    entry_point: str = ""  # "module:function", called with the export path
+
+
+@dataclass(frozen=True)
 class StationConfig:
     name: str
     motion: SerialPortConfig
     lights: LightsConfig
     cameras: dict[str, CameraConfig]
     source: str = "<memory>"
+    review_hook: ReviewHookConfig | None = None
 
     @property
     def fine_offset_mm(self) -> tuple[float, float]:
@@ -91,8 +101,10 @@ class StationConfig:
         for role in cameras:
             if role not in CAMERA_ROLES:
                 raise ConfigError(source, f"cameras.{role}", f"unknown camera role, expected one of {', '.join(CAMERA_ROLES)}")
+        review = top.section("review_hook", optional=True)
+        hook = _review_hook(review) if review is not None else None
         top.reject_unknown()
-        return cls(name=name, motion=motion, lights=lights, cameras=cameras, source=source)
+        return cls(name=name, motion=motion, lights=lights, cameras=cameras, source=source, review_hook=hook)
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(dump_toml(self.to_dict()), encoding="utf-8")
@@ -115,7 +127,29 @@ class StationConfig:
             if cam.source is not None:
                 entry["source"] = cam.source
             cameras[role] = entry
-        return {"station": {"name": self.name}, "motion": port(self.motion), "lights": lights, "cameras": cameras}
+        data = {"station": {"name": self.name}, "motion": port(self.motion), "lights": lights, "cameras": cameras}
+        if self.review_hook is not None:
+            hook: dict[str, Any] = {"every": self.review_hook.every}
+            if self.review_hook.command:
+                hook["command"] = list(self.review_hook.command)
+            if self.review_hook.entry_point:
+                hook["entry_point"] = self.review_hook.entry_point
+            data["review_hook"] = hook
+        return data
+
+
+def _review_hook(section: Section) -> ReviewHookConfig:
+    every = section.get("every", int, 50, min_value=1)
+    command = section.get("command", list, [])
+    if not all(isinstance(part, str) and part for part in command):
+        raise section.error("command", "expected a list of non-empty strings (argv), e.g. [\"retrain.sh\"]")
+    entry_point = section.get("entry_point", str, "")
+    if entry_point and (entry_point.count(":") != 1 or not all(entry_point.split(":"))):
+        raise section.error("entry_point", f"expected 'module:function', got {entry_point!r}")
+    if not command and not entry_point:
+        raise section.error("command", "a review hook needs a command or an entry_point")
+    section.reject_unknown()
+    return ReviewHookConfig(every=every, command=tuple(command), entry_point=entry_point)
 
 
 def _serial_port(section: Section, protocols: tuple[str, ...]) -> SerialPortConfig:

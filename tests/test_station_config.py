@@ -104,3 +104,14 @@ def test_json_station_file(tmp_path):
     path = tmp_path / "station.json"
     path.write_text(json.dumps(config.to_dict()))
     assert StationConfig.load(path) == StationConfig.from_dict(config.to_dict(), source=str(path))
+
+
+def test_review_hook_section(tmp_path):
+    text = VALID + '\n[review_hook]\nevery = 25\ncommand = ["retrain.sh", "--quick"]\n'
+    config = StationConfig.load(write(tmp_path, text))
+    assert config.review_hook.every == 25 and config.review_hook.command == ("retrain.sh", "--quick")
+    assert StationConfig.from_dict(config.to_dict()).review_hook == config.review_hook
+    with pytest.raises(ConfigError, match="review_hook.entry_point: expected 'module:function'"):
+        StationConfig.load(write(tmp_path, VALID + '\n[review_hook]\nentry_point = "oops"\n'))
+    with pytest.raises(ConfigError, match="review_hook.command: a review hook needs"):
+        StationConfig.load(write(tmp_path, VALID + '\n[review_hook]\nevery = 3\n'))
