@@ -179,7 +179,7 @@ def _sim_gallery(args: argparse.Namespace) -> int:
 def _results(args: argparse.Namespace) -> int:
     from .results.sqlite_store import ResultStore
 
-    if not os.path.exists(args.db):
+    if "://" not in args.db and not os.path.exists(args.db):
         print(f"inspector results: no result store at {args.db!r} (run some parts first, or pass --db)", file=sys.stderr)
         return 2
     since, until = _parse_time(args.since, "--since"), _parse_time(args.until, "--until")
