@@ -172,10 +172,9 @@ class InspectionCycle:
         verdict, defects = self.stages.verdict(judged)
         return verdict.verdict, verdict.reason, defects
 
-    def _move(self, pose, clock: _Clock) -> None:
+    def _move(self, pose: StagePose, clock: _Clock) -> None:
         t = time.perf_counter()
-        target = StagePose(pose.x, pose.y, pose.z, pose.a, pose.b)
-        self.devices.motion.move_to(target).wait()
+        self.devices.motion.move_to(pose).wait()
         clock.add("motion", time.perf_counter() - t)
 
     def _capture(self, camera_role: str, program_name: str, exposure_us: float, gain: float, clock: _Clock) -> np.ndarray:

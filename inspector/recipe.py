@@ -14,21 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from hardware.lights.base import LightProgram
+from hardware.pose import StagePose as Pose
 
 from .schema import ConfigError, Section, load_document
 
 FACES = ("top", "north", "south", "east", "west")
 DEFECT_CLASSES = ("scratch", "dent", "burr", "stain")
 ANY_ZONE = "*"
-
-
-@dataclass(frozen=True)
-class Pose:
-    x: float
-    y: float
-    z: float
-    a: float = 0.0
-    b: float = 0.0
 
 
 @dataclass(frozen=True)
