@@ -16,7 +16,7 @@ from typing import Any
 from hardware.lights.base import LightProgram
 from hardware.pose import StagePose as Pose
 
-from .schema import ConfigError, Section, load_document
+from .schema import Section, load_document
 
 FACES = ("top", "north", "south", "east", "west")
 DEFECT_CLASSES = ("scratch", "dent", "burr", "stain")

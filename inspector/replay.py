@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from .planner import FineShot
-from .recipe import Recipe, View
+from .recipe import View
 from .results.records import DefectRecord
 from .two_stage import ShotDecisions, TwoStage, coarse_image_name, fine_image_name
 

@@ -11,7 +11,7 @@ from hardware.sim.part import Defect, make_part
 from inspector.archive import ImageArchive
 from inspector.cycle import InspectionCycle
 from inspector.devices import open_devices
-from inspector.events import CandidatesFound, FineShotTaken, PartStarted, VerdictReady, ViewCaptured
+from inspector.events import VerdictReady, ViewCaptured
 from inspector.inference.classifier import Classifier
 from inspector.inference.detector import Detector
 from inspector.demo import REFERENCE_RECIPE, truth_verdict

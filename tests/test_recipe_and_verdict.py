@@ -1,6 +1,5 @@
 """Recipes validate with precise errors; verdict rules count defects by class, size (mm) and zone."""
 import copy
-import json
 
 import pytest
 

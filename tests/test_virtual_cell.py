@@ -1,13 +1,11 @@
 """The whole virtual cell through the station's own path: station config → real drivers on
 pseudo-terminals → stage moves and lights → the virtual camera sees what they make visible."""
-import os
 import re
 import signal
 import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 
 from hardware.sim.cell import VirtualCell

@@ -14,8 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from ..errors import (ControllerAlarm, ControllerError, HardwareError, PortClosed, ProtocolError, ReadTimeout,
-                      StatusTimeout)
+from ..errors import ControllerAlarm, ControllerError, HardwareError, PortClosed, ProtocolError, ReadTimeout
 from ..status import Status
 from ..transport import LineTransport
 from . import grbl_protocol as proto
@@ -342,5 +341,3 @@ class GrblHalController(MotionController):
             if kind == "fault":
                 raise value  # type: ignore[misc]
 
-
-__all__ = ["GrblHalController", "StatusTimeout"]
