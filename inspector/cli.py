@@ -10,7 +10,14 @@ from datetime import datetime, timezone
 DEFAULT_DB = os.path.join("out", "results.db")
 
 
+FORWARDED = {"train": "training", "eval": "training", "export": "training", "data": "training", "station": "ui"}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in FORWARDED:
+        # Training needs torch and the station needs Qt; the core imports neither: own processes.
+        return subprocess.call([sys.executable, "-m", FORWARDED[argv[0]], *argv])
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "handler"):
@@ -82,13 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--summary", action="store_true", help="yield by hour and defects by class instead of a list")
     results.set_defaults(handler=_results)
 
+    sub.add_parser("station", help="open the operator station (PyQt6): --sim on the virtual cell "
+                                   "(python -m ui station …)")
     for name, text in (("train", "train the detector or the classifier (python -m training train …)"),
                        ("eval", "evaluate models on a held-out lot (python -m training eval …)"),
                        ("export", "export a checkpoint to a self-describing ONNX model (python -m training export …)"),
                        ("data", "generate data sets from the virtual cell (python -m training data …)")):
-        forward = sub.add_parser(name, help=text, add_help=False)
-        forward.add_argument("rest", nargs=argparse.REMAINDER)
-        forward.set_defaults(handler=_forward_to_training, training_command=name)
+        sub.add_parser(name, help=text)
     return parser
 
 
@@ -217,12 +224,6 @@ def _parse_time(text: str | None, option: str) -> float | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.timestamp()
-
-
-def _forward_to_training(args: argparse.Namespace) -> int:
-    """The training tools need torch, which the station core never imports: run them as their own process."""
-    command = [sys.executable, "-m", "training", args.training_command, *args.rest]
-    return subprocess.call(command)
 
 
 if __name__ == "__main__":

@@ -79,6 +79,10 @@ class InspectionCycle:
         self._cancel.set()
         self._paused.set()
 
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
     def reset_cancel(self) -> None:
         self._cancel.clear()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from hardware.sim.cell import VirtualCell
 from hardware.sim.part import PartInstance, make_part
@@ -62,7 +63,10 @@ class LotTally:
 
 
 def run_sim_lot(parts: int, *, first_seed: int, speed_factor: float, recipe_path: str | Path, db: str | Path,
-                archive_dir: str | Path | None, out=print) -> LotTally:
+                archive_dir: str | Path | None, out=print, on_event: Callable[[object], None] | None = None,
+                on_ready: Callable[[InspectionCycle], None] | None = None) -> LotTally:
+    """Inspect `parts` parts on a fresh virtual cell. `on_event` receives every cycle event;
+    `on_ready` gets the cycle once homed (a GUI keeps it to pause or cancel)."""
     recipe = Recipe.load(recipe_path)
     detector = Detector.open(str(recipe.model_path("detector")))
     classifier = Classifier.open(str(recipe.model_path("classifier")))
@@ -74,11 +78,18 @@ def run_sim_lot(parts: int, *, first_seed: int, speed_factor: float, recipe_path
         devices = open_devices(station, virtual_cell=cell)
         cycle = InspectionCycle(station, devices, recipe, detector, classifier, store,
                                 archive=ImageArchive(archive_dir) if archive_dir else None)
+        if on_event is not None:
+            cycle.events.subscribe(on_event)
         try:
             cycle.home()
+            if on_ready is not None:
+                on_ready(cycle)
             out(f"recipe {recipe.id} v{recipe.version} ({recipe.hash}); {len(recipe.views)} views; "
                 f"speed factor {speed_factor:g}; results → {db}")
             for index in range(parts):
+                if cycle.cancelled:
+                    out("stopped by the operator")
+                    break
                 part = cell.load_part(make_part(first_seed + index))
                 assert part is not None
                 row, record = cycle.inspect(part.serial, part.serial)

@@ -1,0 +1,151 @@
+"""The operator workspace: big verdict, the latest coarse image with candidates, the fine shots,
+counters, cycle time and the shift's defect Pareto. Nothing to configure."""
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+
+import numpy as np
+from PyQt6.QtCore import Qt
+from PyQt6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPixmap
+from PyQt6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QListWidget, QPushButton, QSizePolicy, QVBoxLayout,
+                             QWidget)
+
+VERDICT_COLOURS = {"PASS": "#1b8a3a", "FAIL": "#c62828", "ERROR": "#e08a00", "": "#455a64"}
+
+
+def to_pixmap(image: np.ndarray) -> QPixmap:
+    image = np.ascontiguousarray(image)
+    h, w = image.shape[:2]
+    qimage = QImage(image.data, w, h, w, QImage.Format.Format_Grayscale8).copy()
+    return QPixmap.fromImage(qimage)
+
+
+class ImagePanel(QLabel):
+    """Shows a frame scaled to fit, with boxes drawn on it."""
+
+    def __init__(self, caption: str):
+        super().__init__(caption)
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setMinimumSize(320, 240)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setStyleSheet("background: #101418; color: #cfd8dc;")
+        self._pixmap: QPixmap | None = None
+
+    def show_frame(self, image: np.ndarray, boxes=(), colour: str = "#ffb300") -> None:
+        pixmap = to_pixmap(image)
+        if boxes:
+            painter = QPainter(pixmap)
+            painter.setPen(QPen(QColor(colour), max(2, image.shape[1] // 400)))
+            for x0, y0, x1, y1 in boxes:
+                pad = 6
+                painter.drawRect(int(x0) - pad, int(y0) - pad, int(x1 - x0) + 2 * pad, int(y1 - y0) + 2 * pad)
+            painter.end()
+        self._pixmap = pixmap
+        self._rescale()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        super().resizeEvent(event)
+        self._rescale()
+
+    def _rescale(self) -> None:
+        if self._pixmap is not None:
+            self.setPixmap(self._pixmap.scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio,
+                                               Qt.TransformationMode.SmoothTransformation))
+
+
+class OperatorView(QWidget):
+    def __init__(self) -> None:
+        super().__init__()
+        self.cycle_times: list[float] = []
+        self.verdicts: Counter[str] = Counter()
+        self.pareto: Counter[str] = Counter()
+        self._boxes: dict[str, list] = {}
+
+        self.banner = QLabel("READY")
+        self.banner.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.banner.setFont(QFont("DejaVu Sans", 54, QFont.Weight.Bold))
+        self.banner.setMinimumHeight(130)
+        self._paint_banner("")
+        self.reason = QLabel("")
+        self.reason.setWordWrap(True)
+        self.reason.setFont(QFont("DejaVu Sans", 13))
+
+        self.coarse = ImagePanel("coarse camera")
+        self.fine = ImagePanel("fine camera")
+        self.counters = QLabel()
+        self.counters.setFont(QFont("DejaVu Sans", 15))
+        self.provider = QLabel("")
+        self.provider.setWordWrap(True)
+        self.pareto_list = QListWidget()
+        self.pareto_list.setFont(QFont("DejaVu Sans", 12))
+        self.start_button, self.pause_button, self.stop_button = (QPushButton(t) for t in ("Start", "Pause", "Stop"))
+        for button in (self.start_button, self.pause_button, self.stop_button):
+            button.setMinimumHeight(48)
+            button.setFont(QFont("DejaVu Sans", 14, QFont.Weight.Bold))
+
+        side = QVBoxLayout()
+        side.addWidget(self.banner)
+        side.addWidget(self.reason)
+        side.addWidget(self.counters)
+        side.addWidget(QLabel("Defects this shift"))
+        side.addWidget(self.pareto_list, 1)
+        buttons = QHBoxLayout()
+        for button in (self.start_button, self.pause_button, self.stop_button):
+            buttons.addWidget(button)
+        side.addLayout(buttons)
+        side.addWidget(self.provider)
+        images = QGridLayout()
+        images.addWidget(self.coarse, 0, 0)
+        images.addWidget(self.fine, 1, 0)
+        layout = QHBoxLayout(self)
+        layout.addLayout(images, 3)
+        layout.addLayout(side, 2)
+        self._update_counters()
+
+    # -- slots for the worker's signals ------------------------------------------------------------
+    def on_part_started(self, event) -> None:
+        self.banner.setText("…")
+        self._paint_banner("")
+        self.reason.setText(f"inspecting {event.serial}")
+
+    def on_view_captured(self, event) -> None:
+        self._last_view = event
+        self.coarse.show_frame(event.image)
+
+    def on_candidates(self, event) -> None:
+        view = getattr(self, "_last_view", None)
+        if view is not None and view.view == event.view:
+            self.coarse.show_frame(view.image, [c.box_px for c in event.candidates])
+
+    def on_fine_shot(self, event) -> None:
+        self.fine.show_frame(event.image)
+
+    def on_verdict(self, event) -> None:
+        record = event.record
+        self.banner.setText(record.verdict)
+        self._paint_banner(record.verdict)
+        self.reason.setText(f"{record.serial}: {record.reason}")
+        self.verdicts[record.verdict] += 1
+        self.cycle_times.append(record.timings_s.get("total", 0.0))
+        for defect in record.defects:
+            if defect.decision == "defect":
+                self.pareto[defect.defect_class] += 1
+        self.pareto_list.clear()
+        for name, count in self.pareto.most_common():
+            self.pareto_list.addItem(f"{name:<10} {count}")
+        self.provider.setText(f"models: {', '.join(record.model_versions.values())}\n{record.provider}")
+        self._update_counters()
+
+    # -- helpers -------------------------------------------------------------------------------------
+    def _paint_banner(self, verdict: str) -> None:
+        self.banner.setStyleSheet(f"background: {VERDICT_COLOURS.get(verdict, '#455a64')}; color: white;"
+                                  " border-radius: 8px;")
+
+    def _update_counters(self) -> None:
+        parts = sum(self.verdicts.values())
+        yield_text = f"{self.verdicts['PASS'] / parts:.1%}" if parts else "–"
+        last = f"{self.cycle_times[-1]:.2f} s" if self.cycle_times else "–"
+        mean = f"{statistics.fmean(self.cycle_times):.2f} s" if self.cycle_times else "–"
+        self.counters.setText(f"parts {parts}   PASS {self.verdicts['PASS']}   FAIL {self.verdicts['FAIL']}   "
+                              f"ERROR {self.verdicts['ERROR']}\nyield {yield_text}   cycle last {last}, mean {mean}")
