@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "machine and the parts, and the summary scores verdicts against its ground truth.")
     run.add_argument("--sim", action="store_true", required=True, help="use the virtual cell (the only mode so far)")
     run.add_argument("--parts", type=int, default=20, help="parts to inspect (default 20)")
-    run.add_argument("--seed", type=int, default=100_000, help="seed of the first part (default 100000: never trained on)")
+    run.add_argument("--seed", type=int, default=500_000,
+                     help="seed of the first part (default 500000: a range no model was trained, tuned or evaluated on)")
     run.add_argument("--speed-factor", type=float, default=1.0, help="machine time runs this many times faster than wall time")
     run.add_argument("--recipe", default=None, help="recipe file (default: the reference recipe in models/)")
     run.add_argument("--db", default=DEFAULT_DB, help=f"result store (default {DEFAULT_DB})")

@@ -11,7 +11,7 @@ from .operator_view import OperatorView
 
 
 class StationWindow(QMainWindow):
-    def __init__(self, *, parts: int, speed_factor: float, db: str, archive: str | None, first_seed: int = 100_000,
+    def __init__(self, *, parts: int, speed_factor: float, db: str, archive: str | None, first_seed: int = 500_000,
                  recipe: str | None = None):
         super().__init__()
         self.setWindowTitle("Inspection station — virtual cell")
