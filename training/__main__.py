@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     det.add_argument("--train", type=Path, default=DATA_ROOT / "coarse-train", help="coarse training set")
     det.add_argument("--val", type=Path, default=DATA_ROOT / "coarse-val", help="coarse validation set ('' for none)")
     det.add_argument("--out", type=Path, default=TRAIN_ROOT / "detector", help="checkpoints + history")
-    det.add_argument("--iterations", type=int, default=2000)
+    det.add_argument("--iterations", type=int, default=3500)
     det.add_argument("--batch-size", type=int, default=16)
     det.add_argument("--crop", type=int, default=256, help="training crop side in px (multiple of 32)")
     det.add_argument("--lr", type=float, default=3e-3)
@@ -107,10 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
     cls.add_argument("--train", type=Path, default=DATA_ROOT / "fine-train", help="fine training set")
     cls.add_argument("--val", type=Path, default=DATA_ROOT / "fine-val", help="fine validation set ('' for none)")
     cls.add_argument("--out", type=Path, default=TRAIN_ROOT / "classifier")
-    cls.add_argument("--epochs", type=int, default=14)
+    cls.add_argument("--epochs", type=int, default=40)
     cls.add_argument("--batch-size", type=int, default=64)
     cls.add_argument("--lr", type=float, default=3e-3)
-    cls.add_argument("--width", type=int, default=24)
+    cls.add_argument("--width", type=int, default=32)
     cls.add_argument("--seed", type=int, default=1)
     cls.add_argument("--threads", type=int, default=2)
     cls.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (smoke runs)")
@@ -133,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
         e.add_argument("--version", default="1.0.0")
         e.add_argument("--target-escape", type=float, default=0.01 if name == "classifier" else 0.02,
                        help="per-class miss rate the thresholds are chosen for on the validation set")
+        if name == "detector":
+            e.add_argument("--candidate-budget", type=float, default=0.5,
+                           help="at most this many false candidates per coarse frame and class (default 0.5)")
         e.add_argument("--golden", type=int, default=8 if name == "detector" else 128, help="golden set size")
         e.add_argument("--command", default="", help=argparse.SUPPRESS)
         e.set_defaults(handler=_export, model=name)
@@ -222,8 +225,9 @@ def _export(args: argparse.Namespace) -> int:
     from .export import export_classifier, export_detector
     command = args.command or "python -m training " + " ".join(sys.argv[1:])
     fn = export_detector if args.model == "detector" else export_classifier
+    options = {"candidate_budget": args.candidate_budget} if args.model == "detector" else {}
     result = fn(args.checkpoint, args.val, args.out, version=args.version, target_escape=args.target_escape,
-                golden=args.golden, command=command)
+                golden=args.golden, command=command, **options)
     print(result.summary())
     return 0 if result.parity_ok else 1
 

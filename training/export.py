@@ -106,7 +106,7 @@ def _rel(path: Path) -> str:
 # ---------------------------------------------------------------- detector
 
 def export_detector(checkpoint: Path, val: Path, out: Path, *, version: str = "1.0.0", target_escape: float = 0.02,
-                    golden: int = 8, command: str = "", threads: int = 2) -> ExportResult:
+                    candidate_budget: float = 0.5, golden: int = 8, command: str = "", threads: int = 2) -> ExportResult:
     set_threads(threads)
     state = load_checkpoint(checkpoint)
     extra = state["extra"]
@@ -143,14 +143,11 @@ def export_detector(checkpoint: Path, val: Path, out: Path, *, version: str = "1
         tally.add([Pred(d.class_name, d.score, d.box_px) for d in result.detections], truths)
         if len(frames) < golden and any(not t.is_nuisance for t in truths):
             frames.append((record.file_name, image))
-    thresholds = {}
-    for c in DEFECT_CLASSES:
-        scores = [s for cat, s in zip(tally.truth_category, tally.truth_score) if cat == c]
-        thresholds[c] = round(threshold_for_recall(scores, 1 - target_escape, floor=spec.min_score, ceiling=0.9), 4)
+    thresholds = choose_detector_thresholds(tally, target_escape, candidate_budget, spec.min_score)
     val_metrics = _detector_val_metrics(tally, thresholds)
-    info = ModelInfo(**{**base.__dict__, "thresholds": thresholds,
-                        "metrics": {"val": val_metrics, "threshold_rule": f"per class: keep ≥{1 - target_escape:.3g} "
-                                                                          f"of val defects (target escape {target_escape:g})"}})
+    rule = (f"per class: the higher of (a) the score that keeps ≥{1 - target_escape:.3g} of val defects and (b) the "
+            f"lowest score with at most {candidate_budget:g} false candidates per coarse frame (fine-shot budget)")
+    info = ModelInfo(**{**base.__dict__, "thresholds": thresholds, "metrics": {"val": val_metrics, "threshold_rule": rule}})
     save_with_metadata(blob, info, out)
     detector = Detector(load_model(out, task="detect", prefer=["CPU"], intra_op_threads=threads))
 
@@ -177,6 +174,22 @@ def export_detector(checkpoint: Path, val: Path, out: Path, *, version: str = "1
                             "val": {"fingerprint": val_manifest["fingerprint"], "seed_range": val_manifest.get("seed_range"),
                                     "path": _rel(val)}})
     return ExportResult(out, info, parity, card)
+
+
+def choose_detector_thresholds(tally: DetectionTally, target_escape: float, candidate_budget: float,
+                               floor: float) -> dict[str, float]:
+    """Recall first, within a budget of false candidates per frame: each false candidate costs a
+    fine shot (stage travel + exposure), and more than the recipe's max_shots makes a part ERROR."""
+    frames = max(tally.images, 1)
+    grid = np.round(np.arange(floor, 0.9001, 0.01), 4)
+    thresholds = {}
+    for c in DEFECT_CLASSES:
+        scores = [s for cat, s in zip(tally.truth_category, tally.truth_score) if cat == c]
+        by_recall = threshold_for_recall(scores, 1 - target_escape, floor=floor, ceiling=0.9)
+        by_budget = next((float(t) for t in grid
+                          if (lambda hc: (hc[1] - hc[0]) / frames)(tally.precision(float(t), c)) <= candidate_budget), 0.9)
+        thresholds[c] = round(max(by_recall, by_budget), 4)
+    return thresholds
 
 
 def _detector_val_metrics(tally: DetectionTally, thresholds: dict[str, float]) -> dict[str, Any]:

@@ -138,17 +138,19 @@ class DetectionTally:
         return hits, calls
 
     def pr_curve(self, category: str | None = None, thresholds: Iterable[float] | None = None) -> list[tuple[float, float, float]]:
-        """(threshold, recall, precision) points; recall per truth class, precision per predicted class."""
+        """(threshold, recall, precision) points; recall per truth class, precision per predicted class
+        (nan where nothing is called at that threshold)."""
         points = []
         for t in (thresholds if thresholds is not None else np.linspace(0.05, 0.95, 19)):
             found, total = self.recall(t, category)
             hits, calls = self.precision(t, category)
-            points.append((float(t), found / total if total else float("nan"), hits / calls if calls else 1.0))
+            points.append((float(t), found / total if total else float("nan"), hits / calls if calls else float("nan")))
         return points
 
     def average_precision(self) -> float:
-        """Class-agnostic area under the PR curve (recall over real defects)."""
-        points = self.pr_curve(None, np.linspace(0.02, 0.98, 49))
+        """Class-agnostic area under the PR curve (recall over real defects); a threshold at which
+        nothing is called counts as precision 1 (it adds no recall, so it adds no area)."""
+        points = [(t, r, 1.0 if np.isnan(p) else p) for t, r, p in self.pr_curve(None, np.linspace(0.02, 0.98, 49))]
         points.sort(key=lambda p: p[1])
         area, last_r = 0.0, 0.0
         for _, r, p in points:

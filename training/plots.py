@@ -32,7 +32,7 @@ def classifier_curves(fine_scores: Sequence[tuple[int, np.ndarray]], class_names
             called = probs[:, k] >= t
             tp = int((called & positive).sum())
             recall = tp / positive.sum() if positive.any() else float("nan")
-            precision = tp / called.sum() if called.any() else 1.0
+            precision = tp / called.sum() if called.any() else float("nan")
             points.append((float(t), recall, precision))
         curves[c] = points
     return curves
@@ -68,13 +68,13 @@ def _plot_matplotlib(path: Path, curves, marks, title: str) -> None:
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6.4, 5.0), dpi=100)
     for i, (c, points) in enumerate(curves.items()):
-        pts = [(r, p) for _, r, p in points if not np.isnan(r)]
+        pts = [(r, p) for _, r, p in points if not (np.isnan(r) or np.isnan(p))]
         if not pts:
             continue
         r, p = zip(*pts)
         ax.plot(r, p, color=COLOURS[i % len(COLOURS)], label=c, lw=1.8)
         m = _mark(points, marks.get(c))
-        if m and not np.isnan(m[1]):
+        if m and not (np.isnan(m[1]) or np.isnan(m[2])):
             ax.plot([m[1]], [m[2]], "o", color=COLOURS[i % len(COLOURS)], ms=7, mfc="none", mew=2)
     ax.set_xlabel("recall")
     ax.set_ylabel("precision")
@@ -103,11 +103,11 @@ def _plot_cv2(path: Path, curves, marks, title: str, size: int = 480, margin: in
     for i, (c, points) in enumerate(curves.items()):
         hexcol = COLOURS[i % len(COLOURS)]
         colour = tuple(int(hexcol[j:j + 2], 16) for j in (5, 3, 1))  # BGR
-        pts = [to_px(r, p) for _, r, p in points if not np.isnan(r)]
+        pts = [to_px(r, p) for _, r, p in points if not (np.isnan(r) or np.isnan(p))]
         if len(pts) > 1:
             cv2.polylines(img, [np.array(sorted(pts), np.int32)], False, colour, 2)
         m = _mark(points, marks.get(c))
-        if m and not np.isnan(m[1]):
+        if m and not (np.isnan(m[1]) or np.isnan(m[2])):
             cv2.circle(img, to_px(m[1], m[2]), 6, colour, 2)
         cv2.putText(img, c, (margin + 10, margin + size - 15 - 18 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1)
     cv2.imwrite(str(path), img)
