@@ -91,13 +91,14 @@ def merge_candidates(candidates: Sequence[Candidate], distance_mm: float) -> lis
 
 
 def plan_fine_shots(candidates: Sequence[Candidate], recipe: Recipe, station: StationConfig) -> list[FineShot]:
-    """One shot per merged group, ordered face by face in the recipe's view order and, within a
-    face, by nearest neighbour from the previous shot to keep travel short."""
+    """One shot per merged group, ordered face by face starting where the coarse pass ended (the
+    recipe's views backwards: no rotation back to the first face) and, within a face, by nearest
+    neighbour from the previous shot to keep travel short."""
     views = {view.face: view for view in recipe.views}
     offset = (recipe.fixture_offset.x, recipe.fixture_offset.y)
     groups = merge_candidates(candidates, recipe.reimaging.merge_distance_mm)
     shots: list[FineShot] = []
-    for view in recipe.views:
+    for view in reversed(recipe.views):
         on_face = [g for g in groups if g[0].face == view.face]
         here = (0.0, 0.0)
         while on_face:

@@ -35,11 +35,12 @@ def test_merge_joins_close_candidates_on_one_face_only():
     assert len(chain) >= 2  # no chaining of a row of specks into one shot
 
 
-def test_shots_follow_view_order_and_nearest_neighbour():
+def test_shots_start_at_the_last_view_and_go_nearest_neighbour():
     shots = plan_fine_shots([cand("north", 0, 0), cand("top", 10, 0), cand("top", 1, 0), cand("top", 5, 0)],
                             RECIPE, STATION)
-    assert [s.face for s in shots] == ["top", "top", "top", "north"]
-    assert [s.u_mm for s in shots[:3]] == [1, 5, 10]
+    assert [v.face for v in RECIPE.views][-1] == "west"
+    assert [s.face for s in shots] == ["north", "top", "top", "top"]  # backwards through the views
+    assert [s.u_mm for s in shots[1:]] == [1, 5, 10]
 
 
 def test_fine_box_is_the_coarse_box_scaled_around_the_aim_point():
