@@ -16,6 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", default=os.path.join("out", "results.db"))
     parser.add_argument("--archive", default=os.path.join("out", "archive"))
     parser.add_argument("--recipe", default=None)
+    parser.add_argument("--seed", type=int, default=500_000, help="seed of the first part (default 500000)")
     parser.add_argument("--screenshot", metavar="DIR", help="run a few parts, write a PNG of each workspace, exit")
     args = parser.parse_args(argv)
 
@@ -27,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication(sys.argv[:1])
     parts = min(args.parts, 3) if args.screenshot else args.parts
     window = StationWindow(parts=parts, speed_factor=args.speed_factor, db=args.db, archive=args.archive or None,
-                           recipe=args.recipe)
+                           recipe=args.recipe, first_seed=args.seed)
     window.resize(1280, 800)
     window.show()
     if args.screenshot:
