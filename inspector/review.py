@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import numbers
 import os
 import shutil
 import struct
@@ -621,9 +622,9 @@ class ReviewQueue:
 def _item_id(item: int | ReviewItem) -> int:
     if isinstance(item, ReviewItem):
         return item.id
-    if isinstance(item, bool) or not isinstance(item, int):
+    if isinstance(item, bool) or not isinstance(item, numbers.Integral):
         raise ValueError(f"review item {item!r}: expected an item id or a ReviewItem")
-    return item
+    return int(item)
 
 
 def _who(where: str, who: str) -> str:

@@ -317,7 +317,8 @@ def test_failing_hook_keeps_the_labels_and_fires_again(env, caplog):
     store, _, archive, tmp = env
     for hook in (LabelHook(2, entry_point="tests.test_review:failing_hook"),
                  LabelHook(2, command=[sys.executable, "-c", "raise SystemExit(3)"]),
-                 LabelHook(2, entry_point="tests.no_such_module:run")):
+                 LabelHook(2, entry_point="tests.no_such_module:run"),
+                 LabelHook(2, command=[str(tmp / "no_such_trainer")])):
         queue = ReviewQueue(store, hook=hook, export_root=tmp / "exports")
         _, (item,) = add(store, queue, part(archive, len(store.query()) + 1, "FAIL", [defect(), defect("dent")]))
         before = queue.pending_labels()
@@ -330,7 +331,7 @@ def test_failing_hook_keeps_the_labels_and_fires_again(env, caplog):
         assert queue.pending_labels() == before + 2  # not counted as delivered: the next label fires again
         queue.close(item, "qa")
     assert "hook failed" in caplog.text
-    assert [e[3] for e in queue.exports()] == [False] * 5  # 1 + 2 + 2: each label re-fires while undelivered
+    assert [e[3] for e in queue.exports()] == [False] * 7  # 1 + 2 + 2 + 2: each label re-fires while undelivered
 
 
 def test_label_hook_validation():
