@@ -26,7 +26,7 @@ def gardasoft():
 
 def test_levels_strobe_save_and_all_off(gardasoft):
     unit, driver = gardasoft
-    assert driver.version == "RC-EMU 1.4.2"
+    assert driver.version == "RT860-EMU (HW01) V001"
     driver.set_level("coaxial", 62.5)
     driver.set_strobe("low_angle", pulse_us=400, delay_us=50, percent=90)
     state = unit.channel_state()
@@ -54,7 +54,7 @@ def test_segmented_program_steps(gardasoft):
 def test_out_of_range_is_refused_before_sending(gardasoft):
     unit, driver = gardasoft
     sent_before = len(unit.received)
-    with pytest.raises(ValueError, match="light 'ring': level must be 0–100 %, got 120"):
+    with pytest.raises(ValueError, match="light 'ring': level 120 is out of range, expected 0–100 %"):
         driver.set_level("ring", 120)
     with pytest.raises(ValueError, match="unknown light role 'uv'"):
         driver.set_level("uv", 10)
@@ -64,9 +64,26 @@ def test_out_of_range_is_refused_before_sending(gardasoft):
 def test_unit_error_names_the_command(gardasoft):
     _, driver = gardasoft
     with pytest.raises(ControllerError) as info:
-        driver.command("RS12,10")
-    assert info.value.code == 4 and info.value.command == "RS12,10" and "channel not fitted" in str(info.value)
+        driver.command("RS12,10")  # the unit has 8 outputs
+    assert info.value.code == 1 and info.value.command == "RS12,10" and "parameter value is invalid" in str(info.value)
+    with pytest.raises(ControllerError, match="error 4 for 'RS1': wrong number of parameters"):
+        driver.command("RS1")
+    assert driver.clear_errors() == ["Evt0,4"]  # GR reports and clears the last error
     driver.set_level("ring", 10)  # the link is still in step after an error
+
+
+def test_adjusted_timing_is_a_warning_not_an_error(gardasoft):
+    unit, driver = gardasoft
+    driver.set_strobe("low_angle", pulse_us=400, delay_us=0, percent=90)  # Err 5: delay raised to the minimum
+    assert driver.warnings == [("RT3,400us,0us,90", 5)]
+    assert unit.channel_state()[3].delay_us == unit.MIN_DELAY_US
+
+
+def test_failed_save_is_an_error(gardasoft):
+    unit, driver = gardasoft
+    unit.save_fails = True
+    with pytest.raises(ControllerError, match="error 9 for 'AW'"):
+        driver.save()
 
 
 def test_silence_times_out(gardasoft):
@@ -87,7 +104,7 @@ def test_port_vanishing(gardasoft):
 
 def test_wrong_echo_is_a_protocol_error(gardasoft):
     unit, driver = gardasoft
-    unit.on_line = lambda line: unit.send_line("garbage")
+    unit.on_bytes = lambda data: unit.send(b"garbage\n\r>")
     with pytest.raises(ProtocolError, match="echoed 'garbage'"):
         driver.set_level("ring", 10)
 
@@ -100,13 +117,15 @@ def test_template_protocol_with_custom_spec():
         driver.set_level("backlight", 45)
         driver.save()
         assert unit.channel_state()[3].percent == 45 and unit.saved[3].percent == 45
-        with pytest.raises(ValueError, match="no 'set_strobe' command"):
+        with pytest.raises(ValueError, match="acme: this template controller has no strobe command"):
             driver.set_strobe("coaxial", 100, 0, 50)
-        driver.channels["ring"] = 9  # wired to an output the unit does not have
-        driver._settings["ring"] = driver._settings["coaxial"]
-        with pytest.raises(ControllerError, match="acme: error 7 for 'L9,050'"):
-            driver.set_level("ring", 50)
         driver.disconnect()
+        miswired = TemplateLightController(LineTransport(unit.port_path, name="acme", read_timeout_s=0.5), SPEC,
+                                           {"ring": 9})  # an output the unit does not have
+        miswired.connect()
+        with pytest.raises(ControllerError, match="acme: error 7 for 'L9,050'"):
+            miswired.set_level("ring", 50)
+        miswired.disconnect()
 
 
 def test_unwired_role_is_named():

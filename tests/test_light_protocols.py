@@ -9,16 +9,23 @@ from hardware.lights.base import LightProgram
 from hardware.lights.template import TemplateProtocolSpec
 from hardware.sim.light_emulators import GardasoftEmulator, TemplateEmulator, template_regex
 
+# What the RT-series manuals document: the unit echoes the line, separates reply lines with LF CR
+# and ends every reply with a bare `>` prompt; times are ms unless they carry a unit.
 GARDASOFT = [
-    (b"VE\r", [b"VE", b"RC-EMU 1.4.2", b">"]),
-    (b"RS1,50\r", [b"RS1,50", b">"]),
-    (b"RT2,500,100,80\r", [b"RT2,500,100,80", b">"]),
-    (b"AW\r", [b"AW", b">"]),
-    (b"XY\r", [b"XY", b"Err 1", b">"]),
-    (b"RS1\r", [b"RS1", b"Err 2", b">"]),
-    (b"RS1,150\r", [b"RS1,150", b"Err 3", b">"]),
-    (b"RS9,10\r", [b"RS9,10", b"Err 4", b">"]),
-    (b"RT1,0,0,50\r", [b"RT1,0,0,50", b"Err 3", b">"]),
+    (b"VR\r", b"VR\n\rRT860-EMU (HW01) V001\n\r>"),
+    (b"RS1,50\r", b"RS1,50\n\r>"),
+    (b"RT2,500us,100us,80\r", b"RT2,500us,100us,80\n\r>"),
+    (b"RT3,0.5,0.1,80\r", b"RT3,0.5,0.1,80\n\r>"),  # 0.5 ms pulse, 0.1 ms delay
+    (b"RT4,500us,0us,80\r", b"RT4,500us,0us,80\n\rErr 5\n\r>"),  # delay raised to the minimum: a warning
+    (b"RS1,50;RS5,20\r", b"RS1,50;RS5,20\n\r>"),  # several commands on a line
+    (b"AW\r", b"AW\n\r>"),
+    (b"GR\r", b"GR\n\rEvt4,5\n\r>"),  # the last event, then cleared
+    (b"GR\r", b"GR\n\r>"),
+    (b"RS1,150\r", b"RS1,150\n\rErr 1\n\r>"),
+    (b"RS9,10\r", b"RS9,10\n\rErr 1\n\r>"),
+    (b"XY\r", b"XY\n\rErr 2\n\r>"),
+    (b"RS1,x\r", b"RS1,x\n\rErr 3\n\r>"),
+    (b"RS1\r", b"RS1\n\rErr 4\n\r>"),
 ]
 
 SPEC = TemplateProtocolSpec.from_dict({"set_level": "S{channel}{value:04d}#", "save": "W#",
@@ -45,9 +52,16 @@ def exchange(device, table):
 
 
 def test_gardasoft_table():
-    with GardasoftEmulator() as unit:
-        exchange(unit, GARDASOFT)
+    with GardasoftEmulator() as unit, serial.Serial(unit.port_path, 115200, timeout=0.05) as port:
+        for sent, expected in GARDASOFT:
+            port.write(sent)
+            got, deadline = b"", time.monotonic() + 1.0
+            while time.monotonic() < deadline and not got.endswith(b">"):
+                got += port.read(256)
+            assert got == expected, sent
         assert unit.channels[2].mode == "strobe" and unit.saved[1].percent == 50
+        assert (unit.channels[3].pulse_us, unit.channels[3].delay_us) == (500, 100)
+        assert unit.channels[4].delay_us == unit.MIN_DELAY_US and unit.channels[5].percent == 20
 
 
 def test_template_table():
@@ -85,8 +99,8 @@ def test_light_program_round_trip_and_errors():
     assert len(program.steps) == 4 and program.steps[3].pulse_us == 800
     assert LightProgram.from_dict("ps4", program.to_dict()) == program
     for bad, message in [
-        ({"steps": [{"levels": {"seg_x": 50}}]}, "program 'ps4' step 1: level for 'seg_x' — unknown light role"),
-        ({"steps": [{"levels": {"ring": 120}}]}, "step 1: level for 'ring' — light 'ring': level must be 0–100 %"),
+        ({"steps": [{"levels": {"seg_x": 50}}]}, "program 'ps4' step 1: level for 'seg_x' — unknown role"),
+        ({"steps": [{"levels": {"ring": 120}}]}, "step 1: level for 'ring' — 120 is out of range, expected 0–100 %"),
         ({"steps": [{"levels": {"ring": 10}, "mode": "flash"}]}, "step 1: mode 'flash'"),
         ({"steps": [{"levels": {"ring": 10}, "mode": "strobe"}]}, "strobe needs pulse_us > 0"),
         ({"steps": []}, "non-empty list 'steps'"),

@@ -1,189 +1,405 @@
 """Light controllers: channels addressed by role, light programs as data.
 
 A role (coaxial, ring, …) is what a recipe speaks of; which output of which controller drives it
-is station wiring, given by the channel map in the station config. A light *program* is the
+is station wiring, given by a `ChannelMap` from the station config. A light *program* is the
 ordered list of steps one capture needs — one step for a plain shot, four for a segmented
-photometric-stereo sequence.
+photometric-stereo sequence. Each protocol is one `LightController` subclass; its limits are
+declared as `Parameter`s whose validators are pure functions, and every value is checked before
+a byte is sent.
 """
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
-from typing import Any, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Callable, ClassVar, Iterator, Mapping, Union
 
 CHANNEL_ROLES = ("coaxial", "ring", "low_angle", "backlight", "seg_n", "seg_e", "seg_s", "seg_w")
 MODES = ("continuous", "strobe")
+ChannelId = Union[int, str]  # an output number (Gardasoft: 1…8) or a vendor's letter / name ("A", "CH1")
 
 
-def check_percent(role: str, percent: float) -> float:
-    if isinstance(percent, bool) or not isinstance(percent, (int, float)) or not 0 <= percent <= 100:
-        raise ValueError(f"light {role!r}: level must be 0–100 %, got {percent!r}")
-    return float(percent)
+# -- validators: pure functions that return the value or raise ValueError with the reason -----------------
+def strict_range(value: Any, bounds: tuple[float, float]) -> float:
+    """A real number within `bounds` (inclusive), as float. Booleans and NaN are refused."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{value!r} is not a number")
+    low, high = bounds
+    if not low <= value <= high:  # NaN fails this too
+        raise ValueError(f"{value!r} is out of range")
+    return float(value)
 
 
-def check_role(role: str, known: tuple[str, ...] | Mapping[str, Any] = CHANNEL_ROLES) -> str:
-    if role not in known:
-        raise ValueError(f"unknown light role {role!r}; expected one of {', '.join(known)}")
+def check_role(role: Any) -> str:
+    if role not in CHANNEL_ROLES:
+        raise ValueError(f"unknown role {role!r}, expected one of {', '.join(CHANNEL_ROLES)}")
     return role
+
+
+def check_channel_id(channel: Any) -> ChannelId:
+    """An output number ≥ 1, or a short alphanumeric name such as "A" or "CH1"."""
+    if isinstance(channel, bool):
+        raise ValueError(f"{channel!r} is not a channel; expected a number ≥ 1 or a name such as \"A\"")
+    if isinstance(channel, int):
+        if channel < 1:
+            raise ValueError(f"channel {channel} is not ≥ 1")
+        return channel
+    if isinstance(channel, str) and channel.isalnum() and channel.isascii() and len(channel) <= 8:
+        return channel
+    raise ValueError(f"{channel!r} is not a channel; expected a number ≥ 1 or a name such as \"A\"")
+
+
+def format_range(bounds: tuple[float, float], unit: str) -> str:
+    return f"{bounds[0]:g}–{bounds[1]:g} {unit}".rstrip()
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A driver parameter declared once per protocol: its name, unit, limits and validator.
+
+    `check` returns the validated value or raises ValueError naming the owner (usually the light
+    role), the parameter and the accepted range — before anything is sent to the unit.
+    """
+
+    name: str
+    unit: str
+    bounds: tuple[float, float]
+    validator: Callable[[Any, tuple[float, float]], float] = strict_range
+
+    @property
+    def expected(self) -> str:
+        return format_range(self.bounds, self.unit)
+
+    def check(self, value: Any, owner: str) -> float:
+        try:
+            return self.validator(value, self.bounds)
+        except ValueError as exc:
+            raise ValueError(f"{owner}: {self.name} {exc}, expected {self.expected}") from None
+
+
+PERCENT = Parameter("level", "%", (0.0, 100.0))
+
+
+# -- wiring ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class ChannelMap(Mapping[str, ChannelId]):
+    """Role → controller channel, as wired at this station. A read-only mapping."""
+
+    wiring: tuple[tuple[str, ChannelId], ...]
+
+    def __post_init__(self) -> None:
+        seen: dict[ChannelId, str] = {}
+        for role, channel in self.wiring:
+            check_role(role)
+            check_channel_id(channel)
+            if channel in seen:
+                raise ValueError(f"roles {seen[channel]!r} and {role!r} are both wired to channel {channel!r}")
+            seen[channel] = role
+        if len({role for role, _ in self.wiring}) != len(self.wiring):
+            raise ValueError("a role is wired twice")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "lights.channels") -> "ChannelMap":
+        if isinstance(data, ChannelMap):
+            return data
+        if not isinstance(data, Mapping) or not data:
+            raise ValueError(f"{source}: expected a table of role = channel, e.g. coaxial = 1")
+        for role, channel in data.items():
+            try:
+                check_role(role)
+                check_channel_id(channel)
+            except ValueError as exc:
+                raise ValueError(f"{source}.{role}: {exc}") from None
+        try:
+            return cls(tuple(data.items()))
+        except ValueError as exc:
+            raise ValueError(f"{source}: {exc}") from None
+
+    def __getitem__(self, role: str) -> ChannelId:
+        for wired_role, channel in self.wiring:
+            if wired_role == role:
+                return channel
+        raise KeyError(role)
+
+    def __iter__(self) -> Iterator[str]:
+        return (role for role, _ in self.wiring)
+
+    def __len__(self) -> int:
+        return len(self.wiring)
+
+    def channel(self, role: str, device: str = "lights") -> ChannelId:
+        """The channel wired for `role`; ValueError naming the role (unknown, or not wired here)."""
+        if role not in CHANNEL_ROLES:
+            raise ValueError(f"{device}: unknown light role {role!r}, expected one of {', '.join(CHANNEL_ROLES)}")
+        if role not in self:
+            raise ValueError(f"{device}: no channel wired for light role {role!r} (wired: {', '.join(self)})")
+        return self[role]
+
+    def role_of(self, channel: ChannelId) -> str | None:
+        return next((role for role, wired in self.wiring if wired == channel), None)
+
+    def to_dict(self) -> dict[str, ChannelId]:
+        return dict(self.wiring)
+
+
+# -- light programs as data -----------------------------------------------------------------------------
+STEP_FIELDS = ("levels", "mode", "pulse_us", "delay_us")
+PROGRAM_FIELDS = ("steps", "description")
+
+
+def _step_problems(levels: Mapping[str, Any], mode: Any, pulse_us: Any, delay_us: Any) -> str | None:
+    """The first thing wrong with a step, worded for `program 'x' step n: …`; None when it is valid."""
+    if mode not in MODES:
+        return f"mode {mode!r}, expected one of {', '.join(MODES)}"
+    if not isinstance(levels, Mapping) or not levels:
+        return "'levels' must map roles to percent, e.g. {coaxial = 60}"
+    for role, level in levels.items():
+        if role not in CHANNEL_ROLES:
+            return f"level for {role!r} — unknown role, expected one of {', '.join(CHANNEL_ROLES)}"
+        try:
+            strict_range(level, PERCENT.bounds)
+        except ValueError as exc:
+            return f"level for {role!r} — {exc}, expected {PERCENT.expected}"
+    for name, value in (("pulse_us", pulse_us), ("delay_us", delay_us)):
+        try:
+            strict_range(value, (0.0, 10_000_000.0))
+        except ValueError as exc:
+            return f"{name} {exc}, expected 0–10000000 µs"
+    if mode == "strobe" and not pulse_us > 0:
+        return f"strobe needs pulse_us > 0, got {pulse_us!r}"
+    if mode == "continuous" and (pulse_us or delay_us):
+        return "pulse_us and delay_us are only used with mode 'strobe'"
+    return None
 
 
 @dataclass(frozen=True)
 class LightStep:
-    levels: Mapping[str, float]  # role → percent; roles not named are off
+    """The lights for one exposure: roles not named are off. Strobe steps fire on the camera
+    trigger after `delay_us`, for `pulse_us`; continuous steps stay lit."""
+
+    levels: Mapping[str, float]
     mode: str = "continuous"
-    pulse_us: float = 0.0  # strobe only: pulse width and delay after the trigger
+    pulse_us: float = 0.0
     delay_us: float = 0.0
+
+    def __post_init__(self) -> None:
+        problem = _step_problems(self.levels, self.mode, self.pulse_us, self.delay_us)
+        if problem:
+            raise ValueError(f"light step: {problem}")
+        object.__setattr__(self, "levels", MappingProxyType({role: float(v) for role, v in self.levels.items()}))
+        object.__setattr__(self, "pulse_us", float(self.pulse_us))
+        object.__setattr__(self, "delay_us", float(self.delay_us))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "light step") -> "LightStep":
+        if not isinstance(data, Mapping):
+            raise ValueError(f"{where}: expected a table with 'levels', got {type(data).__name__}")
+        extra = sorted(set(data) - set(STEP_FIELDS))
+        if extra:
+            raise ValueError(f"{where}: unknown field {extra[0]!r}, expected {', '.join(STEP_FIELDS)}")
+        if "levels" not in data:
+            raise ValueError(f"{where}: missing 'levels', e.g. levels = {{coaxial = 60}}")
+        mode = data.get("mode", "continuous")
+        pulse_us, delay_us = data.get("pulse_us", 0.0), data.get("delay_us", 0.0)
+        problem = _step_problems(data["levels"], mode, pulse_us, delay_us)
+        if problem:
+            raise ValueError(f"{where}: {problem}")
+        return cls(dict(data["levels"]), mode, pulse_us, delay_us)
+
+    def to_dict(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {"levels": dict(self.levels)}
+        if self.mode != "continuous":
+            entry.update(mode=self.mode, pulse_us=self.pulse_us, delay_us=self.delay_us)
+        return entry
+
+    def level(self, role: str) -> float:
+        return self.levels.get(role, 0.0)
 
 
 @dataclass(frozen=True)
 class LightProgram:
+    """A named, ordered list of steps; one exposure per step."""
+
     name: str
     steps: tuple[LightStep, ...]
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"light program name must be a non-empty string, got {self.name!r}")
+        object.__setattr__(self, "steps", tuple(self.steps))
+        if not self.steps or not all(isinstance(step, LightStep) for step in self.steps):
+            raise ValueError(f"program {self.name!r}: expected at least one LightStep")
 
     @classmethod
     def from_dict(cls, name: str, data: Mapping[str, Any]) -> "LightProgram":
-        where = f"light program {name!r}"
-        if not isinstance(data, Mapping) or not isinstance(data.get("steps"), list) or not data["steps"]:
-            raise ValueError(f"{where}: expected a table with a non-empty list 'steps'")
-        unknown = set(data) - {"steps", "description"}
-        if unknown:
-            raise ValueError(f"{where}: unknown field {sorted(unknown)[0]!r} (expected steps, description)")
-        steps = []
-        for index, raw in enumerate(data["steps"], start=1):
-            at = f"{where} step {index}"
-            if not isinstance(raw, Mapping):
-                raise ValueError(f"{at}: expected a table with 'levels'")
-            extra = set(raw) - {"levels", "mode", "pulse_us", "delay_us"}
-            if extra:
-                raise ValueError(f"{at}: unknown field {sorted(extra)[0]!r} (expected levels, mode, pulse_us, delay_us)")
-            mode = raw.get("mode", "continuous")
-            if mode not in MODES:
-                raise ValueError(f"{at}: mode {mode!r}, expected one of {', '.join(MODES)}")
-            levels = raw.get("levels")
-            if not isinstance(levels, Mapping) or not levels:
-                raise ValueError(f"{at}: 'levels' must map roles to percent, e.g. {{coaxial = 60}}")
-            for role, level in levels.items():
-                try:
-                    check_role(role)
-                    check_percent(role, level)
-                except ValueError as exc:
-                    raise ValueError(f"{at}: level for {role!r} — {exc}") from None
-            pulse, delay = raw.get("pulse_us", 0.0), raw.get("delay_us", 0.0)
-            if mode == "strobe" and not (isinstance(pulse, (int, float)) and pulse > 0):
-                raise ValueError(f"{at}: strobe needs pulse_us > 0, got {pulse!r}")
-            if not (isinstance(delay, (int, float)) and delay >= 0):
-                raise ValueError(f"{at}: delay_us must be ≥ 0, got {delay!r}")
-            steps.append(LightStep({r: float(v) for r, v in levels.items()}, mode, float(pulse), float(delay)))
-        return cls(name, tuple(steps))
+        """Schema: {steps = [{levels = {role = percent, …}, mode = "continuous"|"strobe",
+        pulse_us = µs, delay_us = µs}, …], description = "…"}; errors name program, step and field."""
+        where = f"program {name!r}"
+        if not isinstance(data, Mapping):
+            raise ValueError(f"{where}: expected a table with a list 'steps', got {type(data).__name__}")
+        extra = sorted(set(data) - set(PROGRAM_FIELDS))
+        if extra:
+            raise ValueError(f"{where}: unknown field {extra[0]!r}, expected {', '.join(PROGRAM_FIELDS)}")
+        steps = data.get("steps")
+        if not isinstance(steps, (list, tuple)) or not steps:
+            raise ValueError(f"{where}: expected a non-empty list 'steps' (one step per exposure)")
+        description = data.get("description", "")
+        if not isinstance(description, str):
+            raise ValueError(f"{where}: description must be text, got {description!r}")
+        parsed = tuple(LightStep.from_dict(raw, f"{where} step {index}") for index, raw in enumerate(steps, start=1))
+        return cls(name, parsed, description)
 
     def to_dict(self) -> dict[str, Any]:
-        steps = []
-        for step in self.steps:
-            entry: dict[str, Any] = {"levels": dict(step.levels)}
-            if step.mode != "continuous":
-                entry.update(mode=step.mode, pulse_us=step.pulse_us, delay_us=step.delay_us)
-            steps.append(entry)
-        return {"steps": steps}
+        data: dict[str, Any] = {"steps": [step.to_dict() for step in self.steps]}
+        if self.description:
+            data["description"] = self.description
+        return data
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """Every role some step lights, in CHANNEL_ROLES order."""
+        used = {role for step in self.steps for role, level in step.levels.items() if level > 0}
+        return tuple(role for role in CHANNEL_ROLES if role in used)
 
 
-@dataclass
+# -- the driver interface -------------------------------------------------------------------------------
+@dataclass(frozen=True)
 class ChannelSetting:
-    mode: str = "off"  # off | continuous | strobe
+    """What a driver last set on one channel. `unknown` until it has set it (or after a failed command):
+    the unit may hold saved settings from before."""
+
+    mode: str = "unknown"  # unknown | off | continuous | strobe
     percent: float = 0.0
     pulse_us: float = 0.0
     delay_us: float = 0.0
 
 
+OFF = ChannelSetting("off")
+UNKNOWN = ChannelSetting()
+
+
 class LightController(ABC):
-    """One controller; each protocol is a subclass. Percent is validated before anything is sent."""
+    """One controller; each protocol is a subclass implementing `_send_level` / `_send_strobe`.
 
-    def __init__(self, name: str, channels: Mapping[str, int | str]):
-        for role in channels:
-            check_role(role)
+    Roles are resolved through the channel map and every value is validated against the class's
+    `Parameter`s before anything is sent. Calls are serialised by a lock, so the cycle and an
+    operator panel may share one controller.
+    """
+
+    protocol: ClassVar[str] = ""
+    level: ClassVar[Parameter] = PERCENT
+    pulse: ClassVar[Parameter] = Parameter("pulse", "µs", (1.0, 1_000_000.0))
+    delay: ClassVar[Parameter] = Parameter("delay", "µs", (0.0, 1_000_000.0))
+
+    def __init__(self, name: str, channels: ChannelMap | Mapping[str, ChannelId]):
         self.name = name
-        self.channels = dict(channels)
-        self._settings: dict[str, ChannelSetting] = {role: ChannelSetting() for role in self.channels}
+        try:
+            self.channels = ChannelMap.from_dict(channels, source=f"{name}: channels")
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+        self._settings: dict[str, ChannelSetting] = {role: UNKNOWN for role in self.channels}
+        self._lock = threading.RLock()
 
-    def _channel(self, role: str) -> int | str:
-        check_role(role)
-        if role not in self.channels:
-            raise ValueError(f"{self.name}: no channel wired for light role {role!r} "
-                             f"(wired: {', '.join(self.channels)})")
-        return self.channels[role]
-
-    def set_level(self, role: str, percent: float) -> None:
-        channel = self._channel(role)
-        percent = check_percent(role, percent)
-        self._send_level(channel, percent)
-        self._settings[role] = ChannelSetting("continuous" if percent > 0 else "off", percent)
-
-    def set_strobe(self, role: str, pulse_us: float, delay_us: float, percent: float) -> None:
-        channel = self._channel(role)
-        percent = check_percent(role, percent)
-        if not pulse_us > 0 or delay_us < 0:
-            raise ValueError(f"light {role!r}: strobe needs pulse_us > 0 and delay_us ≥ 0, got {pulse_us}, {delay_us}")
-        self._send_strobe(channel, pulse_us, delay_us, percent)
-        self._settings[role] = ChannelSetting("strobe", percent, pulse_us, delay_us)
-
-    def all_off(self) -> None:
-        for role in self.channels:
-            self.set_level(role, 0.0)
-
-    def apply(self, step: LightStep) -> None:
-        """Set every wired channel for one program step; channels the step does not name go off."""
-        for role in step.levels:
-            self._channel(role)
-        for role in self.channels:
-            level = step.levels.get(role, 0.0)
-            if step.mode == "strobe" and level > 0:
-                self.set_strobe(role, step.pulse_us, step.delay_us, level)
-            elif self._settings[role].mode != "off" or level > 0:
-                self.set_level(role, level)
-
-    def levels(self) -> dict[str, ChannelSetting]:
-        """What this driver last set, per role."""
-        return {role: ChannelSetting(**vars(s)) for role, s in self._settings.items()}
-
+    # -- lifecycle ---------------------------------------------------------------------------------------
     @abstractmethod
     def connect(self) -> None: ...
 
     @abstractmethod
     def disconnect(self) -> None: ...
 
-    @abstractmethod
+    def __enter__(self) -> "LightController":
+        self.connect()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.disconnect()
+
+    # -- settings ----------------------------------------------------------------------------------------
+    def set_level(self, role: str, percent: float) -> None:
+        """Continuous light at `percent` of full brightness; 0 turns the channel off."""
+        channel = self.channels.channel(role, self.name)
+        percent = self.level.check(percent, f"light {role!r}")
+        with self._lock:
+            self._settings[role] = UNKNOWN
+            self._send_level(channel, percent)
+            self._settings[role] = ChannelSetting("continuous", percent) if percent > 0 else OFF
+
+    def set_strobe(self, role: str, pulse_us: float, delay_us: float, percent: float) -> None:
+        """Pulse at `percent` for `pulse_us`, `delay_us` after each trigger."""
+        channel = self.channels.channel(role, self.name)
+        self._require_strobe(role)
+        owner = f"light {role!r}"
+        pulse_us = self.pulse.check(pulse_us, owner)
+        delay_us = self.delay.check(delay_us, owner)
+        percent = self.level.check(percent, owner)
+        with self._lock:
+            self._settings[role] = UNKNOWN
+            self._send_strobe(channel, pulse_us, delay_us, percent)
+            self._settings[role] = ChannelSetting("strobe", percent, pulse_us, delay_us)
+
+    def all_off(self) -> None:
+        """Every wired channel off, whatever this driver believes it set."""
+        with self._lock:
+            for role in self.channels:
+                self.set_level(role, 0.0)
+
+    def apply(self, step: LightStep, *, force: bool = False) -> None:
+        """Set every wired channel for one program step: channels the step does not light go off.
+
+        Everything is checked before the first command; channels already as wanted are skipped
+        unless `force` (a failed command leaves its channel unknown, so it is always re-sent)."""
+        for role in step.levels:
+            self.channels.channel(role, self.name)
+        for role, level in step.levels.items():
+            owner = f"light {role!r}"
+            self.level.check(level, owner)
+            if step.mode == "strobe" and level > 0:
+                self._require_strobe(role)
+                self.pulse.check(step.pulse_us, owner)
+                self.delay.check(step.delay_us, owner)
+        with self._lock:
+            for role in self.channels:  # off first: two steps never overlap
+                if step.level(role) <= 0 and (force or self._settings[role] != OFF):
+                    self.set_level(role, 0.0)
+            for role in self.channels:
+                level = step.level(role)
+                if level <= 0:
+                    continue
+                if step.mode == "strobe":
+                    wanted = ChannelSetting("strobe", level, step.pulse_us, step.delay_us)
+                    if force or self._settings[role] != wanted:
+                        self.set_strobe(role, step.pulse_us, step.delay_us, level)
+                elif force or self._settings[role] != ChannelSetting("continuous", level):
+                    self.set_level(role, level)
+
+    def levels(self) -> dict[str, ChannelSetting]:
+        """What this driver last set, per role (ChannelSetting is frozen)."""
+        with self._lock:
+            return dict(self._settings)
+
+    @property
+    def can_save(self) -> bool:
+        return False
+
+    @property
+    def can_strobe(self) -> bool:
+        return True
+
+    def _require_strobe(self, role: str) -> None:
+        if not self.can_strobe:
+            raise ValueError(f"{self.name}: this {self.protocol or type(self).__name__} controller has no strobe "
+                             f"command, so light {role!r} can only be set continuous")
+
     def save(self) -> None:
-        """Persist the current settings in the controller (where the protocol has it)."""
+        """Persist the current settings in the controller, where the protocol has such a command."""
+        raise NotImplementedError(f"{self.name}: the {self.protocol or type(self).__name__} protocol "
+                                  f"has no save command")
+
+    # -- protocol ----------------------------------------------------------------------------------------
+    @abstractmethod
+    def _send_level(self, channel: ChannelId, percent: float) -> None: ...
 
     @abstractmethod
-    def _send_level(self, channel: int | str, percent: float) -> None: ...
-
-    @abstractmethod
-    def _send_strobe(self, channel: int | str, pulse_us: float, delay_us: float, percent: float) -> None: ...
-
-
-@dataclass
-class EmulatedChannel:
-    """State of one output inside an emulated controller."""
-
-    mode: str = "off"
-    percent: float = 0.0
-    pulse_us: float = 0.0
-    delay_us: float = 0.0
-
-    def effective_percent(self, exposure_us: float) -> float:
-        """Level as the camera integrates it: continuous light for the whole exposure, a strobe
-        only for the part of its pulse that falls inside the exposure (trigger at t = 0)."""
-        if self.mode == "continuous":
-            return self.percent
-        if self.mode == "strobe" and exposure_us > 0:
-            lit = max(0.0, min(self.delay_us + self.pulse_us, exposure_us) - self.delay_us)
-            return self.percent * lit / exposure_us
-        return 0.0
-
-
-@dataclass
-class ChannelTable:
-    """Channel id → emulated state, for emulators; `saved` holds what a save command persisted."""
-
-    channels: dict[Any, EmulatedChannel] = field(default_factory=dict)
-    saved: dict[Any, EmulatedChannel] = field(default_factory=dict)
+    def _send_strobe(self, channel: ChannelId, pulse_us: float, delay_us: float, percent: float) -> None: ...

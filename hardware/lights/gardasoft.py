@@ -1,78 +1,198 @@
-"""Gardasoft-style ASCII light controllers (RC / PP series command set).
+"""Gardasoft LED lighting controllers (RT / RC / TR series ASCII command set).
 
-Commands end with CR. The unit echoes each command line, then answers `>` when it accepted it,
-or `Err N` followed by `>` when it did not:
-  `RS<ch>,<level>`                      continuous output
-  `RT<ch>,<pulse_us>,<delay_us>,<level>` strobe on the next trigger
-  `AW`                                  save all settings to non-volatile memory
-  `VE`                                  report the firmware version
-Real units take the output level in amps (`RS1,0.5`); this station drives them in percent of
-the channel's rated current, as the issue specifies, so a level is 0–100. A different rating per
-channel would be a station-config scale, not a new protocol.
+What the units document (Gardasoft RTxxx user manual §12–13; RC1xx and TR-HT2xx manuals agree):
+  * RS232 at 115200 8N1; a command line ends with CR (ASCII 13). Several commands may share a line,
+    separated by `;`; spaces are ignored.
+  * The unit echoes what it receives, separates reply lines with LF CR, and ends every reply with
+    the prompt `>` — *without* a line end. The host waits for `>` before the next command.
+  * Errors are reply lines `Err N`: 1 a parameter value is invalid, 2 command not recognised,
+    3 numeric value in the wrong format, 4 wrong number of parameters; `Err 5` is only a warning
+    (a parameter was out of range and has been adjusted — e.g. an RT delay of 0 is raised to the
+    minimum and the command is accepted). Higher numbers report EEPROM, sensing and thermal faults.
+  * Commands used here:
+      `RSc,s`        continuous output at s % of full brightness (0–100)
+      `RTc,p,d,s`    pulse on trigger: width p, delay d, brightness s %; times default to
+                     milliseconds, a `us` / `ms` / `s` suffix states the unit
+      `AW`           save the settings to non-volatile memory (else lost at power-off)
+      `VR`           firmware version, e.g. `RT420-20 (HW02) V031`
+      `GR`           read and clear the last event/error (`Evt<c>,<e>`), or only the prompt
+      `TRc`          simulate a trigger input
+Differences from the issue's shorthand, where the real units win: the version command is `VR` (no
+`VE` exists); the RT times are sent with an explicit `us` suffix, because a bare number means
+milliseconds to the unit; the prompt has no line end, so it is used as the reply terminator.
 """
 from __future__ import annotations
 
+import logging
 import re
+from dataclasses import dataclass
 from typing import Mapping
 
 from ..errors import ControllerError, ProtocolError
 from ..transport import LineTransport
-from .base import LightController
+from .base import ChannelId, ChannelMap, LightController, Parameter
+
+log = logging.getLogger(__name__)
 
 PROMPT = ">"
+COMMAND_END = "\r"
+REPLY_LINE_END = "\n\r"  # as the manuals print it: LF then CR between reply lines
 ERROR = re.compile(r"^Err\s*(?P<code>\d+)$")
+EVENT = re.compile(r"^Evt\s*(?P<channel>\d+)\s*,\s*(?P<code>\d+);?$")
+WARNING_CODES = frozenset({5})
 ERROR_MEANINGS = {
-    1: "command not recognised",
-    2: "wrong number of parameters or bad number format",
-    3: "parameter out of range",
-    4: "channel not fitted",
-    5: "setting not allowed in the current mode",
+    1: "a parameter value is invalid",
+    2: "command not recognised",
+    3: "numeric value is the wrong format",
+    4: "wrong number of parameters",
+    5: "a parameter was out of range and has been adjusted",
+    8: "EEPROM corrupt; the configuration has been cleared",
+    9: "could not save the settings to EEPROM",
+    12: "EEPROM corrupt; the configuration has been cleared",
+    19: "a light is connected to a channel but no rating is set",
+    20: "could not save the settings to EEPROM",
+    21: "light sensing error",
+    22: "light sensing error",
+    23: "light sensing error",
+    27: "cannot read the Ethernet settings from EEPROM",
+    40: "a channel is outputting more current than expected",
+    41: "a channel is outputting more current than expected",
+    44: "the controller is too hot (thermal cutout)",
+    45: "a channel is outputting more current than expected",
+    46: "a channel is dissipating more than 30 W",
+    47: "internal protection: too much heat in the output driver",
 }
 
 
+def format_number(value: float, places: int = 3) -> str:
+    """Plain decimal as the units parse it ('0.5', never '5e-01' or '0,5')."""
+    text = f"{value:.{places}f}".rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text
+
+
+def rs_command(channel: int, percent: float) -> str:
+    return f"RS{channel},{format_number(percent, 2)}"
+
+
+def rt_command(channel: int, pulse_us: float, delay_us: float, percent: float) -> str:
+    return f"RT{channel},{format_number(pulse_us)}us,{format_number(delay_us)}us,{format_number(percent, 2)}"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One command's reply, parsed: output lines, warning codes (Err 5) and event messages seen."""
+
+    command: str
+    lines: tuple[str, ...] = ()
+    warnings: tuple[int, ...] = ()
+    events: tuple[str, ...] = ()
+
+
+def parse_reply(command: str, frame: str, *, device: str, echo: bool = True) -> Reply:
+    """Parse everything the unit sent before its prompt. Pure: raises ProtocolError when the echo is
+    wrong, ControllerError for an `Err N` that is not a warning."""
+    lines = [line.strip() for line in re.split(r"[\r\n]+", frame)]
+    lines = [line for line in lines if line]
+    if echo and command:
+        if not lines:
+            raise ProtocolError(f"{device}: sent {command!r} but the unit echoed nothing before its prompt")
+        if lines[0] != command:
+            raise ProtocolError(f"{device}: sent {command!r} but the unit echoed {lines[0][:40]!r}")
+        lines = lines[1:]
+    output, warnings, events = [], [], []
+    for line in lines:
+        if match := ERROR.match(line):
+            code = int(match.group("code"))
+            if code in WARNING_CODES:
+                warnings.append(code)
+                continue
+            raise ControllerError(device, code, ERROR_MEANINGS.get(code, "undocumented error"), command)
+        if EVENT.match(line):
+            events.append(line)
+        else:
+            output.append(line)
+    return Reply(command, tuple(output), tuple(warnings), tuple(events))
+
+
 class GardasoftController(LightController):
-    def __init__(self, transport: LineTransport, channels: Mapping[str, int | str]):
+    """A Gardasoft controller on a serial line (or a serial server via `socket://`).
+
+    The transport is dedicated to the unit: its line end is set to the prompt, which is what
+    frames a reply. Units reached over Ethernet do not echo; pass `echo=False` for those.
+    """
+
+    protocol = "gardasoft"
+    # RTxxx manual §7.2: pulses up to 999 ms at ≤ 100 % brightness; an RT delay of 0 is accepted
+    # (Err 5: raised to the unit's minimum). Overdrive above 100 % is not used by this station.
+    pulse = Parameter("pulse", "µs", (1.0, 999_000.0))
+    delay = Parameter("delay", "µs", (0.0, 999_000.0))
+
+    def __init__(self, transport: LineTransport, channels: ChannelMap | Mapping[str, ChannelId], *,
+                 echo: bool = True):
         super().__init__(transport.name, channels)
         for role, channel in self.channels.items():
-            if not isinstance(channel, int) or channel < 1:
-                raise ValueError(f"{self.name}: channel for {role!r} must be a number ≥ 1, got {channel!r}")
+            if not isinstance(channel, int):
+                raise ValueError(f"{self.name}: channel for {role!r} must be a Gardasoft output number ≥ 1, "
+                                 f"got {channel!r}")
         self.transport = transport
+        self.transport.eol = PROMPT.encode("ascii")
+        self.echo = echo
         self.version = ""
+        self.warnings: list[tuple[str, int]] = []  # (command, code) the unit accepted with an adjustment
+        self.events: list[str] = []  # `Evt c,e` lines seen (GR replies, GT1 messages)
 
+    # -- lifecycle ---------------------------------------------------------------------------------------
     def connect(self) -> None:
+        """Open, flush whatever the unit holds of a half-typed line, read the version, clear old errors."""
         self.transport.open()
         self.transport.discard_input()
-        self.version = (self.command("VE") or ["unknown"])[0]
+        try:  # a bare CR ends any half-typed line on the unit; its prompt shows the link is in step
+            self.command("")
+        except ControllerError:  # that half line was garbage: the unit said so, nothing was set
+            pass
+        self.version = (self.command("VR") or ["unknown"])[0]
+        self.clear_errors()
 
     def disconnect(self) -> None:
         self.transport.close()
 
+    # -- commands ----------------------------------------------------------------------------------------
+    @property
+    def can_save(self) -> bool:
+        return True
+
     def save(self) -> None:
         self.command("AW")
 
-    def _send_level(self, channel, percent: float) -> None:
-        self.command(f"RS{channel},{percent:g}")
+    def clear_errors(self) -> list[str]:
+        """`GR`: the unit's last event / error (as `Evt c,e` lines), cleared on the unit."""
+        with self._lock:
+            before = len(self.events)
+            self.command("GR")
+            return self.events[before:]
 
-    def _send_strobe(self, channel, pulse_us: float, delay_us: float, percent: float) -> None:
-        self.command(f"RT{channel},{pulse_us:g},{delay_us:g},{percent:g}")
+    def simulate_trigger(self, role: str) -> None:
+        self.command(f"TR{self.channels.channel(role, self.name)}")
+
+    def _send_level(self, channel: ChannelId, percent: float) -> None:
+        self.command(rs_command(int(channel), percent))
+
+    def _send_strobe(self, channel: ChannelId, pulse_us: float, delay_us: float, percent: float) -> None:
+        self.command(rt_command(int(channel), pulse_us, delay_us, percent))
 
     def command(self, text: str) -> list[str]:
-        """Send one command; check its echo; return the lines it printed before the prompt."""
-        self.transport.write_bytes(text.encode("ascii") + b"\r")
-        echo = self.transport.read_line()
-        if echo.strip() != text:
-            raise ProtocolError(f"{self.name}: sent {text!r} but the unit echoed {echo[:40]!r}")
-        output: list[str] = []
-        while True:
-            line = self.transport.read_line().strip()
-            if line == PROMPT:
-                return output
-            match = ERROR.match(line)
-            if match:
-                code = int(match.group("code"))
-                if self.transport.read_line().strip() != PROMPT:
-                    raise ProtocolError(f"{self.name}: no prompt after {line!r}")
-                raise ControllerError(self.name, code, ERROR_MEANINGS.get(code, "unknown error"), text)
-            if len(output) > 20:
-                raise ProtocolError(f"{self.name}: no prompt after {text!r} (got {len(output)} lines)")
-            output.append(line)
+        """Send one command line; check its echo; return the lines it printed before the prompt.
+
+        Stale input is dropped first, so a reply that arrived after an earlier timeout cannot be
+        taken for this one. `Err 5` is logged and kept in `warnings`; other errors raise."""
+        with self._lock:
+            self.transport.discard_input()
+            self.transport.write_bytes(text.encode("ascii") + COMMAND_END.encode("ascii"))
+            frame = self.transport.read_line()
+            reply = parse_reply(text, frame, device=self.name, echo=self.echo)
+            for code in reply.warnings:
+                log.warning("%s: %r accepted with an adjusted value (Err %d: %s)", self.name, text, code,
+                            ERROR_MEANINGS[code])
+                self.warnings.append((text, code))
+            self.events.extend(reply.events)
+            return list(reply.lines)
