@@ -18,10 +18,9 @@ import struct
 import subprocess
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 from .recipe import DEFECT_CLASSES
 from .results.records import VERDICTS, DefectRecord, PartRecord
@@ -174,29 +173,9 @@ class ReviewQueue:
         self.export_root = Path(export_root) if export_root is not None else Path(store.path).parent / "review_exports"
         self.last_hook_result: HookResult | None = None
         self._hook_lock = threading.Lock()
-        d = store.dialect
-        with store._lock:
-            for statement in REVIEW_SCHEMA.format(id=d.id_column, real=d.real).split(";"):
-                if statement.strip():
-                    store._db.execute(statement)
-
-    # -- plumbing --------------------------------------------------------------------------------
-    @contextmanager
-    def _tx(self) -> Iterator[Any]:
-        store = self.store
-        with store._lock:
-            store._db.execute(store.dialect.begin)
-            try:
-                yield store._execute
-                store._db.execute("COMMIT")
-            except BaseException:
-                store._db.execute("ROLLBACK")
-                raise
-
-    @contextmanager
-    def _read(self) -> Iterator[Any]:
-        with self.store._lock:
-            yield self.store._execute
+        store.create_tables(REVIEW_SCHEMA)
+        self._tx = store.transaction
+        self._read = store.reading
 
     # -- creating items --------------------------------------------------------------------------
     def enqueue_from_record(self, row: int, record: PartRecord, *, sample_pass: bool = False) -> list[int]:

@@ -8,6 +8,7 @@ import csv
 import json
 import sqlite3
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -106,6 +107,33 @@ class ResultStore:
     def _execute(self, sql: str, args: tuple | list = ()) -> Any:
         """Run SQL written with `?` placeholders in this store's dialect (callers hold the lock)."""
         return self._db.execute(sql.replace("?", self.dialect.param), args)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """One transaction on this store; yields an `execute(sql, args)` that takes `?` placeholders.
+        Commits when the block ends, rolls back (and re-raises) when it raises."""
+        with self._lock:
+            self._db.execute(self.dialect.begin)
+            try:
+                yield self._execute
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def reading(self) -> Iterator[Any]:
+        """Read under the store's lock; yields the same `execute` as `transaction`."""
+        with self._lock:
+            yield self._execute
+
+    def create_tables(self, schema: str) -> None:
+        """Create the tables of a module that keeps its data in this store (review queue, access, audit).
+        `schema` uses `{id}` and `{real}` for the dialect's id column and float type."""
+        with self._lock:
+            for statement in schema.format(id=self.dialect.id_column, real=self.dialect.real).split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
 
     def close(self) -> None:
         with self._lock:
