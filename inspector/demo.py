@@ -3,6 +3,7 @@ scores the verdicts against the cell's ground truth."""
 from __future__ import annotations
 
 import statistics
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -12,7 +13,7 @@ from hardware.sim.part import PartInstance, make_part
 
 from .archive import ImageArchive
 from .cycle import InspectionCycle
-from .devices import open_devices
+from .devices import Devices, open_devices
 from .inference.classifier import Classifier
 from .inference.detector import Detector
 from .recipe import Recipe
@@ -62,46 +63,94 @@ class LotTally:
         return lines
 
 
+def open_models(recipe: Recipe, out=print) -> tuple[Detector, Classifier]:
+    """Load the recipe's detector and classifier once (a station keeps them across lots)."""
+    detector = Detector.open(str(recipe.model_path("detector")))
+    classifier = Classifier.open(str(recipe.model_path("classifier")))
+    out(detector.model.describe())
+    out(classifier.model.describe())
+    return detector, classifier
+
+
+def sim_station(cell: VirtualCell) -> StationConfig:
+    """The station config of a running virtual cell (its ports, wiring and calibration)."""
+    return StationConfig.from_dict(cell.station_config_dict(), source="virtual cell")
+
+
+def machine_fault(devices: Devices) -> str | None:
+    """Why the machine cannot go on with the lot (stage in alarm, link lost), or None."""
+    motion = devices.motion
+    if not getattr(motion, "connected", True):
+        return "motion controller not connected"
+    state = motion.status().state
+    return "motion controller in alarm" if state == "Alarm" else None
+
+
+def run_lot(cycle: InspectionCycle, parts: int, *, cell: VirtualCell | None = None, first_seed: int = 0,
+            home: bool = True, out=print, on_ready: Callable[[InspectionCycle], None] | None = None,
+            note: str = "") -> LotTally:
+    """Inspect `parts` parts with a ready cycle on devices its caller owns (and closes).
+
+    With `cell` the virtual cell loads part `first_seed + i` into the fixture before each part and
+    the tally scores the verdict against its ground truth; without it (real hardware) the part is
+    whatever is in the fixture and gets a station serial. The lot stops at a cancel or when the
+    machine is in alarm or disconnected (the operator resets it first)."""
+    recipe = cycle.recipe
+    tally = LotTally()
+    if home:
+        cycle.home()
+    if on_ready is not None:
+        on_ready(cycle)
+    out(f"recipe {recipe.id} v{recipe.version} ({recipe.hash}); {len(recipe.views)} views; "
+        + (f"{note}; " if note else "") + f"results → {cycle.store.path}")
+    lot = time.strftime("%Y%m%d-%H%M%S")
+    for index in range(parts):
+        if cycle.cancelled:
+            out("stopped by the operator")
+            break
+        fault = machine_fault(cycle.devices)
+        if fault is not None:
+            out(f"stopped: {fault}")
+            break
+        if cell is not None:
+            part = cell.load_part(make_part(first_seed + index))
+            assert part is not None
+            serial = part.serial
+        else:
+            part, serial = None, f"{cycle.station.name}-{lot}-{index + 1:03d}"
+        row, record = cycle.inspect(serial, serial)
+        called = [d for d in record.defects if d.decision in ("defect", "review")]
+        found = ", ".join(f"{d.defect_class}{'?' if d.decision == 'review' else ''} {d.size_mm:.2f}mm@{d.face}"
+                          for d in called) or "-"
+        line = f"{serial}  {record.verdict:<5} {record.timings_s.get('total', 0):5.2f} s  found: {found}"
+        if part is not None:
+            truth = truth_verdict(part, recipe)
+            tally.add(record, truth)
+            real = ", ".join(f"{d.kind} {d.size_mm:.2f}mm@{d.face}" for d in part.true_defects) or "-"
+            line += f"  | truth {truth}: {real}"
+        else:
+            tally.add(record, "?")
+        out(line + (f"  | {record.reason}" if record.verdict == "ERROR" else ""))
+    return tally
+
+
 def run_sim_lot(parts: int, *, first_seed: int, speed_factor: float, recipe_path: str | Path, db: str | Path,
                 archive_dir: str | Path | None, out=print, on_event: Callable[[object], None] | None = None,
                 on_ready: Callable[[InspectionCycle], None] | None = None) -> LotTally:
     """Inspect `parts` parts on a fresh virtual cell. `on_event` receives every cycle event;
     `on_ready` gets the cycle once homed (a GUI keeps it to pause or cancel)."""
     recipe = Recipe.load(recipe_path)
-    detector = Detector.open(str(recipe.model_path("detector")))
-    classifier = Classifier.open(str(recipe.model_path("classifier")))
-    out(detector.model.describe())
-    out(classifier.model.describe())
-    tally = LotTally()
+    detector, classifier = open_models(recipe, out)
     with VirtualCell(seed=first_seed, speed_factor=speed_factor) as cell, ResultStore(db) as store:
-        station = StationConfig.from_dict(cell.station_config_dict(), source="virtual cell")
+        station = sim_station(cell)
         devices = open_devices(station, virtual_cell=cell)
         cycle = InspectionCycle(station, devices, recipe, detector, classifier, store,
                                 archive=ImageArchive(archive_dir) if archive_dir else None)
         if on_event is not None:
             cycle.events.subscribe(on_event)
         try:
-            cycle.home()
-            if on_ready is not None:
-                on_ready(cycle)
-            out(f"recipe {recipe.id} v{recipe.version} ({recipe.hash}); {len(recipe.views)} views; "
-                f"speed factor {speed_factor:g}; results → {db}")
-            for index in range(parts):
-                if cycle.cancelled:
-                    out("stopped by the operator")
-                    break
-                part = cell.load_part(make_part(first_seed + index))
-                assert part is not None
-                row, record = cycle.inspect(part.serial, part.serial)
-                truth = truth_verdict(part, recipe)
-                tally.add(record, truth)
-                called = [d for d in record.defects if d.decision in ("defect", "review")]
-                found = ", ".join(f"{d.defect_class}{'?' if d.decision == 'review' else ''} {d.size_mm:.2f}mm@{d.face}"
-                                  for d in called) or "-"
-                real = ", ".join(f"{d.kind} {d.size_mm:.2f}mm@{d.face}" for d in part.true_defects) or "-"
-                out(f"{part.serial}  {record.verdict:<5} {record.timings_s.get('total', 0):5.2f} s  "
-                    f"found: {found}  | truth {truth}: {real}"
-                    + (f"  | {record.reason}" if record.verdict == "ERROR" else ""))
+            tally = run_lot(cycle, parts, cell=cell, first_seed=first_seed, out=out, on_ready=on_ready,
+                            note=f"speed factor {speed_factor:g}")
         finally:
             cycle.close()
             devices.close()
