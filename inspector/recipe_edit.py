@@ -22,7 +22,7 @@ from .schema import ConfigError
 
 __all__ = ["RecipeEditError", "NoChanges", "RecipeConflict", "FieldChange", "SaveResult", "face_for_pose",
            "add_view", "remove_view", "set_class_policy", "set_rule", "add_rule", "remove_rule", "set_rules",
-           "field_changes", "backup_path", "save_recipe"]
+           "field_changes", "backup_path", "save_recipe", "write_atomic"]
 
 # (a, b) that presents each face to the cameras (see hardware/sim/geometry.py and the reference recipe)
 FACE_PRESENTATION: dict[str, tuple[float, float]] = {"top": (0.0, 0.0), "north": (90.0, 0.0), "south": (-90.0, 0.0),
@@ -265,7 +265,7 @@ def backup_path(path: str | Path, version: int) -> Path:
     return path.with_name(f"{path.stem}.v{version}{path.suffix or '.json'}")
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     """Write to a temporary file in the same folder, flush it to disk, then rename over `path`:
     a reader sees the old file or the new one, never half of one."""
     handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -320,8 +320,8 @@ def save_recipe(session: Session, old: Recipe, new: Recipe, path: str | Path, ac
     backup = None
     if previous is not None:
         backup = backup_path(path, old.version)
-        _write_atomic(backup, previous)
-    _write_atomic(path, _encode(saved))
+        write_atomic(backup, previous)
+    write_atomic(path, _encode(saved))
     try:
         access.record(session, "edit_recipe", f"recipe:{saved.id}",
                       {"version": old.version, "fields": {c.path: c.old for c in changes}},
@@ -329,7 +329,7 @@ def save_recipe(session: Session, old: Recipe, new: Recipe, path: str | Path, ac
                       reason=reason.strip())
     except BaseException:
         if previous is not None:
-            _write_atomic(path, previous)
+            write_atomic(path, previous)
         else:
             path.unlink(missing_ok=True)
         raise
