@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "handler"):
         parser.print_help()
         return 2
+    args.argv = argv  # the command line as given, for reports that say how they were made
     try:
         return args.handler(args) or 0
     except KeyboardInterrupt:
@@ -89,6 +90,44 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--csv", metavar="FILE", help="write the selected records to a CSV file")
     results.add_argument("--summary", action="store_true", help="yield by hour and defects by class instead of a list")
     results.set_defaults(handler=_results)
+
+    bench = sub.add_parser(
+        "bench", help="measure cycle time, inference latency, soak and held-out quality; write BENCHMARKS.md",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Measure the station on the virtual cell and write BENCHMARKS.md (the machine, the commit, the "
+                    "command, every figure with its denominator) and PNG plots in docs/bench/. A benchmark, not a "
+                    "test: nothing is asserted. Parts: cycle time per part split by stage against the motion + "
+                    "exposure lower bound (real time); detector / classifier latency on every onnxruntime provider; "
+                    "a soak at the highest speed factor (memory, threads, open files, store write time); escape and "
+                    "overkill on a held-out lot (runs `python -m training eval` in its own process, or reads its "
+                    "report.json) with two-stage vs coarse-only at the same escape rate.",
+        epilog="examples:\n"
+               "  inspector bench --quick                      # a few minutes: 3 parts, short soak, 20-part lot\n"
+               "  inspector bench                              # full: 30 parts, 15-min soak, 500-part lot (< 1 h on 2 cores)\n"
+               "  inspector bench --eval-report out/eval/report.json   # reuse an evaluation instead of running one\n"
+               "  inspector bench --skip cycle,latency,quality --soak-parts 10000 --soak-minutes 0   # the whole soak\n"
+               "  inspector bench --quick --out /tmp/b --work /tmp/b/work   # leave the committed report alone")
+    bench.add_argument("--quick", action="store_true", help="a few minutes: fewer parts, short soak, 20-part lot")
+    bench.add_argument("--out", default=None, metavar="DIR",
+                       help="where BENCHMARKS.md and docs/bench/*.png go (default: the project root)")
+    bench.add_argument("--work", default=None, metavar="DIR",
+                       help="scratch: result stores, raw figures bench.json, the evaluation (default out/bench)")
+    bench.add_argument("--parts", type=int, default=None, help="parts timed for the cycle time (default 30; quick 3)")
+    bench.add_argument("--speed-factor", type=float, default=1.0,
+                       help="speed factor of the cycle-time run (default 1: real time, wall s = machine s)")
+    bench.add_argument("--repeats", type=int, default=None, help="timed inference calls per measurement (default 50; quick 10)")
+    bench.add_argument("--soak-parts", type=int, default=None, help="soak target in parts (default 10000; quick 300)")
+    bench.add_argument("--soak-minutes", type=float, default=None,
+                       help="soak time budget; the soak stops at the target or the budget (default 15; quick 2; 0 = no budget)")
+    bench.add_argument("--soak-cached-parts", type=int, default=None,
+                       help="recorded parts the soak replays in rotation (default 8; quick 3)")
+    bench.add_argument("--eval-parts", type=int, default=None,
+                       help="held-out parts for python -m training eval (default 500; quick 20; 0 = skip)")
+    bench.add_argument("--eval-report", default=None, metavar="JSON",
+                       help="read this evaluation report.json instead of running the evaluation")
+    bench.add_argument("--recipe", default=None, help="recipe file (default: the reference recipe in models/)")
+    bench.add_argument("--skip", default="", metavar="LIST", help="comma-separated parts to leave out: cycle,latency,soak,quality")
+    bench.set_defaults(handler=_bench)
 
     sub.add_parser("station", help="open the operator station (PyQt6): --sim on the virtual cell "
                                    "(python -m ui station …)")
@@ -174,6 +213,41 @@ def _inspect(args: argparse.Namespace) -> int:
         else:
             print(f"{result.source}: {result.verdict} — {result.reason}")
     return 1 if failures else 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    import shlex
+    from pathlib import Path
+
+    from .bench import BenchOptions, run_bench
+
+    skip = tuple(part.strip() for part in args.skip.split(",") if part.strip())
+    unknown = set(skip) - {"cycle", "latency", "soak", "quality"}
+    if unknown:
+        raise SystemExit(f"inspector bench: --skip {','.join(sorted(unknown))}: expected cycle, latency, soak or quality")
+    overrides = {key: value for key, value in {
+        "parts": args.parts, "latency_repeats": args.repeats, "soak_parts": args.soak_parts,
+        "soak_cached_parts": args.soak_cached_parts, "eval_parts": args.eval_parts}.items() if value is not None}
+    if args.soak_minutes is not None:
+        overrides["soak_minutes"] = args.soak_minutes if args.soak_minutes > 0 else float("inf")
+    for key, value in overrides.items():
+        if value < 0 or (key in ("parts", "latency_repeats", "soak_cached_parts") and value < 1):
+            raise SystemExit(f"inspector bench: --{key.replace('_', '-')} must be positive, got {value}")
+    if args.speed_factor <= 0:
+        raise SystemExit(f"inspector bench: --speed-factor must be positive, got {args.speed_factor}")
+    overrides.update(speed_factor=args.speed_factor, skip=skip,
+                     command="inspector " + " ".join(shlex.quote(a) for a in getattr(args, "argv", ["bench"])))
+    if args.out:
+        overrides["out"] = Path(args.out)
+    if args.work:
+        overrides["work"] = Path(args.work)
+    if args.eval_report:
+        overrides["eval_report"] = Path(args.eval_report)
+    if args.recipe:
+        overrides["recipe"] = Path(args.recipe)
+    options = BenchOptions.quick_defaults(**overrides) if args.quick else BenchOptions(**overrides)
+    run_bench(options, log=lambda line: print(line, flush=True))
+    return 0
 
 
 def _sim_gallery(args: argparse.Namespace) -> int:
