@@ -20,11 +20,14 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from .recipe import DEFECT_CLASSES
 from .results.records import VERDICTS, DefectRecord, PartRecord
 from .results.sqlite_store import ResultStore
+
+if TYPE_CHECKING:
+    from .access import Session
 
 log = logging.getLogger(__name__)
 
@@ -239,6 +242,28 @@ class ReviewQueue:
         last = ex("SELECT new_value FROM review_labels WHERE part_row = ? AND action = 'override'"
                   " ORDER BY id DESC LIMIT 1", (row,)).fetchone()
         return last[0] if last else verdict
+
+    def enqueue_committed(self, *, after_row: int = 0) -> tuple[list[int], int]:
+        """Enqueue every committed part with row id above `after_row` (the station writes parts while
+        QA works): NG, grey-band and ERROR parts, and PASS parts whose images the archive sampled.
+        Idempotent. Returns (the items' ids, the highest row seen) — pass the latter next time."""
+        with self._read() as ex:
+            rows = [int(r[0]) for r in ex("SELECT id FROM parts WHERE id > ? ORDER BY id", (int(after_row),)).fetchall()]
+        ids: list[int] = []
+        for row in rows:
+            record = self.store.get(row)
+            ids += self.enqueue_from_record(row, record, sample_pass=record.verdict == "PASS" and bool(record.image_paths))
+        return ids, max(rows, default=int(after_row))
+
+    def recipe_ids(self) -> list[str]:
+        """Recipes of the parts that have review items, for a filter list."""
+        with self._read() as ex:
+            return [r[0] for r in ex("SELECT DISTINCT p.recipe_id FROM review_items i JOIN parts p ON p.id = i.part_row"
+                                     " ORDER BY p.recipe_id").fetchall()]
+
+    def for_session(self, session: "Session") -> "SessionReview":
+        """The labelling calls for a logged-in user: each checks the role, and labels as that user."""
+        return SessionReview(self, session)
 
     # -- listing ---------------------------------------------------------------------------------
     def items(self, *, verdict: str | None = None, defect_class: str | None = None, grey_only: bool = False,
@@ -595,6 +620,41 @@ class ReviewQueue:
         with self._read() as ex:
             return [(r[0], r[1], int(r[2]), None if r[3] is None else bool(r[3]), r[4])
                     for r in ex("SELECT at, path, label_upto, hook_ok, hook_message FROM review_exports ORDER BY id").fetchall()]
+
+
+class SessionReview:
+    """`ReviewQueue`'s changing calls bound to a session: relabels and notes need the 'review'
+    permission, exports 'export_labels', retraining 'retrain'; every label names `session.user`.
+    The check is here, in the core, so a UI that forgets to disable a button still cannot relabel."""
+
+    def __init__(self, queue: ReviewQueue, session: "Session"):
+        self.queue, self.session = queue, session
+
+    def _who(self, action: str) -> str:
+        self.session.require(action)
+        return self.session.user
+
+    def confirm(self, item: int | ReviewItem, defect_index: int) -> int:
+        return self.queue.confirm(item, defect_index, self._who("review"))
+
+    def reject(self, item: int | ReviewItem, defect_index: int) -> int:
+        return self.queue.reject(item, defect_index, self._who("review"))
+
+    def change_class(self, item: int | ReviewItem, defect_index: int, new_class: str) -> int:
+        return self.queue.change_class(item, defect_index, new_class, self._who("review"))
+
+    def add_box(self, item: int | ReviewItem, image_path: str, box_px: Sequence[int], defect_class: str) -> int:
+        return self.queue.add_box(item, image_path, box_px, defect_class, self._who("review"))
+
+    def note(self, item: int | ReviewItem, text: str) -> int:
+        return self.queue.note(item, text, self._who("review"))
+
+    def close(self, item: int | ReviewItem) -> int:
+        return self.queue.close(item, self._who("review"))
+
+    def export_coco(self, out_dir: str | Path) -> Path:
+        self._who("export_labels")
+        return self.queue.export_coco(out_dir)
 
 
 # -- helpers ---------------------------------------------------------------------------------------
