@@ -129,8 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--skip", default="", metavar="LIST", help="comma-separated parts to leave out: cycle,latency,soak,quality")
     bench.set_defaults(handler=_bench)
 
-    sub.add_parser("station", help="open the operator station (PyQt6): --sim on the virtual cell "
-                                   "(python -m ui station …)")
+    sub.add_parser("station", help="open the station (PyQt6; operator, QA, integrator): --sim on the virtual cell, "
+                                   "--config FILE on a real machine (python -m ui station …)")
     for name, text in (("train", "train the detector or the classifier (python -m training train …)"),
                        ("eval", "evaluate models on a held-out lot (python -m training eval …)"),
                        ("export", "export a checkpoint to a self-describing ONNX model (python -m training export …)"),
