@@ -1,4 +1,4 @@
-"""`python -m ui station --sim` (what `inspector station --sim` runs)."""
+"""`python -m ui station --sim | --config FILE` (what `inspector station` runs)."""
 from __future__ import annotations
 
 import argparse
@@ -6,43 +6,128 @@ import os
 import sys
 from pathlib import Path
 
+SIZES = ((1280, 800), (1920, 1080))
+
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="inspector station", description="The operator station (PyQt6).")
+    parser = argparse.ArgumentParser(prog="inspector station", description="The inspection station (PyQt6): "
+                                     "operator, QA and integrator workspaces behind a PIN login.")
     parser.add_argument("command", choices=["station"])
-    parser.add_argument("--sim", action="store_true", required=True, help="run on the virtual cell")
-    parser.add_argument("--parts", type=int, default=20)
-    parser.add_argument("--speed-factor", type=float, default=1.0)
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--sim", action="store_true",
+                       help="run on the virtual cell (demo users operator/1111, qa/2222, integrator/3333 "
+                            "are created on a result store without users)")
+    where.add_argument("--config", metavar="FILE", help="station config (TOML/JSON) of a real machine")
+    parser.add_argument("--parts", type=int, default=20, help="parts per Start (default 20)")
+    parser.add_argument("--speed-factor", type=float, default=1.0, help="--sim: machine time runs this much faster")
     parser.add_argument("--db", default=os.path.join("out", "results.db"))
     parser.add_argument("--archive", default=os.path.join("out", "archive"))
-    parser.add_argument("--recipe", default=None)
-    parser.add_argument("--seed", type=int, default=500_000, help="seed of the first part (default 500000)")
-    parser.add_argument("--screenshot", metavar="DIR", help="run a few parts, write a PNG of each workspace, exit")
+    parser.add_argument("--recipe", default=None, help="recipe selected at start (default: the reference recipe)")
+    parser.add_argument("--models-dir", default=None, help="where recipes and models live (default: models/)")
+    parser.add_argument("--seed", type=int, default=500_000, help="--sim: seed of the first part (default 500000)")
+    parser.add_argument("--screenshot", metavar="DIR",
+                        help="--sim: run 3 parts, write a PNG of each workspace at 1280x800 and 1920x1080, "
+                             "and the GUI event-loop latency, then exit")
     args = parser.parse_args(argv)
+    if args.screenshot and not args.sim:
+        parser.error("--screenshot needs --sim")
 
-    from PyQt6.QtCore import QTimer
+    from PyQt6.QtGui import QFont
     from PyQt6.QtWidgets import QApplication
 
     from .station_window import StationWindow
 
     app = QApplication(sys.argv[:1])
+    app.setFont(QFont("DejaVu Sans", 10))
     parts = min(args.parts, 3) if args.screenshot else args.parts
     window = StationWindow(parts=parts, speed_factor=args.speed_factor, db=args.db, archive=args.archive or None,
-                           recipe=args.recipe, first_seed=args.seed)
-    window.resize(1280, 800)
+                           recipe=args.recipe, first_seed=args.seed, sim=args.sim, config=args.config,
+                           models_dir=args.models_dir, demo_users=args.sim)
+    window.resize(*SIZES[0])
     window.show()
     if args.screenshot:
-        out = Path(args.screenshot)
+        tour = ScreenshotTour(window, Path(args.screenshot))
+        tour.begin()
+    code = app.exec()
+    return code
+
+
+class ScreenshotTour:
+    """Logs in as each demo user in turn and grabs that user's workspace in a representative state:
+    the operator after a few parts, QA with the review queue they produced, the integrator on the
+    connected devices. Also writes the GUI event-loop latency measured during the lot."""
+
+    def __init__(self, window, out: Path):
+        from PyQt6.QtCore import QTimer
+
+        self.window, self.out, self.timer = window, out, QTimer
         out.mkdir(parents=True, exist_ok=True)
 
-        def snap() -> None:
-            window.grab().save(str(out / "operator.png"))
-            window.close()
-            app.quit()
+    def later(self, ms: int, step) -> None:
+        self.timer.singleShot(ms, step)
 
-        window.start()
-        window.worker.finished.connect(lambda: QTimer.singleShot(300, snap))
-    return app.exec()
+    def begin(self) -> None:
+        station = self.window.station
+        self.snap("login")
+        if station.devices is None:
+            station.devices_changed.connect(lambda _d: self.later(300, self.run_lot))
+        else:
+            self.later(300, self.run_lot)
+
+    def login(self, name: str, pin: str) -> None:
+        self.window.set_session(self.window.station.access.login(name, pin))
+
+    def snap(self, name: str) -> None:
+        from PyQt6.QtWidgets import QApplication
+
+        for index, (width, height) in enumerate(SIZES):
+            self.window.resize(width, height)
+            for _ in range(5):
+                QApplication.processEvents()
+            suffix = "" if index == 0 else f"@{width}x{height}"
+            self.window.grab().save(str(self.out / f"{name}{suffix}.png"))
+        self.window.resize(*SIZES[0])
+
+    def run_lot(self) -> None:
+        station = self.window.station
+        self.login("operator", "1111")
+        self.window.latency.start()
+        station.running_changed.connect(self._lot_state)
+        self.window.start()
+
+    def _lot_state(self, running: bool, _paused: bool) -> None:
+        if not running:
+            self.window.latency.stop()
+            self.later(500, self.operator_done)
+
+    def operator_done(self) -> None:
+        station = self.window.station
+        station.running_changed.disconnect(self._lot_state)
+        view = self.window.operator
+        if station.last_record is not None:  # show the override form filled in, as an operator would
+            other = "PASS" if station.last_record.verdict != "PASS" else "FAIL"
+            view.override_verdict.setCurrentText(other)
+            view.override_reason.setText("burr is a chip on the fixture, part re-checked by hand")
+        self.snap("operator")
+        self.login("qa", "2222")
+        self.later(800, self.qa_done)
+
+    def qa_done(self) -> None:
+        self.snap("qa")
+        self.login("integrator", "3333")
+        self.later(1500, self.integrator_done)
+
+    def integrator_done(self) -> None:
+        from PyQt6.QtWidgets import QApplication
+
+        self.snap("integrator")
+        summary = self.window.latency.summary() + " during a 3-part lot on the virtual cell"
+        (self.out / "latency.txt").write_text(summary + "\n")
+        print(summary)
+        for line in self.window.station.log:
+            print(line)
+        self.window.close()
+        QApplication.quit()
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """The operator workspace: big verdict, the latest coarse image with candidates, the fine shots,
-counters, cycle time and the shift's defect Pareto. Nothing to configure."""
+counters, cycle time and the shift's defect Pareto; Start / Pause / Stop, the machine's state with
+Reset, the recipe, the loaded models and their execution provider, and the override of the last
+verdict. Thin: the station (`station_window.Station`) does the work, this only shows it."""
 from __future__ import annotations
 
 import statistics
@@ -8,8 +10,10 @@ from collections import Counter
 import numpy as np
 from PyQt6.QtCore import Qt
 from PyQt6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPixmap
-from PyQt6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QListWidget, QPushButton, QSizePolicy, QVBoxLayout,
-                             QWidget)
+from PyQt6.QtWidgets import (QComboBox, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QListWidget,
+                             QPushButton, QSizePolicy, QVBoxLayout, QWidget)
+
+from .alarm_panel import AlarmPanel
 
 VERDICT_COLOURS = {"PASS": "#1b8a3a", "FAIL": "#c62828", "ERROR": "#e08a00", "": "#455a64"}
 
@@ -62,38 +66,75 @@ class OperatorView(QWidget):
         self.pareto: Counter[str] = Counter()
         self._boxes: dict[str, list] = {}
 
+        self.last_record = None
+
         self.banner = QLabel("READY")
         self.banner.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.banner.setFont(QFont("DejaVu Sans", 54, QFont.Weight.Bold))
-        self.banner.setMinimumHeight(130)
+        self.banner.setMinimumHeight(110)
         self._paint_banner("")
         self.reason = QLabel("")
         self.reason.setWordWrap(True)
-        self.reason.setFont(QFont("DejaVu Sans", 13))
+        self.reason.setFont(QFont("DejaVu Sans", 12))
 
         self.coarse = ImagePanel("coarse camera")
         self.fine = ImagePanel("fine camera")
         self.counters = QLabel()
-        self.counters.setFont(QFont("DejaVu Sans", 15))
-        self.provider = QLabel("")
+        self.counters.setFont(QFont("DejaVu Sans", 14))
+        self.alarm = AlarmPanel()
+        self.reset_button = self.alarm.reset_button
+        self.provider = QLabel("models: not loaded yet")
         self.provider.setWordWrap(True)
+        self.provider.setFont(QFont("DejaVu Sans", 9))
         self.pareto_list = QListWidget()
-        self.pareto_list.setFont(QFont("DejaVu Sans", 12))
+        self.pareto_list.setFont(QFont("DejaVu Sans Mono", 12))
+        self.pareto_list.setMinimumHeight(60)
         self.start_button, self.pause_button, self.stop_button = (QPushButton(t) for t in ("Start", "Pause", "Stop"))
         for button in (self.start_button, self.pause_button, self.stop_button):
             button.setMinimumHeight(48)
             button.setFont(QFont("DejaVu Sans", 14, QFont.Weight.Bold))
+        self.pause_button.setEnabled(False)
+        self.stop_button.setEnabled(False)
+        self.recipe = QComboBox()
+        self.recipe.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.recipe.setMinimumContentsLength(18)
+
+        self.override_verdict = QComboBox()
+        self.override_verdict.addItems(["PASS", "FAIL", "ERROR"])
+        self.override_reason = QLineEdit()
+        self.override_reason.setPlaceholderText("reason (required)")
+        self.override_button = QPushButton("Override")
+        self.override_button.setEnabled(False)
+        self.override_status = QLabel("")
+        self.override_status.setWordWrap(True)
+        self.override_status.setFont(QFont("DejaVu Sans", 9))
+        override = QGroupBox("Override the last verdict (goes to QA review)")
+        row = QHBoxLayout()
+        row.addWidget(self.override_verdict)
+        row.addWidget(self.override_reason, 1)
+        row.addWidget(self.override_button)
+        override_layout = QVBoxLayout(override)
+        override_layout.setContentsMargins(6, 4, 6, 4)
+        override_layout.addLayout(row)
+        override_layout.addWidget(self.override_status)
+        self.override_reason.textChanged.connect(self._update_override_enabled)
 
         side = QVBoxLayout()
         side.addWidget(self.banner)
         side.addWidget(self.reason)
         side.addWidget(self.counters)
-        side.addWidget(QLabel("Defects this shift"))
-        side.addWidget(self.pareto_list, 1)
+        side.addWidget(self.alarm)
         buttons = QHBoxLayout()
         for button in (self.start_button, self.pause_button, self.stop_button):
             buttons.addWidget(button)
         side.addLayout(buttons)
+        recipe_row = QHBoxLayout()
+        recipe_row.addWidget(QLabel("Recipe"))
+        recipe_row.addWidget(self.recipe, 1)
+        side.addLayout(recipe_row)
+        side.addWidget(QLabel("Defects this shift"))
+        side.addWidget(self.pareto_list, 1)
+        side.addWidget(override)
         side.addWidget(self.provider)
         images = QGridLayout()
         images.addWidget(self.coarse, 0, 0)
@@ -101,6 +142,7 @@ class OperatorView(QWidget):
         layout = QHBoxLayout(self)
         layout.addLayout(images, 3)
         layout.addLayout(side, 2)
+        self._override_allowed = False
         self._update_counters()
 
     # -- slots for the worker's signals ------------------------------------------------------------
@@ -135,7 +177,29 @@ class OperatorView(QWidget):
         for name, count in self.pareto.most_common():
             self.pareto_list.addItem(f"{name:<10} {count}")
         self.provider.setText(f"models: {', '.join(record.model_versions.values())}\n{record.provider}")
+        self.last_record = record
+        self.override_status.setText("")
         self._update_counters()
+        self._update_override_enabled()
+
+    def show_models(self, lines: list[str]) -> None:
+        """One line per loaded model: name, version, execution provider (and why not a faster one)."""
+        self.provider.setText("\n".join(lines))
+
+    def set_running(self, running: bool, paused: bool = False) -> None:
+        self.start_button.setEnabled(not running)
+        self.pause_button.setEnabled(running)
+        self.pause_button.setText("Resume" if paused else "Pause")
+        self.stop_button.setEnabled(running)
+        self.recipe.setEnabled(not running)
+
+    def set_override_allowed(self, allowed: bool) -> None:
+        self._override_allowed = allowed
+        self._update_override_enabled()
+
+    def _update_override_enabled(self) -> None:
+        self.override_button.setEnabled(self._override_allowed and self.last_record is not None
+                                        and bool(self.override_reason.text().strip()))
 
     # -- helpers -------------------------------------------------------------------------------------
     def _paint_banner(self, verdict: str) -> None:

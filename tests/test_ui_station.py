@@ -1,0 +1,178 @@
+"""The station shell offscreen on the virtual cell: PIN login and roles, a lot with pause and stop,
+an operator override that reaches the review queue and the audit log, an injected machine alarm
+in the alarm panel and Reset. The GUI event-loop latency is measured and printed, never asserted."""
+import json
+
+import pytest
+
+pytest.importorskip("PyQt6")
+
+from inspector.access import AccessDenied, Session  # noqa: E402
+from inspector.demo import REFERENCE_RECIPE  # noqa: E402
+from ui.alarm_panel import station_state  # noqa: E402
+from ui.station_window import StationWindow  # noqa: E402
+
+
+@pytest.fixture
+def recipe(tmp_path, model_paths):
+    data = json.loads(REFERENCE_RECIPE.read_text())
+    data["models"] = {"detector": str(model_paths[0]), "classifier": str(model_paths[1])}
+    path = tmp_path / "recipe.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def open_window(qtbot, tmp_path, recipe, *, parts=3, demo_users=True, first_seed=500_000):
+    window = StationWindow(parts=parts, speed_factor=10, db=str(tmp_path / "r.db"), archive=None, recipe=str(recipe),
+                           demo_users=demo_users, first_seed=first_seed)
+    qtbot.addWidget(window)
+    window.resize(1280, 800)
+    window.show()
+    qtbot.waitUntil(lambda: window.station.devices is not None and not window.station.busy, timeout=60_000)
+    return window
+
+
+def login(window, name, pin):
+    panel = window.login
+    panel.user.setEditText(name)
+    panel.pin.setText(pin)
+    panel.button.click()
+
+
+def test_pin_login_and_role_enforcement(qtbot, tmp_path, recipe):
+    window = open_window(qtbot, tmp_path, recipe)
+    view = window.operator
+    assert window.stack.currentWidget() is window.login
+    assert not view.start_button.isEnabled()
+    with pytest.raises(AccessDenied):
+        window.station.start_lot()  # nobody logged in: the station refuses, whatever the buttons show
+
+    login(window, "operator", "9999")
+    assert window.stack.currentWidget() is window.login
+    assert "wrong user name or PIN" in window.login.message.text()
+    assert window.station.session is None
+
+    login(window, "operator", "1111")
+    assert window.stack.currentWidget() is window.tabs
+    assert window.role_label.text() == "operator — operator"
+    assert window.visible_workspaces() == ["Operator"]
+    assert view.start_button.isEnabled()
+    for action in ("edit_recipe", "jog", "review", "promote_model"):
+        with pytest.raises(AccessDenied):
+            window.station.session.require(action)  # the core refuses too
+    if window.integrator is not None:
+        assert not window.tabs.isTabVisible(window.tabs.indexOf(window.integrator))
+    if window.qa is not None:
+        assert not window.tabs.isTabVisible(window.tabs.indexOf(window.qa))
+
+    window.logout_button.click()
+    assert window.stack.currentWidget() is window.login and window.station.session is None
+    login(window, "integrator", "3333")
+    assert window.role_label.text() == "integrator — integrator"
+    expected = ["Operator"] + (["Integrator"] if window.integrator is not None else [])
+    assert window.visible_workspaces() == expected
+    window.logout_button.click()
+    login(window, "qa", "2222")
+    assert window.visible_workspaces() == ["Operator"] + (["QA review"] if window.qa is not None else [])
+
+
+def test_fresh_store_commissions_the_first_integrator(qtbot, tmp_path, recipe):
+    window = StationWindow(parts=1, speed_factor=10, db=str(tmp_path / "fresh.db"), archive=None,
+                           recipe=str(recipe), connect=False)
+    qtbot.addWidget(window)
+    panel = window.login
+    assert panel.commissioning and panel.pin_again.isVisibleTo(panel)
+    panel.user.setEditText("ines")
+    panel.pin.setText("4321")
+    panel.pin_again.setText("4322")
+    panel.button.click()
+    assert "differ" in panel.message.text() and window.station.session is None
+    panel.pin.setText("4321")
+    panel.pin_again.setText("4321")
+    panel.button.click()
+    assert window.station.session == Session("ines", "integrator")
+    assert window.station.access.users() == [("ines", "integrator")]
+    assert not panel.commissioning
+
+
+def test_lot_pause_stop_and_override(qtbot, tmp_path, recipe):
+    window = open_window(qtbot, tmp_path, recipe, parts=6)
+    station, view = window.station, window.operator
+    login(window, "operator", "1111")
+    window.latency.start()
+    view.start_button.click()
+    qtbot.waitUntil(lambda: sum(view.verdicts.values()) >= 1, timeout=120_000)
+    assert view.last_record.verdict in ("PASS", "FAIL", "ERROR")
+    assert view.alarm.state_label.text() == "Run"
+    assert not view.recipe.isEnabled() and not view.start_button.isEnabled()
+
+    view.pause_button.click()
+    assert view.alarm.state_label.text() == "Hold" and view.pause_button.text() == "Resume"
+    view.pause_button.click()
+    assert view.alarm.state_label.text() == "Run" and view.pause_button.text() == "Pause"
+    qtbot.waitUntil(lambda: sum(view.verdicts.values()) >= 2, timeout=120_000)
+    view.stop_button.click()
+    qtbot.waitUntil(lambda: not station.running, timeout=60_000)
+    window.latency.stop()
+    print("\n" + window.latency.summary())
+    done = sum(view.verdicts.values())
+    assert 2 <= done < 6
+    assert "stopped by the operator" in station.log
+    assert view.alarm.state_label.text() == "Idle" and view.start_button.isEnabled()
+    assert len(station.store.query()) == done  # every verdict shown was committed
+
+    record, row = station.last_record, station.last_row
+    other = "PASS" if record.verdict != "PASS" else "FAIL"
+    view.override_verdict.setCurrentText(other)
+    assert not view.override_button.isEnabled()  # a reason is required
+    view.override_reason.setText("re-checked under the microscope")
+    view.override_button.click()
+    assert f"{record.verdict} → {other}" in view.override_status.text()
+    items = station.review.items(kind="override")
+    assert [(i.part_row, i.override_verdict) for i in items] == [(row, other)]
+    assert station.review.effective_verdict(row) == other
+    audit = station.access.audit(target=f"part:{row}")
+    assert [(a.who, a.role, a.action, a.old, a.new, a.reason) for a in audit] == \
+        [("operator", "operator", "override", record.verdict, other, "re-checked under the microscope")]
+
+
+def test_injected_alarm_shows_and_reset_recovers(qtbot, tmp_path, recipe):
+    window = open_window(qtbot, tmp_path, recipe, parts=4)
+    station, view = window.station, window.operator
+    login(window, "operator", "1111")
+    assert view.alarm.state_label.text() == "Idle" and not view.reset_button.isEnabled()
+    captured = []
+    station.view_captured.connect(captured.append)
+    view.start_button.click()
+    qtbot.waitUntil(lambda: len(captured) >= 2, timeout=120_000)
+    station.cell.motion.inject_alarm(10)  # e-stop: a critical alarm, the controller locks
+    qtbot.waitUntil(lambda: not station.running, timeout=60_000)
+    qtbot.waitUntil(lambda: view.alarm.state_label.text() == "Alarm", timeout=10_000)
+    assert view.alarm.reason.text()
+    assert view.banner.text() == "ERROR"  # the part in progress was not fully inspected
+    assert any(line.startswith("stopped: motion controller in alarm") for line in station.log)
+    assert view.reset_button.isEnabled()
+    assert "Alarm" in view.alarm.controller.text()
+    view.start_button.click()  # refused until Reset
+    assert not station.running and "Reset first" in view.reason.text()
+
+    view.reset_button.click()
+    qtbot.waitUntil(lambda: view.alarm.state_label.text() == "Idle" and not station.busy, timeout=30_000)
+    assert not view.reset_button.isEnabled()
+    before = sum(view.verdicts.values())
+    view.start_button.click()  # homes first, then inspects
+    qtbot.waitUntil(lambda: sum(view.verdicts.values()) > before, timeout=120_000)
+    assert station.last_record.verdict in ("PASS", "FAIL")
+    view.stop_button.click()
+    qtbot.waitUntil(lambda: not station.running, timeout=60_000)
+
+
+def test_station_state_rules():
+    assert station_state(None, connected=False, running=False, paused=False, fault=None, homed=False).state == "Offline"
+    assert station_state("Idle", connected=True, running=True, paused=True, fault=None, homed=True).state == "Hold"
+    alarm = station_state("Alarm", connected=True, running=False, paused=False, fault="ALARM 10: e-stop", homed=True)
+    assert (alarm.state, alarm.reason) == ("Alarm", "ALARM 10: e-stop")
+    assert "homing" in station_state("Alarm", connected=True, running=False, paused=False, fault=None,
+                                     homed=False).reason
+    assert station_state("Idle", connected=False, running=False, paused=False, fault=None, homed=True).state == "Alarm"
+    assert station_state("Run", connected=True, running=False, paused=False, fault=None, homed=True).state == "Run"

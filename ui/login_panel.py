@@ -1,0 +1,116 @@
+"""PIN login, and commissioning of the first integrator on a station without users.
+
+Thin: the checks (hashed PINs, who may add users) are in `inspector.access`; this widget only
+collects a name and a PIN and shows what the core answered."""
+from __future__ import annotations
+
+from PyQt6.QtCore import Qt, pyqtSignal
+from PyQt6.QtGui import QFont, QIntValidator
+from PyQt6.QtWidgets import QComboBox, QFormLayout, QFrame, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
+
+from inspector.access import MIN_PIN_DIGITS, AccessControl, AccessDenied
+
+
+def _pin_field() -> QLineEdit:
+    field = QLineEdit()
+    field.setEchoMode(QLineEdit.EchoMode.Password)
+    field.setValidator(QIntValidator(0, 999_999_999))
+    field.setMaxLength(9)
+    field.setPlaceholderText(f"{MIN_PIN_DIGITS}+ digits")
+    return field
+
+
+class LoginPanel(QWidget):
+    logged_in = pyqtSignal(object)  # inspector.access.Session
+
+    def __init__(self, access: AccessControl, *, hint: str = ""):
+        super().__init__()
+        self.access = access
+        self.title = QLabel()
+        self.title.setFont(QFont("DejaVu Sans", 20, QFont.Weight.Bold))
+        self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.explain = QLabel()
+        self.explain.setWordWrap(True)
+        self.explain.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.user = QComboBox()
+        self.user.setEditable(True)
+        self.pin = _pin_field()
+        self.pin_again = _pin_field()
+        self.button = QPushButton()
+        self.button.setMinimumHeight(44)
+        self.button.setFont(QFont("DejaVu Sans", 13, QFont.Weight.Bold))
+        self.message = QLabel("")
+        self.message.setWordWrap(True)
+        self.message.setStyleSheet("color: #c62828;")
+        self.hint = QLabel(hint)
+        self.hint.setWordWrap(True)
+        self.hint.setStyleSheet("color: #546e7a;")
+
+        self.form = QFormLayout()
+        self.form.addRow("User", self.user)
+        self.form.addRow("PIN", self.pin)
+        self.form.addRow("PIN again", self.pin_again)
+        box = QFrame()
+        box.setFrameShape(QFrame.Shape.StyledPanel)
+        box.setMaximumWidth(460)
+        inner = QVBoxLayout(box)
+        inner.addWidget(self.title)
+        inner.addWidget(self.explain)
+        inner.addLayout(self.form)
+        inner.addWidget(self.button)
+        inner.addWidget(self.message)
+        inner.addWidget(self.hint)
+        layout = QVBoxLayout(self)
+        layout.addStretch(1)
+        layout.addWidget(box, 0, Qt.AlignmentFlag.AlignHCenter)
+        layout.addStretch(2)
+        for font_target in (self.user, self.pin, self.pin_again):
+            font_target.setFont(QFont("DejaVu Sans", 13))
+            font_target.setMinimumHeight(36)
+        self.button.clicked.connect(self.submit)
+        self.pin.returnPressed.connect(self.submit)
+        self.pin_again.returnPressed.connect(self.submit)
+        self.refresh()
+
+    @property
+    def commissioning(self) -> bool:
+        return not self.access.has_users()
+
+    def refresh(self) -> None:
+        """Show the login form, or the commissioning form when the station has no user yet."""
+        self.pin.clear()
+        self.pin_again.clear()
+        self.message.clear()
+        commissioning = self.commissioning
+        self.form.setRowVisible(self.pin_again, commissioning)
+        self.user.clear()
+        if commissioning:
+            self.title.setText("Commission this station")
+            self.explain.setText("No user exists yet. Create the first integrator: they add the operators "
+                                 "and QA engineers.")
+            self.button.setText("Create integrator and log in")
+            self.user.setEditText("")
+        else:
+            self.title.setText("Log in")
+            self.explain.setText("Your user name and PIN.")
+            self.button.setText("Log in")
+            self.user.addItems([name for name, _role in self.access.users()])
+            self.user.setCurrentIndex(-1)
+            self.user.setEditText("")
+        self.user.setFocus()
+
+    def submit(self) -> None:
+        name, pin = self.user.currentText().strip(), self.pin.text()
+        try:
+            if self.commissioning:
+                if pin != self.pin_again.text():
+                    raise ValueError("the two PINs differ")
+                self.access.add_user(name, "integrator", pin)
+            session = self.access.login(name, pin)
+        except (AccessDenied, ValueError) as exc:
+            self.pin.clear()
+            self.pin_again.clear()
+            self.message.setText(str(exc))
+            return
+        self.refresh()
+        self.logged_in.emit(session)
