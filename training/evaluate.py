@@ -86,6 +86,7 @@ def evaluate_lot(detector_path: Path, classifier_path: Path, *, parts: int = 300
         decisions: list[tuple[str, str, float]] = []
         shots = 0
         truth_outcome: dict[int, str] = {d.id: "missed" for d in part.true_defects}
+        coarse_max: dict[str, float] = {}  # best detector score per class on the part (coarse-only baseline)
         for face in FACES:
             pose = face_view_pose(face, COARSE_CAMERA)
             frame = render_coarse(part, face)
@@ -95,6 +96,8 @@ def evaluate_lot(detector_path: Path, classifier_path: Path, *, parts: int = 300
             truths = [Truth(t.kind, tuple(map(float, t.box_px)), t.size_mm, t.is_nuisance, str(t.defect_id))
                       for t in frame.truth]
             preds = [Pred(d.class_name, d.score, d.box_px) for d in result.detections]
+            for det in result.detections:
+                coarse_max[det.class_name] = max(coarse_max.get(det.class_name, 0.0), round(float(det.score), 4))
             match = tally.add(preds, truths)
             for det, j in zip(result.detections, match.pred_truth):
                 if det.score < detector.info.thresholds.get(det.class_name, 0.5):
@@ -139,7 +142,7 @@ def evaluate_lot(detector_path: Path, classifier_path: Path, *, parts: int = 300
             verdict = "PASS"
         parts_out.append({"seed": seed, "serial": part.serial, "defective": part.is_defective,
                           "true_defects": [f"{d.kind}:{d.size_mm:g}mm@{d.face}" for d in part.true_defects],
-                          "verdict": verdict, "shots": shots,
+                          "verdict": verdict, "shots": shots, "coarse_max": coarse_max,
                           "calls": [f"{nm}:{dec}:{sc:.2f}" for nm, dec, sc in decisions if dec != OK]})
         if progress and ((n + 1) % max(1, parts // 10) == 0 or n + 1 == parts):
             print(f"  eval: {n + 1}/{parts} parts", flush=True)
