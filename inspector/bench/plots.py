@@ -137,8 +137,9 @@ def coarse_only_curve(plt, data: dict, plots_dir: Path) -> Path | None:
                label="two-stage (shipped)")
     same = q.get("coarse_only_at_same_escape")
     if same:
+        label = "coarse only, same escape rate" + (f" (k={same['k']:.2f})" if same["k"] is not None else "")
         ax.scatter([100 * same["escapes"] / d if d else 0], [100 * same["overkill"] / g if g else 0], marker="s",
-                   color="#4c72b0", zorder=3, label=f"coarse only, same escape (k={same['k']:.2f})")
+                   color="#4c72b0", zorder=3, label=label)
     ax.set_xlabel(f"escape rate % (of {d} defective parts)")
     ax.set_ylabel(f"overkill % (of {g} good parts)")
     ax.set_title("What the fine stage buys")

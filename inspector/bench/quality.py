@@ -64,7 +64,8 @@ def coarse_only(report: dict) -> dict | None:
                           "defective_to_review": pl["defective_to_review"], "errors": pl["errors"]},
             "coarse_only_at_shipped_thresholds": {"k": 1.0, "escapes": shipped[0], "overkill": shipped[1]},
             "coarse_only_at_same_escape": (None if chosen is None else
-                                           {"k": chosen[0], "escapes": chosen[1], "overkill": chosen[2]}),
+                                           {"k": None if chosen[0] == float("inf") else round(chosen[0], 4),
+                                            "escapes": chosen[1], "overkill": chosen[2]}),
             "curve": [{"k": (None if k == float("inf") else round(k, 4)), "escapes": e, "overkill": o}
                       for k, e, o in curve]}
 
