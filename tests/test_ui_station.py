@@ -61,9 +61,9 @@ def test_pin_login_and_role_enforcement(qtbot, tmp_path, recipe):
         with pytest.raises(AccessDenied):
             window.station.session.require(action)  # the core refuses too
     if window.integrator is not None:
-        assert not window.tabs.isTabVisible(window.tabs.indexOf(window.integrator))
+        assert not window.tabs.isTabVisible(window.page_of(window.integrator))
     if window.qa is not None:
-        assert not window.tabs.isTabVisible(window.tabs.indexOf(window.qa))
+        assert not window.tabs.isTabVisible(window.page_of(window.qa))
 
     window.logout_button.click()
     assert window.stack.currentWidget() is window.login and window.station.session is None

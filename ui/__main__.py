@@ -107,12 +107,17 @@ class ScreenshotTour:
         if station.last_record is not None:  # show the override form filled in, as an operator would
             other = "PASS" if station.last_record.verdict != "PASS" else "FAIL"
             view.override_verdict.setCurrentText(other)
-            view.override_reason.setText("burr is a chip on the fixture, part re-checked by hand")
+            view.override_reason.setText("re-checked under the microscope")
         self.snap("operator")
         self.login("qa", "2222")
         self.later(800, self.qa_done)
 
     def qa_done(self) -> None:
+        if self.window.qa is not None:
+            self.window.qa.refresh()  # the review queue with the items the lot produced
+        self.later(300, self._qa_snap)
+
+    def _qa_snap(self) -> None:
         self.snap("qa")
         self.login("integrator", "3333")
         self.later(1500, self.integrator_done)

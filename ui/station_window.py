@@ -18,7 +18,8 @@ from typing import Any, Callable
 
 from PyQt6.QtCore import QObject, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QFont
-from PyQt6.QtWidgets import QHBoxLayout, QLabel, QMainWindow, QPushButton, QStackedWidget, QTabWidget, QVBoxLayout, QWidget
+from PyQt6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QMainWindow, QPushButton, QScrollArea, QStackedWidget,
+                             QTabWidget, QVBoxLayout, QWidget)
 
 from inspector.access import AccessControl, AccessDenied, Session
 from inspector.archive import ImageArchive
@@ -137,6 +138,7 @@ class Station(QObject):
         self.models_dir = Path(models_dir) if models_dir else REFERENCE_RECIPE.parent
         self.recipe_path = Path(recipe) if recipe else REFERENCE_RECIPE
         self.recipes = list_recipes(self.models_dir, self.recipe_path)
+        self.db = str(db)
         self.store = ResultStore(db)
         self.access = AccessControl(self.store)
         self.review = ReviewQueue(self.store)
@@ -258,6 +260,15 @@ class Station(QObject):
         self.monitor.attach(self.devices.motion)
         self._emit_models()
         self.devices_changed.emit(self.devices)
+        self._refresh_state()
+
+    def disconnect_devices(self) -> None:
+        """Close the devices while idle (the integrator's Disconnect); Connect or Reset opens them again."""
+        if self.busy:
+            self.message.emit("busy: Stop the lot before disconnecting")
+            return
+        self._close_devices()
+        self.devices_changed.emit(None)
         self._refresh_state()
 
     def _close_devices(self) -> None:
@@ -488,16 +499,21 @@ class StationWindow(QMainWindow):
         self.qa = self.integrator = None
         if QAView is not None:
             try:
-                self.qa = QAView(station.store, station.access, recipe_path=station.recipe_path,
+                self.qa = QAView(station.db, station.access, recipe_path=station.recipe_path,
                                  models_dir=station.models_dir)
-                self.tabs.addTab(self.qa, "QA review")
+                self.tabs.addTab(self._page(self.qa), "QA review")
             except Exception:  # noqa: BLE001
                 log.exception("QA workspace failed to open")
         if IntegratorView is not None:
             try:
                 self.integrator = IntegratorView(station.access, recipe_path=station.recipe_path,
-                                                 station_name="virtual-cell" if sim else "")
-                self.tabs.addTab(self.integrator, "Integrator")
+                                                 station_name="virtual cell" if sim else Path(config).stem)
+                self.tabs.addTab(self._page(self.integrator), "Integrator")
+                if config is not None:
+                    self.integrator.set_station_config(config)
+                self.integrator.connect_requested.connect(self._connect_requested)
+                self.integrator.disconnect_requested.connect(station.disconnect_devices)
+                self.integrator.recipe_saved.connect(lambda _result: station.select_recipe(station.recipe_path))
             except Exception:  # noqa: BLE001
                 log.exception("integrator workspace failed to open")
         self.stack = QStackedWidget()
@@ -531,11 +547,29 @@ class StationWindow(QMainWindow):
         station.state_changed.connect(self._state_changed)
         station.devices_changed.connect(self._devices_changed)
         station.message.connect(lambda text: self.statusBar().showMessage(text, 15_000))
+        self.tabs.currentChanged.connect(self._tab_changed)
         self.login.logged_in.connect(self.set_session)
         self.logout_button.clicked.connect(lambda: self.set_session(None))
         self.set_session(None)
         if connect:
             station.connect_devices()
+
+    @staticmethod
+    def _page(workspace: QWidget) -> QScrollArea:
+        """A workspace scrolls rather than forcing the window wider or taller than the screen."""
+        page = QScrollArea()
+        page.setWidget(workspace)
+        page.setWidgetResizable(True)
+        page.setFrameShape(QFrame.Shape.NoFrame)
+        return page
+
+    def page_of(self, workspace: QWidget | None) -> int:
+        """The tab index that shows `workspace` (-1 when it is not there)."""
+        for index in range(self.tabs.count()):
+            page = self.tabs.widget(index)
+            if page is workspace or (isinstance(page, QScrollArea) and page.widget() is workspace):
+                return index
+        return -1
 
     # kept for callers of the first version
     @property
@@ -568,16 +602,14 @@ class StationWindow(QMainWindow):
         self.role_label.setStyleSheet(f"background: {ROLE_COLOURS.get(session.role, '#455a64')}; color: white;"
                                       " border-radius: 4px; padding: 3px 10px;")
         self.logout_button.setVisible(True)
-        home = self.operator
-        for index in range(self.tabs.count()):
-            widget = self.tabs.widget(index)
-            visible = (widget is self.operator
-                       or (widget is self.qa and session.allows("review"))
-                       or (widget is self.integrator and session.allows("edit_recipe")))
-            self.tabs.setTabVisible(index, visible)
-            if visible and widget is not self.operator:
-                home = widget
-        self.tabs.setCurrentWidget(home)
+        home = self.page_of(self.operator)
+        for workspace, visible in ((self.qa, session.allows("review")),
+                                   (self.integrator, session.allows("edit_recipe"))):
+            index = self.page_of(workspace)
+            if index >= 0:
+                self.tabs.setTabVisible(index, visible)
+                home = index if visible else home
+        self.tabs.setCurrentIndex(home)
         self.stack.setCurrentWidget(self.tabs)
 
     def visible_workspaces(self) -> list[str]:
@@ -603,6 +635,18 @@ class StationWindow(QMainWindow):
         view.override_status.setText(f"{record.serial}: {record.verdict} → {verdict} by {self.station.session.user}; "
                                      f"review item {item}")
         view.override_reason.clear()
+
+    def _connect_requested(self) -> None:
+        if self.station.devices is None and not self.station.busy:
+            self.station.fault = None
+            self.station.connect_devices()
+
+    def _tab_changed(self, _index: int) -> None:
+        if self.qa is not None and self.tabs.currentIndex() == self.page_of(self.qa):
+            try:
+                self.qa.refresh()  # the station keeps writing parts and review items
+            except Exception:  # noqa: BLE001
+                log.exception("QA workspace refresh")
 
     def _running_changed(self, running: bool, paused: bool) -> None:
         self.operator.set_running(running, paused)
@@ -630,5 +674,11 @@ class StationWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt naming
         self.latency.stop()
+        self.station.stop()
+        if self.integrator is not None:
+            try:
+                self.integrator.shutdown()  # its workers stop touching the devices before they close
+            except Exception:  # noqa: BLE001
+                log.exception("integrator workspace shutdown")
         self.station.close()
         super().closeEvent(event)
