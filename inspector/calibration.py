@@ -184,12 +184,14 @@ def index_grid(centres: np.ndarray, diameter_px: float = 0.0) -> DotGrid:
         rounded = np.round(indices)
         keep = np.all(np.abs(indices - rounded) < 0.25, axis=1)
         if keep.sum() < MIN_DOTS:
-            raise CalibrationError(f"only {int(keep.sum())} dots lie on a regular grid, need {MIN_DOTS}")
+            raise CalibrationError(f"only {int(keep.sum())} dots lie on a regular grid, need {MIN_DOTS} "
+                                   f"(is a calibration target in view?)")
         params, _ = _fit(centres[keep], rounded[keep])
     rounded = np.round(indices).astype(int)
     unique = {tuple(r) for r in rounded[keep]}
     if len(unique) != int(keep.sum()):
-        raise CalibrationError("two dots fell on one grid node: the dots are not on a regular grid")
+        raise CalibrationError("two dots fell on one grid node: the blobs found are not a regular dot grid "
+                               "(is a calibration target in view?)")
     return DotGrid(centres[keep], rounded[keep], diameter_px)
 
 

@@ -1,0 +1,252 @@
+"""The integrator workspace driven offscreen against a real virtual cell over its pseudo-terminals:
+connect, home, jog, go to a view, set a light, live frame, add a view, edit thresholds and rules,
+save a new version (diff, backup, audit), calibrate from a target image; roles and busy state."""
+import shutil
+from pathlib import Path
+
+import cv2
+import pytest
+
+pytest.importorskip("pytestqt")
+from PyQt6.QtCore import Qt  # noqa: E402
+
+from hardware.sim.cell import VirtualCell  # noqa: E402
+from inspector.access import AccessControl, AccessDenied, Session  # noqa: E402
+from inspector.calibration import render_dot_target  # noqa: E402
+from inspector.devices import open_devices  # noqa: E402
+from inspector.recipe import Recipe  # noqa: E402
+from inspector.recipe_edit import save_recipe, set_class_policy  # noqa: E402
+from inspector.results.sqlite_store import ResultStore  # noqa: E402
+from inspector.schema import dump_toml  # noqa: E402
+from inspector.station_config import StationConfig  # noqa: E402
+from ui.integrator_view import IntegratorView  # noqa: E402
+
+REFERENCE = Path(__file__).resolve().parents[1] / "models" / "housing-40x30.recipe.json"
+INTEGRATOR = Session("ina", "integrator")
+OPERATOR = Session("otto", "operator")
+WAIT_MS = 20_000
+
+
+@pytest.fixture
+def cell():
+    with VirtualCell(seed=500_003, speed_factor=10) as cell:
+        yield cell
+
+
+@pytest.fixture
+def devices(cell):
+    devices = open_devices(StationConfig.from_dict(cell.station_config_dict()), virtual_cell=cell)
+    yield devices
+    devices.close()
+
+
+@pytest.fixture
+def access(tmp_path):
+    with ResultStore(tmp_path / "results.db") as store:
+        yield AccessControl(store)
+
+
+@pytest.fixture
+def recipe_file(tmp_path):
+    path = tmp_path / "housing.recipe.json"
+    shutil.copy(REFERENCE, path)
+    return path
+
+
+@pytest.fixture
+def view(qtbot, access, recipe_file, devices):
+    view = IntegratorView(access, recipe_path=recipe_file, station_name="virtual-cell")
+    qtbot.addWidget(view)
+    view.resize(1280, 800)
+    view.show()
+    yield view
+    view.set_devices(None)
+    view.shutdown()
+
+
+def position(view):
+    return view.machine_state.machine_pos[:5] if view.machine_state else None
+
+
+def near(values, expected, tolerance=0.01):
+    return values is not None and all(abs(v - e) <= tolerance for v, e in zip(values, expected))
+
+
+def wait_idle_at(qtbot, view, expected):
+    qtbot.waitUntil(lambda: view.machine_state is not None and view.machine_state.state == "Idle"
+                    and near(position(view), expected), timeout=WAIT_MS)
+
+
+def test_integrator_jogs_lights_views_edits_and_saves(qtbot, view, devices, cell, recipe_file, access):
+    view.set_session(INTEGRATOR)
+    view.set_devices(devices)
+    qtbot.waitUntil(lambda: view.pills["motion"].state == "connected" and view.pills["lights"].state == "connected",
+                    timeout=WAIT_MS)
+    assert view.pills["coarse"].state == "ready" and view.pills["fine"].state == "ready"
+    qtbot.waitUntil(lambda: view.machine_state is not None and view.machine_state.state == "Alarm", timeout=WAIT_MS)
+
+    qtbot.mouseClick(view.jog.home_button, Qt.MouseButton.LeftButton)
+    wait_idle_at(qtbot, view, (0.0, 0.0, 40.0, 0.0, 0.0))
+    qtbot.waitUntil(lambda: view.last_message[0] == "homed", timeout=WAIT_MS)
+
+    view.jog.linear_step.setCurrentText("1 mm")
+    qtbot.mouseClick(view.jog.plus["x"], Qt.MouseButton.LeftButton)
+    wait_idle_at(qtbot, view, (1.0, 0.0, 40.0, 0.0, 0.0))
+    qtbot.waitUntil(lambda: view.jog.readout["x"].text() == "+1.000", timeout=WAIT_MS)
+    view.jog.rotary_step.setCurrentText("15°")
+    qtbot.mouseClick(view.jog.plus["a"], Qt.MouseButton.LeftButton)
+    wait_idle_at(qtbot, view, (1.0, 0.0, 40.0, 15.0, 0.0))
+    qtbot.keyClick(view, Qt.Key.Key_PageUp)
+    wait_idle_at(qtbot, view, (1.0, 0.0, 41.0, 15.0, 0.0))
+    qtbot.keyClick(view, Qt.Key.Key_Left, Qt.KeyboardModifier.ShiftModifier)
+    wait_idle_at(qtbot, view, (1.0, 0.0, 41.0, 0.0, 0.0))
+    assert near(cell.motion.machine_pose().as_tuple(), (1.0, 0.0, 41.0, 0.0, 0.0))
+
+    view.jog.view_choice.setCurrentText("top")
+    qtbot.mouseClick(view.jog.goto_button, Qt.MouseButton.LeftButton)
+    wait_idle_at(qtbot, view, (0.0, 0.0, 56.0, 0.0, 0.0))
+
+    # lights: the emulator's channel 1 (coaxial) follows the slider
+    view.lights.set_level("coaxial", 60)
+    view.lights.set_level("low_angle", 100)
+    qtbot.waitUntil(lambda: cell.lights.channel_state()[1].mode == "continuous"
+                    and cell.lights.channel_state()[1].percent == 60.0
+                    and cell.lights.channel_state()[3].percent == 100.0, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: view.lights.values["coaxial"].text() == "60 %", timeout=WAIT_MS)
+
+    # live view: one frame of the coarse camera at the chosen exposure
+    view.live.camera.setCurrentText("coarse")
+    view.live.exposure.setValue(2500)
+    qtbot.mouseClick(view.live.snap_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: view.live.frame is not None, timeout=WAIT_MS)
+    frame = view.live.frame
+    assert frame.image.shape == (768, 1024) and frame.exposure_us == 2500 and frame.meta["face"] == "top"
+    assert "coarse #" in view.live.info.text()
+
+    # add a view at the current pose (after a 2 mm jog in Y)
+    view.jog.linear_step.setCurrentText("1 mm")
+    qtbot.keyClick(view, Qt.Key.Key_Up)
+    qtbot.keyClick(view, Qt.Key.Key_Up)
+    wait_idle_at(qtbot, view, (0.0, 2.0, 56.0, 0.0, 0.0))
+    editor = view.recipe_editor
+    editor.new_view_name.setText("top-offset")
+    qtbot.mouseClick(editor.add_view_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: editor.draft.views[-1].name == "top-offset", timeout=WAIT_MS)
+    added = editor.draft.views[-1]
+    assert added.face == "top" and near(added.pose.as_tuple(), (0.0, 2.0, 56.0, 0.0, 0.0))
+    assert added.exposure_us == 2500
+
+    # thresholds and rules in the tables; a bad value is refused with the field named
+    editor.set_threshold("dent", "Detect ≥", "0.25")
+    assert editor.draft.classes["dent"].detect_threshold == 0.25
+    editor.set_threshold("dent", "Grey low", "0.9")
+    assert view.last_message[1] and "classes.dent.grey_band" in view.last_message[0]
+    assert editor.draft.classes["dent"].grey_band == (0.05, 0.2)
+    editor.rules.item(0, 3).setText("1")
+    assert editor.draft.rules[0].max_count == 1
+    assert editor.changes_label.text() == "3 unsaved changes"
+
+    # save: the dialog shows the diff and wants a reason; the file becomes version 2, v1 is kept
+    qtbot.mouseClick(editor.save_button, Qt.MouseButton.LeftButton)
+    dialog = view.save_dialog
+    assert dialog is not None and dialog.isVisible()
+    lines = [dialog.diff.item(i).text() for i in range(dialog.diff.count())]
+    assert "classes.dent.detect_threshold: 0.18 → 0.25" in lines
+    assert any(line.startswith("views[5]: null → {") and "top-offset" in line for line in lines)
+    assert not dialog.save_button.isEnabled()
+    dialog.reason.setText("offset view for the gate mark; fewer missed dents")
+    qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: editor.loaded.version == 2, timeout=WAIT_MS)
+    saved = Recipe.load(recipe_file)
+    assert saved.version == 2 and saved.views[-1].name == "top-offset"
+    assert saved.classes["dent"].detect_threshold == 0.25 and saved.rules[0].max_count == 1
+    assert Recipe.load(recipe_file.with_name("housing.recipe.v1.json")).version == 1
+    entry = access.audit(target="recipe:housing-40x30")[0]
+    assert (entry.who, entry.reason) == ("ina", "offset view for the gate mark; fewer missed dents")
+    assert entry.new["fields"]["classes.dent.detect_threshold"] == 0.25
+    assert entry.old["fields"]["classes.dent.detect_threshold"] == 0.18
+    assert "saved housing-40x30 version 2" in view.last_message[0]
+    assert editor.changes_label.text() == "no unsaved changes" and not editor.save_button.isEnabled()
+    assert "top-offset" in [view.jog.view_choice.itemText(i) for i in range(view.jog.view_choice.count())]
+
+
+def test_operator_cannot_jog_set_lights_or_save_and_the_core_refuses_too(qtbot, view, devices, cell, recipe_file,
+                                                                         access):
+    view.set_session(OPERATOR)
+    view.set_devices(devices)
+    qtbot.waitUntil(lambda: view.pills["motion"].state == "connected", timeout=WAIT_MS)
+    assert not view.jog.plus["x"].isEnabled() and not view.jog.home_button.isEnabled()
+    assert not view.lights.isEnabled() and not view.live.snap_button.isEnabled()
+    assert not view.recipe_editor.save_button.isEnabled() and not view.recipe_editor.add_view_button.isEnabled()
+    assert not view.calibration.file_button.isEnabled()
+    before = cell.motion.machine_pose()
+    view.jog_axis("x", 5.0)  # called past the UI: nothing is sent
+    qtbot.keyClick(view, Qt.Key.Key_Right)
+    assert cell.motion.machine_pose() == before
+
+    # an edit that slipped past the UI is refused by the core when saved
+    editor = view.recipe_editor
+    editor.draft = set_class_policy(editor.draft, "dent", detect_threshold=0.9)
+    assert view.save_draft("looks fine to me") is None
+    assert view.last_message[1] and "otto (operator) may not edit recipe" in view.last_message[0]
+    with pytest.raises(AccessDenied, match="may not edit recipe"):
+        save_recipe(OPERATOR, editor.loaded, editor.draft, recipe_file, access, "sneaky")
+    assert Recipe.load(recipe_file).version == 1 and access.audit(target="recipe:housing-40x30") == []
+
+    view.set_session(None)
+    assert not view.jog.stop_button.isEnabled() and not view.connect_button.isEnabled()
+    view.set_session(INTEGRATOR)
+    assert view.jog.plus["x"].isEnabled() and view.lights.isEnabled()
+
+
+def test_busy_and_disconnected_states(qtbot, view, devices):
+    view.set_session(INTEGRATOR)
+    assert view.pills["motion"].state == "not connected" and not view.jog.plus["x"].isEnabled()
+    assert view.connect_button.isEnabled() and not view.disconnect_button.isEnabled()
+    with qtbot.waitSignal(view.connect_requested, timeout=1000):
+        qtbot.mouseClick(view.connect_button, Qt.MouseButton.LeftButton)
+    view.set_devices(devices)
+    qtbot.waitUntil(lambda: view.pills["motion"].state == "connected", timeout=WAIT_MS)
+    view.live.live_button.setChecked(True)
+    view.set_busy(True)
+    assert not view.jog.plus["a"].isEnabled() and not view.lights.isEnabled()
+    assert not view.live.live_button.isChecked() and not view.live.snap_button.isEnabled()
+    assert view.recipe_editor.thresholds.editTriggers() != view.recipe_editor.thresholds.EditTrigger.NoEditTriggers
+    view.set_busy(False)
+    assert view.jog.plus["a"].isEnabled() and view.lights.isEnabled() and view.live.snap_button.isEnabled()
+    view.set_devices(None)
+    assert all(p.state == "not connected" for p in view.pills.values())
+    assert not view.jog.plus["x"].isEnabled() and view.jog.readout["x"].text() == "–"
+
+
+def test_calibrate_from_a_target_image_and_write_the_station_config(qtbot, view, devices, cell, tmp_path, access):
+    station = tmp_path / "station.toml"
+    station.write_text(dump_toml(cell.station_config_dict()), encoding="utf-8")
+    target = tmp_path / "target.png"
+    # a 0.5 mm dot grid seen by a fine camera of 0.0098 mm/px
+    cv2.imwrite(str(target), render_dot_target((600, 800), 0.5 / 0.0098, 22.0, angle_deg=0.4, grid=(13, 9), seed=5))
+    view.set_session(INTEGRATOR)
+    view.set_station_config(station)
+    assert "fine 0.01 mm/px" in view.calibration.current.text()
+    view.side_tabs.setCurrentWidget(view.calibration)
+    view.calibration.camera.setCurrentText("fine")
+    view.calibration.pitch.setValue(0.5)
+    view.calibration.measure_file(str(target))
+    qtbot.waitUntil(lambda: view.calibration.result is not None, timeout=WAIT_MS)
+    result = view.calibration.result
+    assert result.camera == "fine" and result.mm_per_px == pytest.approx(0.0098, rel=1e-4)
+    assert "117 dots" in view.calibration.output.text()
+    assert view.calibration.write_button.isEnabled()
+    with qtbot.waitSignal(view.calibration_written, timeout=WAIT_MS):
+        qtbot.mouseClick(view.calibration.write_button, Qt.MouseButton.LeftButton)
+    assert StationConfig.load(station).cameras["fine"].calibration.mm_per_px == pytest.approx(0.0098, rel=1e-4)
+    assert access.audit()[0].action == "calibrate"
+
+    # the virtual cell shows a part, not a target: a live measurement says so
+    view.set_devices(devices)
+    view.calibration.camera.setCurrentText("coarse")
+    view.calibration.output.setText("")
+    qtbot.mouseClick(view.calibration.live_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: view.calibration.output.text() not in ("", "measuring…"), timeout=WAIT_MS)
+    assert "dot" in view.calibration.output.text()
+    assert view.calibration.result is None and not view.calibration.write_button.isEnabled()

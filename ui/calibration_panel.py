@@ -1,0 +1,80 @@
+"""Calibrate px → mm with a dot-grid target: measure from a live frame or an image file, look at
+the result (with its uncertainty), then write it into the station config."""
+from __future__ import annotations
+
+from PyQt6.QtCore import pyqtSignal
+from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
+                             QPushButton, QVBoxLayout, QWidget)
+
+
+class CalibrationPanel(QWidget):
+    measure_live_requested = pyqtSignal(str, float)  # camera, target pitch mm
+    measure_file_requested = pyqtSignal(str, str, float)  # image path, camera, pitch mm
+    write_requested = pyqtSignal(bool)  # also write the grid's rotation
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.result = None  # inspector.calibration.Calibration, once measured
+        self.camera = QComboBox()
+        self.camera.addItems(["coarse", "fine"])
+        self.pitch = QDoubleSpinBox()
+        self.pitch.setRange(0.01, 50.0)
+        self.pitch.setDecimals(3)
+        self.pitch.setValue(1.0)
+        self.pitch.setSuffix(" mm")
+        self.current = QLabel("–")
+        self.live_button = QPushButton("Measure live frame")
+        self.file_button = QPushButton("Measure image file…")
+        self.rotation = QCheckBox("also write the rotation")
+        self.write_button = QPushButton("Write to station config")
+        self.write_button.setEnabled(False)
+        self.output = QLabel("Put a dot-grid target of known pitch under the camera, in focus and evenly lit.")
+        self.output.setWordWrap(True)
+        self.live_button.clicked.connect(
+            lambda: self.measure_live_requested.emit(self.camera.currentText(), self.pitch.value()))
+        self.file_button.clicked.connect(self._choose_file)
+        self.write_button.clicked.connect(lambda: self.write_requested.emit(self.rotation.isChecked()))
+        form = QFormLayout()
+        form.addRow("Camera", self.camera)
+        form.addRow("Target pitch", self.pitch)
+        form.addRow("Now", self.current)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.live_button)
+        buttons.addWidget(self.file_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.output)
+        layout.addStretch(1)
+        layout.addWidget(self.rotation)
+        layout.addWidget(self.write_button)
+        self._can_write = False
+
+    def show_current(self, text: str) -> None:
+        self.current.setText(text)
+
+    def measure_file(self, path: str) -> None:
+        self.measure_file_requested.emit(str(path), self.camera.currentText(), self.pitch.value())
+
+    def show_result(self, calibration) -> None:
+        self.result = calibration
+        self.output.setStyleSheet("")
+        self.output.setText(calibration.summary())
+        self.write_button.setEnabled(self._can_write)
+
+    def show_error(self, message: str) -> None:
+        self.result = None
+        self.output.setStyleSheet("color: #b71c1c;")
+        self.output.setText(message)
+        self.write_button.setEnabled(False)
+
+    def set_permissions(self, *, measure_live: bool, measure: bool, write: bool) -> None:
+        self._can_write = write
+        self.live_button.setEnabled(measure_live)
+        self.file_button.setEnabled(measure)
+        self.write_button.setEnabled(write and self.result is not None)
+
+    def _choose_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Target image", "", "Images (*.png *.tif *.tiff *.bmp *.jpg)")
+        if path:
+            self.measure_file(path)

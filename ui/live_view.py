@@ -1,0 +1,136 @@
+"""Live view of either camera with exposure and gain. The widget asks for frames at a few fps
+(`grab_wanted`); the integrator view grabs on a worker and hands frames back with `show_frame`."""
+from __future__ import annotations
+
+import numpy as np
+from PyQt6.QtCore import Qt, QTimer, pyqtSignal
+from PyQt6.QtGui import QImage, QPixmap
+from PyQt6.QtWidgets import (QComboBox, QDoubleSpinBox, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy,
+                             QSpinBox, QVBoxLayout)
+
+
+def to_pixmap(image: np.ndarray) -> QPixmap:
+    image = np.ascontiguousarray(image)
+    h, w = image.shape[:2]
+    if image.ndim == 3:
+        qimage = QImage(image.data, w, h, 3 * w, QImage.Format.Format_BGR888).copy()
+    else:
+        qimage = QImage(image.data, w, h, w, QImage.Format.Format_Grayscale8).copy()
+    return QPixmap.fromImage(qimage)
+
+
+class FrameLabel(QLabel):
+    """A frame scaled to fit, keeping its aspect ratio."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setMinimumSize(320, 240)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setStyleSheet("background: #101418; color: #cfd8dc; font-size: 14px;")
+        self._pixmap: QPixmap | None = None
+
+    def show_image(self, image: np.ndarray) -> None:
+        self._pixmap = to_pixmap(image)
+        self._rescale()
+
+    def clear_image(self, text: str) -> None:
+        self._pixmap = None
+        self.clear()
+        self.setText(text)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        super().resizeEvent(event)
+        self._rescale()
+
+    def _rescale(self) -> None:
+        if self._pixmap is not None:
+            self.setPixmap(self._pixmap.scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio,
+                                               Qt.TransformationMode.SmoothTransformation))
+
+
+class LiveView(QGroupBox):
+    grab_wanted = pyqtSignal(str, float, float)  # camera, exposure µs, gain
+
+    def __init__(self, parent=None, *, interval_ms: int = 300) -> None:
+        super().__init__("Live view", parent)
+        self.frame: object | None = None  # the last hardware Frame shown
+        self.image = FrameLabel("not connected")
+        self.camera = QComboBox()
+        self.exposure = QSpinBox()
+        self.exposure.setRange(20, 100_000)
+        self.exposure.setSingleStep(250)
+        self.exposure.setSuffix(" µs")
+        self.exposure.setValue(3000)
+        self.gain = QDoubleSpinBox()
+        self.gain.setRange(0.1, 16.0)
+        self.gain.setSingleStep(0.1)
+        self.gain.setDecimals(2)
+        self.gain.setPrefix("× ")
+        self.gain.setValue(1.0)
+        self.live_button = QPushButton("Live")
+        self.live_button.setCheckable(True)
+        self.snap_button = QPushButton("Snap")
+        self.info = QLabel("")
+        self.info.setStyleSheet("color: #37474f;")
+        self._timer = QTimer(self)
+        self._timer.setInterval(interval_ms)
+        self._timer.timeout.connect(self.request_frame)
+        self.live_button.toggled.connect(self._live_toggled)
+        self.snap_button.clicked.connect(self.request_frame)
+        controls = QHBoxLayout()
+        controls.addWidget(QLabel("Camera"))
+        controls.addWidget(self.camera)
+        controls.addWidget(QLabel("Exposure"))
+        controls.addWidget(self.exposure)
+        controls.addWidget(QLabel("Gain"))
+        controls.addWidget(self.gain)
+        controls.addStretch(1)
+        self.info.setWordWrap(True)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.info, 1)
+        bottom.addWidget(self.snap_button)
+        bottom.addWidget(self.live_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(controls)
+        layout.addWidget(self.image, 1)
+        layout.addLayout(bottom)
+
+    def set_cameras(self, names: list[str]) -> None:
+        current = self.camera.currentText()
+        self.camera.clear()
+        self.camera.addItems(names)
+        if current in names:
+            self.camera.setCurrentText(current)
+        if not names:
+            self.live_button.setChecked(False)
+            self.image.clear_image("not connected")
+
+    def set_enabled_for_use(self, enabled: bool) -> None:
+        for widget in (self.camera, self.exposure, self.gain, self.live_button, self.snap_button):
+            widget.setEnabled(enabled)
+        if not enabled:
+            self.live_button.setChecked(False)
+
+    def request_frame(self) -> None:
+        if self.camera.currentText():
+            self.grab_wanted.emit(self.camera.currentText(), float(self.exposure.value()), float(self.gain.value()))
+
+    def show_frame(self, frame) -> None:
+        self.frame = frame
+        self.image.show_image(frame.image)
+        meta = getattr(frame, "meta", {}) or {}
+        face = f", face {meta['face']}" if "face" in meta else ""
+        h, w = frame.image.shape[:2]
+        self.info.setText(f"{frame.camera} #{frame.sequence}: {w}×{h} px, {frame.exposure_us:g} µs, "
+                          f"gain {frame.gain:g}{face}")
+
+    def show_error(self, message: str) -> None:
+        self.info.setText(f"no frame: {message}")
+
+    def _live_toggled(self, on: bool) -> None:
+        if on:
+            self.request_frame()
+            self._timer.start()
+        else:
+            self._timer.stop()
