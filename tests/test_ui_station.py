@@ -65,12 +65,23 @@ def test_pin_login_and_role_enforcement(qtbot, tmp_path, recipe):
     if window.qa is not None:
         assert not window.tabs.isTabVisible(window.page_of(window.qa))
 
+    assert not window.users_button.isVisible()
+
     window.logout_button.click()
     assert window.stack.currentWidget() is window.login and window.station.session is None
     login(window, "integrator", "3333")
     assert window.role_label.text() == "integrator — integrator"
     expected = ["Operator"] + (["Integrator"] if window.integrator is not None else [])
     assert window.visible_workspaces() == expected
+    window.users_button.click()  # the integrator adds a user
+    dialog = window.users_dialog
+    dialog.name.setText("olga")
+    dialog.role.setCurrentText("operator")
+    dialog.pin.setText("5678")
+    dialog.pin_again.setText("5678")
+    dialog.add_button.click()
+    assert "added olga" in dialog.message.text()
+    assert window.station.access.login("olga", "5678") == Session("olga", "operator")
     window.logout_button.click()
     login(window, "qa", "2222")
     assert window.visible_workspaces() == ["Operator"] + (["QA review"] if window.qa is not None else [])
@@ -176,3 +187,50 @@ def test_station_state_rules():
                                      homed=False).reason
     assert station_state("Idle", connected=False, running=False, paused=False, fault=None, homed=True).state == "Alarm"
     assert station_state("Run", connected=True, running=False, paused=False, fault=None, homed=True).state == "Run"
+
+
+def test_config_station_on_ports_homes_at_start(qtbot, tmp_path, recipe):
+    """`--config`: the station opens the ports a station config names (here the emulators' pseudo-
+    terminals, cameras replaying files), shows 'homing required', and Start homes, then inspects."""
+    import cv2
+    import numpy as np
+
+    from hardware.sim.cell import VirtualCell
+    from inspector.access import AccessControl
+    from inspector.results.sqlite_store import ResultStore
+    from inspector.station_config import StationConfig
+
+    folders = {}
+    for role, (w, h) in (("coarse", (1024, 768)), ("fine", (800, 600))):
+        folders[role] = tmp_path / role
+        folders[role].mkdir()
+        for i in range(12):
+            cv2.imwrite(str(folders[role] / f"{i:03d}.png"), np.full((h, w), 90, np.uint8))
+    db = tmp_path / "r.db"
+    with ResultStore(db) as store:
+        access = AccessControl(store)
+        access.add_user("ines", "integrator", "4321")
+        access.add_user("olga", "operator", "5678", by=access.login("ines", "4321"))
+    with VirtualCell(seed=500_000, speed_factor=10) as cell:
+        data = cell.station_config_dict(name="line-3")
+        for role in ("coarse", "fine"):
+            data["cameras"][role].update(backend="images", source=str(folders[role]))
+        config = tmp_path / "station.toml"
+        StationConfig.from_dict(data, source="test").save(config)
+        window = StationWindow(parts=1, speed_factor=10, db=str(db), archive=None, recipe=str(recipe), sim=False,
+                               config=str(config), demo_users=True)
+        qtbot.addWidget(window)
+        window.show()
+        station, view = window.station, window.operator
+        qtbot.waitUntil(lambda: station.devices is not None and not station.busy, timeout=60_000)
+        assert station.cell is None and [n for n, _ in station.access.users()] == ["ines", "olga"]  # no demo users
+        assert window.login.hint.text() == ""
+        qtbot.waitUntil(lambda: view.alarm.state_label.text() == "Alarm", timeout=10_000)
+        assert "homing required" in view.alarm.reason.text()
+        login(window, "olga", "5678")
+        view.start_button.click()
+        qtbot.waitUntil(lambda: sum(view.verdicts.values()) == 1, timeout=120_000)
+        qtbot.waitUntil(lambda: not station.running, timeout=30_000)
+        assert station.last_record.serial.startswith("line-3-") and station.last_record.station == "line-3"
+        assert view.alarm.state_label.text() == "Idle"
+        window.close()

@@ -1,4 +1,5 @@
-"""PIN login, and commissioning of the first integrator on a station without users.
+"""PIN login, commissioning of the first integrator on a station without users, and the
+integrator's list of users.
 
 Thin: the checks (hashed PINs, who may add users) are in `inspector.access`; this widget only
 collects a name and a PIN and shows what the core answered."""
@@ -6,9 +7,10 @@ from __future__ import annotations
 
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtGui import QFont, QIntValidator
-from PyQt6.QtWidgets import QComboBox, QFormLayout, QFrame, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
+from PyQt6.QtWidgets import (QComboBox, QDialog, QFormLayout, QFrame, QLabel, QLineEdit, QListWidget, QPushButton,
+                             QVBoxLayout, QWidget)
 
-from inspector.access import MIN_PIN_DIGITS, AccessControl, AccessDenied
+from inspector.access import MIN_PIN_DIGITS, ROLES, AccessControl, AccessDenied, Session
 
 
 def _pin_field() -> QLineEdit:
@@ -114,3 +116,54 @@ class LoginPanel(QWidget):
             return
         self.refresh()
         self.logged_in.emit(session)
+
+
+class UsersDialog(QDialog):
+    """An integrator adds operators, QA engineers and integrators (the core refuses anyone else)."""
+
+    def __init__(self, access: AccessControl, session: Session, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Users of this station")
+        self.access, self.session = access, session
+        self.users = QListWidget()
+        self.name = QLineEdit()
+        self.role = QComboBox()
+        self.role.addItems(ROLES)
+        self.pin = _pin_field()
+        self.pin_again = _pin_field()
+        self.add_button = QPushButton("Add user")
+        self.message = QLabel("")
+        self.message.setWordWrap(True)
+        form = QFormLayout()
+        form.addRow("Name", self.name)
+        form.addRow("Role", self.role)
+        form.addRow("PIN", self.pin)
+        form.addRow("PIN again", self.pin_again)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.users)
+        layout.addLayout(form)
+        layout.addWidget(self.add_button)
+        layout.addWidget(self.message)
+        self.add_button.clicked.connect(self.add)
+        self.resize(380, 420)
+        self._list()
+
+    def _list(self) -> None:
+        self.users.clear()
+        self.users.addItems([f"{name} — {role}" for name, role in self.access.users()])
+
+    def add(self) -> None:
+        name = self.name.text().strip()
+        try:
+            if self.pin.text() != self.pin_again.text():
+                raise ValueError("the two PINs differ")
+            self.access.add_user(name, self.role.currentText(), self.pin.text(), by=self.session)
+        except (AccessDenied, ValueError) as exc:
+            self.message.setStyleSheet("color: #c62828;")
+            self.message.setText(str(exc))
+            return
+        self.message.setStyleSheet("color: #1b8a3a;")
+        self.message.setText(f"added {name} ({self.role.currentText()})")
+        for field in (self.name, self.pin, self.pin_again):
+            field.clear()
+        self._list()

@@ -34,7 +34,7 @@ from inspector.station_config import StationConfig
 
 from .alarm_panel import MachineMonitor, StationState, station_state
 from .cycle_worker import CycleWorker
-from .login_panel import LoginPanel
+from .login_panel import LoginPanel, UsersDialog
 from .operator_view import OperatorView
 
 log = logging.getLogger(__name__)
@@ -481,11 +481,15 @@ class StationWindow(QMainWindow):
         self.role_label.setFont(QFont("DejaVu Sans", 11, QFont.Weight.Bold))
         self.logout_button = QPushButton("Log out")
         self.logout_button.setVisible(False)
+        self.users_button = QPushButton("Users…")
+        self.users_button.setVisible(False)
+        self.users_dialog: UsersDialog | None = None
         header = QHBoxLayout()
         header.setContentsMargins(8, 4, 8, 0)
         header.addWidget(self.title)
         header.addStretch(1)
         header.addWidget(self.role_label)
+        header.addWidget(self.users_button)
         header.addWidget(self.logout_button)
 
         hint = ("Virtual-cell demo users: operator / 1111, qa / 2222, integrator / 3333."
@@ -550,6 +554,7 @@ class StationWindow(QMainWindow):
         self.tabs.currentChanged.connect(self._tab_changed)
         self.login.logged_in.connect(self.set_session)
         self.logout_button.clicked.connect(lambda: self.set_session(None))
+        self.users_button.clicked.connect(self.show_users)
         self.set_session(None)
         if connect:
             station.connect_devices()
@@ -591,6 +596,10 @@ class StationWindow(QMainWindow):
         self.operator.set_override_allowed(session is not None and session.allows("override"))
         self.operator.start_button.setEnabled(session is not None and session.allows("run")
                                               and not self.station.running)
+        self.users_button.setVisible(session is not None and session.role == "integrator")
+        if self.users_dialog is not None:
+            self.users_dialog.close()
+            self.users_dialog = None
         if session is None:
             self.role_label.setText("not logged in")
             self.role_label.setStyleSheet("")
@@ -611,6 +620,11 @@ class StationWindow(QMainWindow):
                 home = index if visible else home
         self.tabs.setCurrentIndex(home)
         self.stack.setCurrentWidget(self.tabs)
+
+    def show_users(self) -> None:
+        if self.station.session is not None:
+            self.users_dialog = UsersDialog(self.station.access, self.station.session, self)
+            self.users_dialog.show()
 
     def visible_workspaces(self) -> list[str]:
         return [self.tabs.tabText(i) for i in range(self.tabs.count()) if self.tabs.isTabVisible(i)]
