@@ -353,14 +353,14 @@ def gate(comparison: Comparison, rule: GateRule = GateRule()) -> GateResult:
         line = f"{name} escapes: candidate {cand.escape_text()} vs production {prod.escape_text()}"
         if cand.escapes > prod.escapes:
             failures.append(line)
-        checks.append(("FAIL " if cand.escapes > prod.escapes else "ok   ") + line)
+        checks.append(("✗ " if cand.escapes > prod.escapes else "✓ ") + line)
         limit = prod.overkill_rate + rule.overkill_margin
         worse = cand.overkill_rate > limit + 1e-12
         line = (f"{name} overkill: candidate {cand.overkill_text()} vs production {prod.overkill_text()} "
                 f"(limit {100 * limit:.1f} %)")
         if worse:
             failures.append(line)
-        checks.append(("FAIL " if worse else "ok   ") + line)
+        checks.append(("✗ " if worse else "✓ ") + line)
     return GateResult(not failures, tuple(failures), tuple(checks))
 
 

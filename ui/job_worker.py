@@ -74,8 +74,11 @@ class CommandJob(QObject):
         self._cancelled = True
         self.output.emit("cancelling…")
         self._process.terminate()
-        process = self._process
-        QTimer.singleShot(3000, lambda: process.kill() if process.state() != QProcess.ProcessState.NotRunning else None)
+        QTimer.singleShot(3000, self._kill_if_still_running)
+
+    def _kill_if_still_running(self) -> None:
+        if self._process is not None and self._cancelled:
+            self._process.kill()
 
     def _next(self) -> None:
         self._index += 1

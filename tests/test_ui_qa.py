@@ -1,0 +1,274 @@
+"""The QA workspace in real Qt (offscreen) on parts the virtual cell inspected: open an item, relabel
+a call, drag a missed box, note, export COCO and read it back; roles (QA relabels, an operator sees
+disabled buttons and the core refuses); refresh picks up new parts; the background job runner with
+real commands; compare → gate → promote with the reason in the audit log."""
+import json
+import shutil
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("PyQt6")
+
+from PyQt6.QtCore import QPoint, Qt  # noqa: E402
+
+from inspector.access import AccessControl, AccessDenied  # noqa: E402
+from inspector.demo import REFERENCE_RECIPE, run_sim_lot  # noqa: E402
+from inspector.model_promotion import HELDOUT_LOT, ModelPair  # noqa: E402
+from inspector.results.sqlite_store import ResultStore  # noqa: E402
+from ui.job_worker import CommandJob, JobStep, parse_progress  # noqa: E402
+from ui.qa_view import QAView  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def lot(tmp_path_factory, model_paths):
+    """Two parts inspected on the virtual cell, images archived (built once, copied per test)."""
+    root = tmp_path_factory.mktemp("qa_lot")
+    data = json.loads(REFERENCE_RECIPE.read_text())
+    data["models"] = {"detector": str(model_paths[0]), "classifier": str(model_paths[1])}
+    recipe = root / "recipe.json"
+    recipe.write_text(json.dumps(data))
+    run_sim_lot(2, first_seed=900_000, speed_factor=20, recipe_path=recipe, db=root / "results.db",
+                archive_dir=root / "archive", out=lambda *_: None)
+    return root, recipe
+
+
+@pytest.fixture
+def station(lot, tmp_path, qtbot):
+    root, recipe = lot
+    db = tmp_path / "results.db"
+    shutil.copy(root / "results.db", db)
+    store = ResultStore(db)
+    access = AccessControl(store)
+    access.add_user("ines", "integrator", "1111")
+    boss = access.login("ines", "1111")
+    access.add_user("anna", "qa", "2222", by=boss)
+    access.add_user("otto", "operator", "3333", by=boss)
+    view = QAView(str(db), access, recipe_path=recipe, models_dir=Path(recipe).parent, work_dir=tmp_path / "qa")
+    qtbot.addWidget(view)
+    view.resize(1280, 800)
+    view.show()
+    yield view, access, store, recipe
+    view.close()
+    view.review_model.close()
+    store.close()
+
+
+def open_item_with_calls(view):
+    """Open the first gallery item whose part has station calls; returns (item, call index)."""
+    panel = view.review
+    for row, item in enumerate(view.review_model.gallery.items()):
+        called = [i for i, d in enumerate(item.defects) if d.decision in ("defect", "review")]
+        if called:
+            panel.open_row(row)
+            return view.review_model.current, called[0]
+    pytest.skip("the models called nothing on these parts")
+
+
+def drag(qtbot, canvas, start, end):
+    qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=start)
+    qtbot.mouseMove(canvas, end)
+    qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=end)
+
+
+def test_qa_relabels_draws_a_missed_box_and_exports(station, qtbot, tmp_path):
+    view, access, store, _ = station
+    view.set_session(access.login("anna", "2222"))
+    panel = view.review
+    assert view.review_model.gallery.rowCount() >= 2
+    item, index = open_item_with_calls(view)
+    assert item is not None and item.serial in panel.record.text() and item.verdict in panel.record.text()
+    assert panel.canvas.path and not panel.canvas.image.isNull()  # the coarse frame of the call's view
+    assert Path(panel.canvas.path).stem.startswith("coarse_") and panel.canvas.overlays
+    assert panel.crops.count() == sum(Path(p).stem.startswith("fine_") for p in item.image_paths)
+    assert panel.defects.rowCount() == len(item.defects)
+
+    # relabel one call
+    panel.defects.selectRow(index)
+    assert panel.change_button.isEnabled()
+    new_class = "stain" if item.defects[index].defect_class != "stain" else "burr"
+    panel.class_choice.setCurrentText(new_class)
+    panel.change_button.click()
+    labels = view.review_model.queue.labels(part_row=item.part_row)
+    assert [(lb.action, lb.defect_index, lb.new, lb.who) for lb in labels] == [("change_class", index, new_class, "anna")]
+    assert panel.defects.item(index, 5).text() == new_class
+
+    # draw a missed box on the coarse frame
+    coarse = next(p for p in item.image_paths if Path(p).stem.startswith("coarse_"))
+    panel.show_image(coarse)
+    panel.draw_button.click()
+    assert panel.canvas.drawing
+    canvas = panel.canvas
+    start, end = canvas.to_widget(100, 100), canvas.to_widget(160, 140)
+    drag(qtbot, canvas, QPoint(int(start.x()), int(start.y())), QPoint(int(end.x()), int(end.y())))
+    assert canvas.pending is not None
+    x0, y0, x1, y1 = canvas.pending
+    assert abs(x0 - 100) <= 3 and abs(y0 - 100) <= 3 and abs(x1 - 160) <= 3 and abs(y1 - 140) <= 3
+    assert panel.add_box_button.isEnabled()
+    panel.box_class.setCurrentText("scratch")
+    panel.add_box_button.click()
+    added = [lb for lb in view.review_model.queue.labels(part_row=item.part_row) if lb.action == "add_box"]
+    assert len(added) == 1 and added[0].new == "scratch" and added[0].who == "anna"
+    assert added[0].image_path == coarse and added[0].box_px == canvas_box(x0, y0, x1, y1)
+    assert any(o.kind == "added" for o in panel.canvas.overlays)
+
+    # a note, then export
+    panel.note_edit.setText("boxed a scratch the detector missed")
+    panel.note_button.click()
+    assert panel.history.count() == 3 and "note: boxed a scratch" in panel.history.item(0).text()
+    path = panel.export(str(tmp_path / "export"))
+    assert path is not None and path.is_file()
+    coco = json.loads(path.read_text())
+    categories = {c["id"]: c["name"] for c in coco["categories"]}
+    boxes = [(categories[a["category_id"]], a["bbox"], a["attributes"]["action"]) for a in coco["annotations"]]
+    assert ("scratch", [x0, y0, x1 - x0, y1 - y0], "add_box") in boxes
+    assert any(name == new_class and action == "change_class" for name, _, action in boxes)
+    assert all((path.parent / im["file_name"]).is_file() for im in coco["images"])
+    assert str(path) in [p for _, p, _, _, _ in view.review_model.queue.exports()]
+    assert view.grab().save(str(tmp_path / "qa_review.png"))
+
+
+def canvas_box(*box):
+    return tuple(int(v) for v in box)
+
+
+def test_operator_cannot_relabel(station):
+    view, access, store, _ = station
+    operator = access.login("otto", "3333")
+    view.set_session(operator)
+    panel = view.review
+    item, index = open_item_with_calls(view)
+    panel.defects.selectRow(index)
+    for button in (panel.confirm_button, panel.reject_button, panel.change_button, panel.draw_button,
+                   panel.add_box_button, panel.note_button, panel.close_button, panel.export_button):
+        assert not button.isEnabled(), button.text()
+    assert not view.promotion.start_button.isEnabled() and not view.promotion.promote_button.isEnabled()
+    # the core refuses too, whatever the widgets do
+    with pytest.raises(AccessDenied, match="otto \\(operator\\) may not review"):
+        view.review_model.queue.for_session(operator).confirm(item.id, index)
+    with pytest.raises(AccessDenied):
+        view.review_model.queue.for_session(operator).export_coco(view.work_dir / "x")
+    errors = []
+    view.review_model.errored.connect(errors.append)
+    assert view.review_model.confirm(index) is None and "may not review" in errors[-1]
+    assert view.review_model.queue.labels() == []
+    # a QA login enables them
+    view.set_session(access.login("anna", "2222"))
+    panel.defects.selectRow(index)
+    assert panel.confirm_button.isEnabled() and panel.export_button.isEnabled()
+    view.set_session(None)
+    assert not panel.confirm_button.isEnabled()
+
+
+def test_filters_and_refresh_pick_up_new_parts(station):
+    view, access, store, _ = station
+    panel = view.review
+    panel.status_filter.setCurrentText("any")
+    total = view.review_model.gallery.rowCount()
+    panel.verdict_filter.setCurrentText("FAIL")
+    fails = view.review_model.gallery.rowCount()
+    assert all(it.verdict == "FAIL" for it in view.review_model.gallery.items())
+    panel.grey_filter.setChecked(True)
+    assert all(it.kind == "grey" for it in view.review_model.gallery.items())
+    panel.grey_filter.setChecked(False)
+    panel.verdict_filter.setCurrentText("any")
+    assert view.review_model.gallery.rowCount() == total >= fails
+    panel.dates_filter.setChecked(True)  # the last 7 days include now
+    assert view.review_model.gallery.rowCount() == total
+    panel.since_edit.setDate(panel.since_edit.date().addYears(-10))
+    panel.until_edit.setDate(panel.until_edit.date().addYears(-9))
+    assert view.review_model.gallery.rowCount() == 0
+    panel.dates_filter.setChecked(False)
+    # the station writes another part while QA works
+    record = store.get(1)
+    store.write(replace(record, part_id="SIM-NEW", serial="SIM-NEW", verdict="ERROR", reason="camera timeout"))
+    view.refresh()
+    assert view.review_model.gallery.rowCount() == total + 1
+    assert any(it.serial == "SIM-NEW" and it.kind == "error" for it in view.review_model.gallery.items())
+    assert panel.recipe_filter.findText(record.recipe_id) >= 0
+
+
+def test_job_runner_progress_cancel_and_failure(qtbot):
+    assert parse_progress("detector:  12%|██   | 420/3500 [00:10<01:00]") == (420, 3500)
+    assert parse_progress("  eval: 50/300 parts") == (50, 300)
+    assert parse_progress("step 500: val AP 0.812") is None
+    job = CommandJob()
+    seen, lines = [], []
+    job.progress.connect(lambda d, t: seen.append((d, t)))
+    job.output.connect(lines.append)
+    code = "import sys, time\nfor i in range(1, 4):\n    print(f'bar {i}/3', end='\\r', file=sys.stderr, flush=True)\n"
+    with qtbot.waitSignal(job.finished, timeout=30_000) as done:
+        job.start([JobStep("first", [sys.executable, "-c", code]), JobStep("second", [sys.executable, "-c", "print('ok')"])])
+    assert done.args == [True, "done: 2 step(s)"]
+    assert seen == [(1, 3), (2, 3), (3, 3)] and "ok" in lines
+    errors = []
+    job.errored.connect(errors.append)
+    with qtbot.waitSignal(job.finished, timeout=30_000) as done:
+        job.start([JobStep("broken", [sys.executable, "-c", "import sys; print('no data'); sys.exit(3)"])])
+    assert done.args[0] is False and errors == ["broken failed (exit 3): no data"]
+    with qtbot.waitSignal(job.finished, timeout=30_000) as done:
+        job.start([JobStep("long", [sys.executable, "-c", "import time; print('1/100', flush=True); time.sleep(60)"])])
+        qtbot.waitUntil(lambda: (1, 100) in seen, timeout=10_000)
+        job.cancel()
+    assert done.args == [False, "cancelled during long"] and not job.is_running()
+
+
+def test_compare_gate_and_promote(station, qtbot, tmp_path, monkeypatch):
+    onnx = pytest.importorskip("onnx")
+    view, access, store, recipe = station
+    panel, model = view.promotion, view.promotion_model
+    # production models in a folder of their own (promotion replaces them), the recipe pointing at them
+    models = tmp_path / "models"
+    models.mkdir()
+    data = json.loads(Path(recipe).read_text())
+    for role in ("detector", "classifier"):
+        shutil.copy(data["models"][role], models / f"{role}.onnx")
+    data["models"] = {"detector": "detector.onnx", "classifier": "classifier.onnx"}
+    (models / "recipe.json").write_text(json.dumps(data))
+    model.recipe_path, model.models_dir = models / "recipe.json", models
+    candidate = tmp_path / "candidate"
+    candidate.mkdir()
+    proto = onnx.load(str(models / "classifier.onnx"))
+    for prop in proto.metadata_props:
+        if prop.key == "version":
+            prop.value = "2.0.0-qa"
+    onnx.save(proto, str(candidate / "classifier.onnx"))
+    shutil.copy(models / "detector.onnx", candidate / "detector.onnx")
+    # a labelled review set
+    qa = access.login("anna", "2222")
+    view.set_session(qa)
+    item, index = open_item_with_calls(view)
+    view.review_model.confirm(index)
+    # held-out reports already there for both pairs (the eval subprocess is another test's business)
+    panel.heldout_parts.setValue(10)
+    panel.candidate_edit.setText(str(candidate))
+    panel._candidate_edited()
+    for which, pair in (("production", model.production()), ("candidate", ModelPair.in_folder(candidate))):
+        out = panel._eval_dir(pair, which)
+        out.mkdir(parents=True)
+        (out / "report.json").write_text(json.dumps({"part_level": {"defective_parts": 5, "good_parts": 5,
+                                                                    "escapes": 0, "overkill": 1}}))
+    assert not panel.promote_button.isEnabled()
+    panel.compare_button.click()
+    qtbot.waitUntil(lambda: model.gate_result is not None, timeout=60_000)
+    assert model.gate_result.passed, model.gate_result.failures
+    assert panel.table.item(2, 0).text() == "0/5 (0.0 %)" and panel.table.item(3, 1).text() == "1/5 (20.0 %)"
+    assert "Gate PASSED" in panel.gate_label.text() and "percentage points" in panel.rule_label.text()
+    qtbot.waitUntil(panel.promote_button.isEnabled, timeout=10_000)
+    # an operator sees it disabled
+    view.set_session(access.login("otto", "3333"))
+    assert not panel.promote_button.isEnabled()
+    view.set_session(qa)
+    assert panel.promote_button.isEnabled()
+    view.tabs.setCurrentWidget(panel)
+    assert view.grab().save(str(tmp_path / "qa_promote.png"))
+    monkeypatch.setattr("ui.qa_view.QInputDialog.getText", lambda *a, **k: ("relabelled dents, review set clean", True))
+    panel.promote_button.click()
+    rows = access.audit(target="model:classifier")
+    assert len(rows) == 1 and rows[0].who == "anna" and rows[0].new["version"] == "2.0.0-qa"
+    assert rows[0].reason.startswith("relabelled dents, review set clean")
+    assert list((models / "archive").glob("classifier-*.onnx"))
+    assert not panel.promote_button.isEnabled()  # production changed: compare again first
+    assert model.gate_result is None and HELDOUT_LOT  # figures cleared with the comparison
