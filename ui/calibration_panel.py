@@ -23,6 +23,7 @@ class CalibrationPanel(QWidget):
         self.pitch.setValue(1.0)
         self.pitch.setSuffix(" mm")
         self.current = QLabel("–")
+        self.current.setWordWrap(True)
         self.live_button = QPushButton("Measure live frame")
         self.file_button = QPushButton("Measure image file…")
         self.rotation = QCheckBox("also write the rotation")

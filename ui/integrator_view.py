@@ -180,6 +180,7 @@ class IntegratorView(QWidget):
             app.aboutToQuit.connect(self.shutdown)
 
         self.reload_recipe()
+        self._show_current_calibration()
         self._show_disconnected()
         self._update_enabled()
 
@@ -432,7 +433,8 @@ class IntegratorView(QWidget):
             except (ConfigError, ValueError, OSError):
                 config = None
         if config is None:
-            self.calibration.show_current("–")
+            self.calibration.show_current("no station config file to write into" if self.station_config_path is None
+                                          else f"{self.station_config_path.name} could not be read")
             return
         self.calibration.show_current(", ".join(f"{role} {cam.calibration.mm_per_px:.6g} mm/px"
                                                 for role, cam in config.cameras.items()))

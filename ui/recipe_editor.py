@@ -16,7 +16,7 @@ from inspector.recipe_edit import (FieldChange, RecipeEditError, add_view, field
 
 THRESHOLD_COLUMNS = ("Class", "Detect ≥", "Accept ≥", "Grey low", "Grey high")
 RULE_COLUMNS = ("Class", "Zone", "Min size mm", "Max count")
-VIEW_COLUMNS = ("Name", "Face", "Camera", "Light", "X", "Y", "Z", "A", "B")
+VIEW_COLUMNS = ("Name", "Face", "Camera", "Light", "Pose X Y Z (mm) A B (°)")
 
 
 def _item(text: str, editable: bool = True) -> QTableWidgetItem:
@@ -63,7 +63,7 @@ class RecipeEditor(QWidget):
         self.views_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         header = self.views_table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(len(VIEW_COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)
         self.new_view_name = QLineEdit()
         self.new_view_name.setPlaceholderText("name of the new view")
         self.new_view_light = QComboBox()
@@ -214,7 +214,7 @@ class RecipeEditor(QWidget):
             self.views_table.setRowCount(len(recipe.views))
             for row, view in enumerate(recipe.views):
                 values = (view.name, view.face, view.camera, view.light_program,
-                          *(f"{v:.2f}" for v in view.pose.as_tuple()))
+                          "  ".join(f"{v:g}" for v in view.pose.as_tuple()))
                 for column, text in enumerate(values):
                     self.views_table.setItem(row, column, _item(text, editable=False))
             light = self.new_view_light.currentText()
