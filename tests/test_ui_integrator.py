@@ -250,3 +250,18 @@ def test_calibrate_from_a_target_image_and_write_the_station_config(qtbot, view,
     qtbot.waitUntil(lambda: view.calibration.output.text() not in ("", "measuring…"), timeout=WAIT_MS)
     assert "dot" in view.calibration.output.text()
     assert view.calibration.result is None and not view.calibration.write_button.isEnabled()
+
+
+def test_a_recipe_saved_elsewhere_meanwhile_is_not_overwritten(qtbot, view, recipe_file, access):
+    view.set_session(INTEGRATOR)
+    editor = view.recipe_editor
+    editor.set_threshold("burr", "Detect ≥", "0.35")
+    on_disk = Recipe.load(recipe_file)
+    save_recipe(Session("ian", "integrator"), on_disk, set_class_policy(on_disk, "stain", detect_threshold=0.2),
+                recipe_file, access, "from the other station")
+    assert view.save_draft("mine") is None
+    assert "holds 'housing-40x30' version 2, but the edit started from version 1" in view.last_message[0]
+    qtbot.mouseClick(editor.revert_button, Qt.MouseButton.LeftButton)
+    assert editor.loaded.version == 2 and editor.changes() == []
+    assert editor.draft.classes["stain"].detect_threshold == 0.2
+    assert "version 2 reloaded" in view.last_message[0]

@@ -149,10 +149,17 @@ class RecipeEditor(QWidget):
         self._refresh()
 
     def revert(self) -> None:
-        if self.loaded is not None:
-            self.draft = self.loaded
-            self._refresh()
-            self.message.emit("edits reverted", False)
+        """Drop the edits and read the file again (it may have been saved elsewhere meanwhile)."""
+        if self.loaded is None:
+            return
+        source = self.loaded.source
+        try:
+            recipe = Recipe.load(source) if source not in ("", "<memory>") else self.loaded
+        except (ValueError, OSError) as exc:
+            self.message.emit(f"edits kept: {source} could not be read again: {exc}", True)
+            return
+        self.set_recipe(recipe)
+        self.message.emit(f"edits dropped; {recipe.id} version {recipe.version} reloaded", False)
 
     def changes(self) -> list[FieldChange]:
         if self.loaded is None or self.draft is None:
