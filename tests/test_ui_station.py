@@ -234,3 +234,22 @@ def test_config_station_on_ports_homes_at_start(qtbot, tmp_path, recipe):
         assert station.last_record.serial.startswith("line-3-") and station.last_record.station == "line-3"
         assert view.alarm.state_label.text() == "Idle"
         window.close()
+
+
+def test_config_station_without_its_machine_shows_why(qtbot, tmp_path, recipe):
+    """A station config whose ports are not there: the window opens, the alarm panel names the port."""
+    from hardware.sim.cell import station_config_dict
+    from inspector.station_config import StationConfig
+
+    config = tmp_path / "station.toml"
+    StationConfig.from_dict(station_config_dict(str(tmp_path / "no-such-port"), str(tmp_path / "no-lights")),
+                            source="test").save(config)
+    window = StationWindow(parts=1, db=str(tmp_path / "r.db"), archive=None, recipe=str(recipe), sim=False,
+                           config=str(config))
+    qtbot.addWidget(window)
+    window.show()
+    view = window.operator
+    qtbot.waitUntil(lambda: window.station.fault is not None and not window.station.busy, timeout=30_000)
+    assert view.alarm.state_label.text() == "Offline"
+    assert "connect failed" in view.alarm.reason.text() and "no-such-port" in view.alarm.reason.text()
+    assert view.reset_button.isEnabled()  # Reset tries to connect again
