@@ -272,3 +272,50 @@ def test_compare_gate_and_promote(station, qtbot, tmp_path, monkeypatch):
     assert list((models / "archive").glob("classifier-*.onnx"))
     assert not panel.promote_button.isEnabled()  # production changed: compare again first
     assert model.gate_result is None and HELDOUT_LOT  # figures cleared with the comparison
+
+
+def test_retraining_job_from_the_panel(station, qtbot, tmp_path, monkeypatch):
+    """The panel's job: the review export's coarse frames feed the detector, fine shots (with rejected
+    calls as 'ok' ROIs) the classifier; the finished job leaves a candidate pair ready to compare."""
+    from ui import qa_view
+    from ui.qa_models import retrain_steps, review_subset
+    view, access, store, recipe = station
+    view.set_session(access.login("anna", "2222"))
+    item, index = open_item_with_calls(view)
+    view.review_model.reject(index)
+    coarse = next(p for p in item.image_paths if Path(p).stem.startswith("coarse_"))
+    view.review_model.add_box(coarse, (10, 10, 40, 30), "burr")
+    coco = view.review_model.export(tmp_path / "export")
+    fine = json.loads(review_subset(coco, "fine").read_text())
+    assert fine["images"] and all("_fine_" in im["file_name"] for im in fine["images"])
+    ok_id = next(c["id"] for c in fine["categories"] if c["name"] == "clean_spot")
+    assert any(a["category_id"] == ok_id for a in fine["annotations"])
+    assert all(a["attributes"]["target"] for a in fine["annotations"])
+    coarse_set = json.loads(review_subset(coco, "coarse").read_text())
+    assert all("_coarse_" in im["file_name"] for im in coarse_set["images"]) and coarse_set["annotations"]
+    steps = retrain_steps("detector", coco, tmp_path / "job", 20, data_root=tmp_path / "none", version="t1")
+    assert [s.label for s in steps] == ["import labels", "train detector", "export detector"]
+    assert steps[1].command[1:] == ["-m", "training", "train", "detector", "--train", str(tmp_path / "job" / "data"),
+                                    "--val", str(tmp_path / "job" / "data"), "--out", str(tmp_path / "job" / "train"),
+                                    "--threads", "1", "--iterations", "20"]
+    assert "--epochs" in retrain_steps("classifier", coco, tmp_path / "job2", 3)[1].command
+    # the panel runs the steps in the background (here a short stand-in for training) and picks up the candidate
+    panel = view.promotion
+    assert panel.latest_export() == coco and panel.start_button.isEnabled()
+
+    def fake_steps(role, coco_path, job_dir, count):
+        code = (f"import shutil, pathlib; p = pathlib.Path({str(job_dir)!r}) / 'candidate'; p.mkdir(parents=True); "
+                f"[print(f'{{i}}/{count}', flush=True) for i in range(1, {count} + 1)]; "
+                f"shutil.copy({str(panel.model.production().detector)!r}, p / 'detector.onnx')")
+        return [JobStep(f"train {role}", [sys.executable, "-c", code])]
+
+    monkeypatch.setattr(qa_view, "retrain_steps", fake_steps)
+    panel.retrain_count.setValue(4)
+    with qtbot.waitSignal(panel.job.finished, timeout=30_000) as done:
+        panel.start_button.click()
+        assert not panel.start_button.isEnabled() and panel.cancel_button.isEnabled()
+    assert done.args[0] is True
+    assert panel.progress.value() == 1 and "4/4" in panel.log.toPlainText()
+    candidate = ModelPair.in_folder(panel.candidate_edit.text())
+    assert candidate.missing() == [] and panel.model.candidate == candidate
+    assert panel.start_button.isEnabled() and not panel.cancel_button.isEnabled()

@@ -30,8 +30,9 @@ from inspector.model_promotion import (HELDOUT_LOT, MODEL_ROLES, REVIEW_SET, Mod
 from inspector.recipe import DEFECT_CLASSES
 from inspector.results.records import VERDICTS
 
-from .job_worker import CallWorker, CommandJob, JobStep, python_module
-from .qa_models import (DECISION_COLOURS, THUMB, Overlay, PromotionModel, ReviewFilters, ReviewModel, overlays_for)
+from .job_worker import CallWorker, CommandJob, JobStep
+from .qa_models import (DECISION_COLOURS, THUMB, Overlay, PromotionModel, ReviewFilters, ReviewModel, overlays_for,
+                        retrain_steps)
 
 ANY = "any"
 
@@ -534,10 +535,10 @@ class PromotionPanel(QWidget):
         # retraining
         self.retrain_model = QComboBox()
         self.retrain_model.addItems(MODEL_ROLES)
-        self.retrain_steps = QSpinBox()
-        self.retrain_steps.setRange(1, 100_000)
-        self.retrain_steps.setValue(500)
-        self.retrain_steps.setToolTip("detector: iterations; classifier: epochs")
+        self.retrain_count = QSpinBox()
+        self.retrain_count.setRange(1, 100_000)
+        self.retrain_count.setValue(500)
+        self.retrain_count.setToolTip("detector: iterations; classifier: epochs")
         self.export_label = QLabel("training data: the latest export of reviewed labels")
         self.export_label.setWordWrap(True)
         self.start_button = QPushButton("Start retraining")
@@ -555,7 +556,7 @@ class PromotionPanel(QWidget):
         job_box = QGroupBox("Retraining job (background)")
         form = QFormLayout()
         form.addRow("Model", self.retrain_model)
-        form.addRow("Iterations / epochs", self.retrain_steps)
+        form.addRow("Iterations / epochs", self.retrain_count)
         job_layout = QVBoxLayout(job_box)
         job_layout.addWidget(self.export_label)
         job_layout.addLayout(form)
@@ -636,24 +637,6 @@ class PromotionPanel(QWidget):
         exports = [Path(p) for _, p, _, _, _ in self.review.queue.exports() if Path(p).is_file()]
         return exports[-1] if exports else None
 
-    def retrain_steps_for(self, role: str, coco: Path, job_dir: Path, steps: int) -> list[JobStep]:
-        """import the exported labels as a set → train → export the candidate ONNX into job_dir/candidate."""
-        data, train, candidate = job_dir / "data", job_dir / "train", job_dir / "candidate"
-        kind = "coarse" if role == "detector" else "fine"
-        val_default = Path("out/data") / f"{kind}-val"
-        val = val_default if val_default.is_dir() else data
-        count = ["--iterations", str(steps)] if role == "detector" else ["--epochs", str(steps)]
-        version = time.strftime("%Y%m%d.%H%M")
-        return [
-            JobStep("import labels", python_module("training", "data", "import-coco", str(coco), "--kind", kind,
-                                                   "--out", str(data))),
-            JobStep(f"train {role}", python_module("training", "train", role, "--train", str(data), "--val", "",
-                                                   "--out", str(train), "--threads", "1", *count)),
-            JobStep(f"export {role}", python_module("training", "export", role, "--checkpoint", str(train / "best.pt"),
-                                                    "--val", str(val), "--out", str(candidate / f"{role}.onnx"),
-                                                    "--version", version)),
-        ]
-
     def start_retraining(self) -> None:
         coco = self.latest_export()
         if coco is None:
@@ -662,7 +645,12 @@ class PromotionPanel(QWidget):
         role = self.retrain_model.currentText()
         self._job_dir = self.work_dir / "jobs" / time.strftime(f"{role}_%Y%m%d_%H%M%S")
         self.log.clear()
-        self.start_job(self.retrain_steps_for(role, coco, self._job_dir, self.retrain_steps.value()), "retrain")
+        try:
+            steps = retrain_steps(role, coco, self._job_dir, self.retrain_count.value())
+        except (OSError, ValueError, KeyError) as exc:
+            self._log(f"error: cannot read the export {coco}: {exc}")
+            return
+        self.start_job(steps, "retrain")
 
     def start_job(self, steps: list[JobStep], purpose: str) -> None:
         """Run command steps in the background (the panel's one job at a time)."""
