@@ -97,7 +97,7 @@ def time_lot(recipe: Recipe, detector: Detector, classifier: Classifier, tape: F
             compute = t["detect"] + t["planning"] + t["classify"]
             lower = t["motion"] + t["exposure"]
             result.parts.append(dict(t, serial=part.serial, verdict=record.verdict, truth=truth_verdict(part, recipe),
-                                     fine_shots=sum(1 for role_key in ("fine",) for _ in tape.frames(key, role_key)),
+                                     fine_shots=len(tape.frames(key, "fine")),
                                      critical_compute=critical, compute=compute,
                                      critical_share=critical / compute if compute > 0 else 0.0,
                                      other=max(0.0, t["total"] - lower - critical), lower_bound=lower,

@@ -37,18 +37,23 @@ def cycle_breakdown(plt, data: dict, plots_dir: Path) -> Path | None:
     if not c or not c.get("rows"):
         return None
     rows = c["rows"]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [1.4, 1]})
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 5.2), gridspec_kw={"width_ratios": [1.4, 1]})
     means = {k: c["stages"][k]["mean"] for k, _, _ in SEGMENTS}
+    planned = min(c["stages"]["motion_planned"]["mean"], means["motion"])
+    segments = [("motion", f"motion as the dynamics plan it {planned:.3f} s", SEGMENTS[0][2], planned, None),
+                ("motion", f"motion: serial round trips + status polls {means['motion'] - planned:.3f} s",
+                 SEGMENTS[0][2], means["motion"] - planned, "//")]
+    segments += [(key, f"{label} {means[key]:.3f} s", colour, means[key], None) for key, label, colour in SEGMENTS[1:]]
     left = 0.0
-    for key, label, colour in SEGMENTS:
-        ax1.barh(1, means[key], left=left, color=colour, label=f"{label} {means[key]:.3f} s")
-        left += means[key]
+    for _, label, colour, width, hatch in segments:
+        ax1.barh(1, width, left=left, color=colour, label=label, hatch=hatch, edgecolor="white" if hatch else None)
+        left += width
     lb = c["stages"]["lower_bound"]["mean"]
     ax1.barh(0, c["stages"]["motion"]["mean"], color=SEGMENTS[0][2])
     ax1.barh(0, c["stages"]["exposure"]["mean"], left=c["stages"]["motion"]["mean"], color=SEGMENTS[1][2])
     ax1.set_yticks([0, 1], [f"lower bound\nmotion+exposure\n{lb:.2f} s", f"measured cycle\n{c['stages']['total']['mean']:.2f} s"])
     ax1.set_xlabel(f"seconds per part (mean of {len(rows)} parts, speed factor {c['speed_factor']:g})")
-    ax1.legend(loc="lower right", fontsize=8)
+    ax1.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize=8)
     ax1.set_title("Where the cycle time goes")
     order = sorted(range(len(rows)), key=lambda i: rows[i]["total"])
     ax2.plot(range(len(rows)), [rows[i]["total"] for i in order], "o-", label="measured cycle", color="#333333", ms=3)

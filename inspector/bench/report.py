@@ -83,7 +83,7 @@ def _summary(data: dict) -> list[str]:
                    f"defective parts, overkill {_frac(p['overkill'], p['good_parts'])} of good parts")
     lat = {k: v for k, v in (data.get("latency") or {}).items() if v.get("available")}
     for name, e in lat.items():
-        out.append(f"- **{name}**: detector {_f(e['detector']['ms']['median'], 1)} ms per coarse frame (median), "
+        out.append(f"- **inference on {name}**: detector {_f(e['detector']['ms']['median'], 1)} ms per coarse frame (median), "
                    f"classifier {_f(e['classifier'].get('1', {}).get('ms', {}).get('median'), 2)} ms for one crop, "
                    f"{_f(e['classifier'].get('32', {}).get('ms', {}).get('median'), 2)} ms for 32")
     s = data.get("soak")
@@ -273,9 +273,15 @@ def _findings(data: dict) -> list[str]:
                    f"cycle). It runs on the cycle thread after each fine shot; it could run behind the move to the next "
                    f"shot as detection does. Small at this cost, so left as is.")
         overhead = s["motion"]["mean"] - s["motion_planned"]["mean"] * 1.0
+        moves = data["recipe"]["views"] + s["fine_shots"]["mean"]
         out.append(f"- **Motion**: waiting {_f(s['motion']['mean'])} s per part against {_f(s['motion_planned']['mean'])} "
-                   f"s the dynamics plan — {_f(overhead)} s of serial round trips and status polling (the driver polls "
-                   f"`?` every 20 ms, so each move ends up to one poll late).")
+                   f"s the dynamics plan — {_f(overhead)} s ({_f(100 * overhead / total, 1)} % of the cycle; "
+                   f"{_f(1000 * overhead / max(moves, 1), 1)} ms per move over {_f(moves, 1)} moves) of serial round "
+                   f"trips and status polling: the driver learns that a move ended from the next `?` report, and polls "
+                   f"every 20 ms. This is the largest avoidable cost the bench finds. A shorter poll interval would "
+                   f"recover part of it; not changed "
+                   f"here — it is a driver setting to be validated against real controllers' report rates, and "
+                   f"the driver's protocol tests pin its behaviour.")
         out.append(f"- **Other**: {_f(s['other']['mean'])} s per part outside the named stages.")
     lat = (data.get("latency") or {}).get("CPU")
     if lat and lat.get("available") and c and c.get("parts"):
@@ -288,8 +294,14 @@ def _findings(data: dict) -> list[str]:
     s = data.get("soak")
     if s:
         g = s["rss_mb"]["growth_after_warmup"]
-        out.append(f"- **Soak**: RSS growth after warm-up {_f(g, 1)} MiB over {s['parts']} parts; kernel threads "
-                   f"{s['threads']['start']} → {s['threads']['end']}, open files {s['fds']['start']} → {s['fds']['end']}.")
+        slope = s["rss_mb"].get("slope_mib_per_1000_parts_second_half")
+        out.append(f"- **Soak**: RSS growth after warm-up {_f(g, 1)} MiB over {s['parts']} parts"
+                   + (f" ({_f(slope, 2)} MiB per 1000 parts over the second half of the run"
+                      f"{', i.e. about ' + _f(slope * 10, 0) + ' MiB over 10 000 parts if it kept that pace' if slope and slope > 0.5 else ''})"
+                      if slope is not None else "")
+                   + f"; kernel threads {s['threads']['start']} → {s['threads']['end']}, open files "
+                   f"{s['fds']['start']} → {s['fds']['end']}; store write median {_f(s['write_ms_first_tenth']['median'], 2)} ms in the first tenth, "
+                   f"{_f(s['write_ms_last_tenth']['median'], 2)} ms in the last.")
     return out + [""]
 
 

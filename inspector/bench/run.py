@@ -158,8 +158,10 @@ def _subtape(tape, count: int):
 
 
 def _copy_plots(plots: list[str], eval_dir: Path, plots_dir: Path) -> list[str]:
+    """The evaluation's PR curves (named in its report, or beside it) into the bench's figures."""
     copied = []
-    for name in plots:
+    names = list(plots) or sorted(str(p) for p in eval_dir.glob("pr_*.png"))
+    for name in names:
         source = Path(name)
         if not source.is_file():
             source = eval_dir / Path(name).name

@@ -55,13 +55,21 @@ class SoakResult:
         thr0, thr1, thr_max = first_last("threads")
         fd0, fd1, fd_max = first_last("fds")
         py0, py1, py_max = first_last("python_threads")
+        half = [(s["part"], s["rss_mb"]) for s in self.samples if s["part"] >= self.parts / 2 and s.get("rss_mb")]
+        slope = None  # MiB per 1000 parts over the second half of the run (least squares)
+        if len(half) >= 3 and half[-1][0] > half[0][0]:
+            mx = sum(p for p, _ in half) / len(half)
+            my = sum(r for _, r in half) / len(half)
+            den = sum((p - mx) ** 2 for p, _ in half)
+            slope = 1000.0 * sum((p - mx) * (r - my) for p, r in half) / den if den else None
         n = len(self.write_ms)
         tenth = max(1, n // 10)
         return {"target_parts": self.target_parts, "parts": self.parts, "seconds": round(self.seconds, 1),
                 "budget_s": self.budget_s, "stopped_by": self.stopped_by, "speed_factor": self.speed_factor,
                 "cached_parts": self.cached_parts, "parts_per_s": self.parts / self.seconds if self.seconds else 0.0,
                 "rss_mb": {"start": rss0, "after_warmup": rss_warm, "end": rss1, "max": rss_max,
-                           "growth_after_warmup": (rss1 - rss_warm) if rss1 is not None and rss_warm is not None else None},
+                           "growth_after_warmup": (rss1 - rss_warm) if rss1 is not None and rss_warm is not None else None,
+                           "slope_mib_per_1000_parts_second_half": slope},
                 "threads": {"start": thr0, "end": thr1, "max": thr_max},
                 "python_threads": {"start": py0, "end": py1, "max": py_max},
                 "fds": {"start": fd0, "end": fd1, "max": fd_max},
