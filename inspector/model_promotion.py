@@ -52,12 +52,12 @@ class ModelPair:
     def from_recipe(cls, recipe_path: str | Path) -> "ModelPair":
         """The production pair: the files the recipe names."""
         recipe = Recipe.load(recipe_path)
-        return cls(recipe.model_path("detector"), recipe.model_path("classifier"))
+        return cls(recipe.model_path("detector").resolve(), recipe.model_path("classifier").resolve())
 
     @classmethod
     def in_folder(cls, folder: str | Path) -> "ModelPair":
         """A candidate folder holding detector.onnx and classifier.onnx."""
-        folder = Path(folder)
+        folder = Path(folder).resolve()
         return cls(folder / "detector.onnx", folder / "classifier.onnx")
 
     def path(self, role: str) -> Path:

@@ -760,6 +760,12 @@ class PromotionPanel(QWidget):
             if report is not None and report.is_file():
                 self.model.set_figures(which, figures_from_eval_report(report))
 
+    def shutdown(self) -> None:
+        """Stop the background job and let a running comparison finish (closing the window)."""
+        self.job.cancel()
+        if self._call is not None and self._call.is_running():
+            self._call.wait(60_000)
+
     # -- promotion -------------------------------------------------------------------------------
     def ask_and_promote(self) -> None:
         reason, ok = QInputDialog.getText(self, "Promote candidate", "Reason (goes to the audit log):")
@@ -861,7 +867,7 @@ class QAView(QWidget):
         self.promotion.update_view()
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt naming
-        self.promotion.job.cancel()
+        self.promotion.shutdown()
         super().closeEvent(event)
 
 
