@@ -127,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="read this evaluation report.json instead of running the evaluation")
     bench.add_argument("--recipe", default=None, help="recipe file (default: the reference recipe in models/)")
     bench.add_argument("--skip", default="", metavar="LIST", help="comma-separated parts to leave out: cycle,latency,soak,quality")
+    bench.add_argument("--report-from", default=None, metavar="JSON",
+                       help="measure nothing: write BENCHMARKS.md and the plots again from a run's bench.json")
     bench.set_defaults(handler=_bench)
 
     sub.add_parser("station", help="open the station (PyQt6; operator, QA, integrator): --sim on the virtual cell, "
@@ -220,7 +222,13 @@ def _bench(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .bench import BenchOptions, run_bench
+    from .demo import PROJECT_ROOT
 
+    if args.report_from:
+        from .bench import rerender
+
+        rerender(Path(args.report_from), Path(args.out) if args.out else PROJECT_ROOT)
+        return 0
     skip = tuple(part.strip() for part in args.skip.split(",") if part.strip())
     unknown = set(skip) - {"cycle", "latency", "soak", "quality"}
     if unknown:

@@ -12,6 +12,6 @@ the machine, the commit, the load average and the command), never asserted. The 
               the renderer; `machine` — what the figures were measured on; `report` / `plots` —
               BENCHMARKS.md and the figures.
 """
-from .run import BenchOptions, run_bench
+from .run import BenchOptions, rerender, run_bench
 
-__all__ = ["BenchOptions", "run_bench"]
+__all__ = ["BenchOptions", "rerender", "run_bench"]

@@ -16,6 +16,10 @@ def _frac(n: int, d: int) -> str:
     return f"{100 * n / d:.1f} % ({n}/{d})" if d else f"– ({n}/0)"
 
 
+def _load(values) -> str:
+    return " / ".join(f"{v:.2f}" for v in values) if values else "unknown"
+
+
 def _link(plots_dir: Path, report_dir: Path, name: str) -> str:
     return os.path.relpath(plots_dir / name, report_dir).replace(os.sep, "/")
 
@@ -39,8 +43,8 @@ def render(data: dict, plots_dir: Path, report_dir: Path, plot_names: set[str]) 
              f"- **when**: {when}; **commit** `{m['commit']}`",
              f"- **CPU**: {m['cpu_model']}, {m['cores']} cores usable ({m['logical_cpus']} logical), "
              f"{_f((m.get('memory_mb') or 0) / 1024, 1)} GiB RAM; {m['os']}; Python {m['python']}",
-             f"- **load average** (1, 5, 15 min) at start {m['load_average_start']}, at end "
-             f"{m.get('load_average_end')} — above the core count means other work shared the CPU and "
+             f"- **load average** (1, 5, 15 min) at start {_load(m['load_average_start'])}, at end "
+             f"{_load(m.get('load_average_end'))} — above the core count means other work shared the CPU and "
              f"timings are inflated",
              f"- **inference**: onnxruntime {m['onnxruntime']}; providers in this build: "
              f"{', '.join(m['providers_in_build'])}; the station ran: *{data['station_provider']}*",

@@ -144,9 +144,24 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] = print) -> Benc
     from .plots import draw_all
 
     plots = draw_all(data, plots_dir)
+    plots += [plots_dir / name for name in (data.get("quality") or {}).get("pr_plots", [])]
     report = write_report(data, out / "BENCHMARKS.md", plots_dir, plots)
     (work / "bench.json").write_text(json.dumps(_jsonable(data), indent=1), encoding="utf-8")
     log(f"bench: wrote {report} and {len(plots)} plots in {plots_dir} ({data['seconds']:.0f} s)")
+    return BenchResult(report, plots, data)
+
+
+def rerender(figures: Path, out: Path, log: Callable[[str], None] = print) -> BenchResult:
+    """BENCHMARKS.md and plots again from a run's bench.json, without measuring anything."""
+    data = json.loads(Path(figures).read_text(encoding="utf-8"))
+    plots_dir = Path(out) / "docs" / "bench"
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    from .plots import draw_all
+
+    plots = draw_all(data, plots_dir)
+    plots += [plots_dir / name for name in (data.get("quality") or {}).get("pr_plots", []) if (plots_dir / name).is_file()]
+    report = write_report(data, Path(out) / "BENCHMARKS.md", plots_dir, plots)
+    log(f"bench: wrote {report} from {figures}")
     return BenchResult(report, plots, data)
 
 
