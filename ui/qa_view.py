@@ -803,11 +803,13 @@ class PromotionPanel(QWidget):
             self.gate_label.setText("Gate: not evaluated (compare both sets first)")
             self.gate_label.setStyleSheet("color: #455a64;")
         else:
-            lines = "<br>".join(_html(line) for line in m.gate_result.checks + tuple(
-                f for f in m.gate_result.failures if not any(f in c for c in m.gate_result.checks)))
+            extra = tuple("✗ " + f for f in m.gate_result.failures if not any(f in c for c in m.gate_result.checks))
+            lines = "<br>".join(f"<span style='color:{'#b71c1c' if line.startswith('✗') else '#1b5e20'}'>"
+                                f"{_html(line)}</span>" for line in m.gate_result.checks + extra)
             verdict = "PASSED" if m.gate_result.passed else "FAILED"
-            self.gate_label.setText(f"<b>Gate {verdict}</b><br>{lines}")
-            self.gate_label.setStyleSheet("color: #1b5e20;" if m.gate_result.passed else "color: #b71c1c;")
+            colour = "#1b5e20" if m.gate_result.passed else "#b71c1c"
+            self.gate_label.setText(f"<b style='color:{colour}'>Gate {verdict}</b><br>{lines}")
+            self.gate_label.setStyleSheet("")
         self.promote_button.setEnabled(m.can_promote() and not busy)
         self.promote_button.setToolTip("" if m.can_promote() else
                                        "needs a QA session, a candidate and a passed gate")
