@@ -30,7 +30,7 @@ from typing import Any, Callable, Sequence
 
 from .access import AccessControl, AccessDenied, Session
 from .recipe import DEFECT_CLASSES, Recipe
-from .review import LABEL_ACTIONS, OK, ReviewQueue
+from .review import LABEL_ACTIONS, ReviewQueue
 
 MODEL_ROLES = ("detector", "classifier")
 REVIEW_SET = "review set"

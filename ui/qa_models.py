@@ -365,9 +365,6 @@ class PromotionModel(QObject):
         return result
 
 
-LABEL_CHOICES = tuple(DEFECT_CLASSES)
-
-
 # -- the retraining job's commands ------------------------------------------------------------------------
 def review_subset(coco: str | Path, kind: str) -> Path:
     """The exported review labels restricted to one camera's images ('coarse' frames train the

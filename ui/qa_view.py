@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from PyQt6.QtCore import QDate, QDateTime, QPointF, QRectF, QSize, Qt, QTime, pyqtSignal
-from PyQt6.QtGui import QColor, QFont, QImage, QMouseEvent, QPainter, QPaintEvent, QPen
+from PyQt6.QtGui import QColor, QFont, QIcon, QImage, QMouseEvent, QPainter, QPaintEvent, QPen, QPixmap
 from PyQt6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDateEdit, QFileDialog, QFormLayout,
                              QGridLayout, QGroupBox, QHBoxLayout, QHeaderView, QInputDialog, QLabel, QLineEdit,
                              QListView, QListWidget, QListWidgetItem, QPlainTextEdit, QProgressBar, QPushButton,
@@ -32,7 +32,7 @@ from inspector.results.records import VERDICTS
 
 from .job_worker import CallWorker, CommandJob, JobStep
 from .qa_models import (DECISION_COLOURS, THUMB, Overlay, PromotionModel, ReviewFilters, ReviewModel, overlays_for,
-                        retrain_steps)
+                        retrain_steps, thumbnail_source)
 
 ANY = "any"
 
@@ -402,7 +402,6 @@ class ReviewPanel(QWidget):
                 crop = QListWidgetItem(Path(path).stem.replace("fine_", ""))
                 image = QImage(path)
                 if not image.isNull():
-                    from PyQt6.QtGui import QIcon, QPixmap
                     crop.setIcon(QIcon(QPixmap.fromImage(image.scaled(96, 72, Qt.AspectRatioMode.KeepAspectRatio))))
                 crop.setData(Qt.ItemDataRole.UserRole, path)
                 self.crops.addItem(crop)
@@ -433,7 +432,6 @@ class ReviewPanel(QWidget):
 
     @staticmethod
     def _default_image(item) -> str | None:
-        from .qa_models import thumbnail_source
         return thumbnail_source(item)
 
     def show_image(self, path: str | None) -> None:
