@@ -31,6 +31,7 @@ from .planner import Candidate
 from .recipe import Recipe, View
 from .results.records import DefectRecord, PartRecord
 from .results.sqlite_store import ResultStore
+from .review import ReviewQueue
 from .station_config import StationConfig
 from .two_stage import TwoStage, coarse_image_name, fine_image_name
 
@@ -56,9 +57,10 @@ class _Clock:
 class InspectionCycle:
     def __init__(self, station: StationConfig, devices: Devices, recipe: Recipe, detector: Detector,
                  classifier: Classifier, store: ResultStore, *, archive: ImageArchive | None = None,
-                 events: EventBus | None = None):
+                 events: EventBus | None = None, review: ReviewQueue | None = None):
         self.station, self.devices, self.recipe = station, devices, recipe
         self.detector, self.classifier, self.store = detector, classifier, store
+        self.review = review if review is not None else ReviewQueue(store)
         self.archive = archive
         self.events = events or EventBus()
         self.programs = {name: LightProgram.from_dict(name, data) for name, data in recipe.light_programs.items()}
@@ -133,8 +135,19 @@ class InspectionCycle:
                             verdict=verdict, reason=reason, defects=tuple(defects),
                             timings_s={k: round(v, 4) for k, v in clock.totals.items()}, image_paths=tuple(paths))
         row = self.store.write(record)
+        self._enqueue_for_review(row, record)
         self.events.publish(VerdictReady(part_id, record, row))
         return row, record
+
+    def _enqueue_for_review(self, row: int, record: PartRecord) -> None:
+        """NG, grey-band and ERROR parts (and archived PASS samples) go to the QA review queue. The record
+        is committed already; should this fail, `ReviewQueue.enqueue_committed` picks the part up later."""
+        try:
+            self.review.enqueue_from_record(row, record,
+                                            sample_pass=record.verdict == "PASS" and bool(record.image_paths))
+        except Exception as exc:  # noqa: BLE001 - the verdict stands; the queue catches up on refresh
+            log.warning("part %s: not queued for review now (%s); it will be on the next refresh",
+                        record.part_id, exc)
 
     def _run(self, part_id: str, clock: _Clock, images: dict[str, np.ndarray]):
         pending: list[tuple[View, Future[DetectionResult]]] = []

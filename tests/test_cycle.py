@@ -87,6 +87,8 @@ def test_port_lost_mid_part_is_error_and_never_pass(rig):
     row, record = cycle.inspect("F-1")
     assert record.verdict == "ERROR" and "PortClosed" in record.reason
     assert store.get(row).verdict == "ERROR"
+    (item,) = cycle.review.items()  # queued for QA by the cycle itself, not only on a later refresh
+    assert (item.part_row, item.kind) == (row, "error")
 
 
 def test_camera_fault_is_error(rig):
