@@ -116,6 +116,8 @@ def test_lot_pause_stop_and_override(qtbot, tmp_path, recipe):
     assert view.last_record.verdict in ("PASS", "FAIL", "ERROR")
     assert view.alarm.state_label.text() == "Run"
     assert not view.recipe.isEnabled() and not view.start_button.isEnabled()
+    if window.integrator is not None:
+        assert window.integrator.busy  # no jogging while the cycle owns the devices
 
     view.pause_button.click()
     assert view.alarm.state_label.text() == "Hold" and view.pause_button.text() == "Resume"
@@ -130,6 +132,8 @@ def test_lot_pause_stop_and_override(qtbot, tmp_path, recipe):
     assert 2 <= done < 6
     assert "stopped by the operator" in station.log
     assert view.alarm.state_label.text() == "Idle" and view.start_button.isEnabled()
+    if window.integrator is not None:
+        assert not window.integrator.busy and window.integrator.devices is station.devices
     assert len(station.store.query()) == done  # every verdict shown was committed
 
     record, row = station.last_record, station.last_row
@@ -253,3 +257,19 @@ def test_config_station_without_its_machine_shows_why(qtbot, tmp_path, recipe):
     assert view.alarm.state_label.text() == "Offline"
     assert "connect failed" in view.alarm.reason.text() and "no-such-port" in view.alarm.reason.text()
     assert view.reset_button.isEnabled()  # Reset tries to connect again
+
+
+def test_integrator_disconnects_and_connects_the_devices(qtbot, tmp_path, recipe):
+    window = open_window(qtbot, tmp_path, recipe)
+    if window.integrator is None:
+        pytest.skip("no integrator workspace in this checkout")
+    station, integrator = window.station, window.integrator
+    login(window, "integrator", "3333")
+    assert integrator.devices is station.devices is not None
+    integrator.disconnect_requested.emit()
+    assert station.devices is None and integrator.devices is None
+    assert window.operator.alarm.state_label.text() == "Offline"
+    integrator.connect_requested.emit()
+    qtbot.waitUntil(lambda: station.devices is not None and not station.busy, timeout=60_000)
+    assert integrator.devices is station.devices
+    qtbot.waitUntil(lambda: window.operator.alarm.state_label.text() == "Idle", timeout=10_000)

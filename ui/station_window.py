@@ -162,6 +162,7 @@ class Station(QObject):
         self.monitor = MachineMonitor()
         self.monitor.changed.connect(lambda _state: self._refresh_state())
         self._closed = False
+        self._opened: list[tuple[Any, Devices]] = []  # (cell, devices) opened by connect jobs
 
     # -- session -----------------------------------------------------------------------------------
     def set_session(self, session: Session | None) -> None:
@@ -234,16 +235,20 @@ class Station(QObject):
                 config = sim_station(cell)
             else:
                 config = StationConfig.load(self.config_path)
+            devices = None
             try:
                 devices = open_devices(config, virtual_cell=cell)
+                homed = False
+                if self.sim:  # a virtual stage is homed at once; a real one when the operator starts
+                    devices.motion.home(60.0).wait(65.0)
+                    homed = True
             except BaseException:
+                if devices is not None:
+                    devices.close()
                 if cell is not None:
                     cell.stop()
                 raise
-            homed = False
-            if self.sim:  # a virtual stage is homed at once; a real one when the operator starts
-                devices.motion.home(60.0).wait(65.0)
-                homed = True
+            self._opened.append((cell, devices))  # closed by close() even if the window goes first
             try:
                 self._ensure_models(recipe_path)
             except Exception as exc:  # noqa: BLE001 - the devices are fine; Start reports the models again
@@ -267,18 +272,21 @@ class Station(QObject):
         if self.busy:
             self.message.emit("busy: Stop the lot before disconnecting")
             return
+        self.monitor.detach()
+        devices, self.devices = self.devices, None
+        self.devices_changed.emit(None)  # the workspaces let go of the devices before they close
+        self.devices = devices
         self._close_devices()
-        self.devices_changed.emit(None)
         self._refresh_state()
 
     def _close_devices(self) -> None:
         self.monitor.detach()
-        if self.devices is not None:
-            self.devices.close()
-            self.devices = None
-        if self.cell is not None:
-            self.cell.stop()
-            self.cell = None
+        self.devices = self.cell = None
+        opened, self._opened = self._opened, []
+        for cell, devices in opened:
+            devices.close()
+            if cell is not None:
+                cell.stop()
 
     # -- models ------------------------------------------------------------------------------------------
     def _ensure_models(self, recipe_path: Path):
