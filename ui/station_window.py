@@ -26,7 +26,6 @@ from inspector.archive import ImageArchive
 from inspector.cycle import InspectionCycle
 from inspector.demo import REFERENCE_RECIPE, machine_fault, open_models, run_lot, sim_station
 from inspector.devices import Devices, open_devices
-from inspector.events import VerdictReady
 from inspector.recipe import Recipe
 from inspector.results.sqlite_store import ResultStore
 from inspector.review import ReviewQueue
@@ -338,8 +337,9 @@ class Station(QObject):
         def run(publish):
             recipe, detector, classifier, _lines = self._ensure_models(recipe_path)
             publish(("models", _lines))
-            cycle = InspectionCycle(station, devices, recipe, detector, classifier, self.store, archive=archive)
-            cycle.events.subscribe(self._enqueue_for_review)  # first: QA sees the part before the operator
+            # the cycle puts NG / grey / ERROR parts in the review queue before it publishes the verdict
+            cycle = InspectionCycle(station, devices, recipe, detector, classifier, self.store, archive=archive,
+                                    review=self.review)
             cycle.events.subscribe(publish)
             self.cycle = cycle
             try:
@@ -362,13 +362,6 @@ class Station(QObject):
         worker.start()
         self.running_changed.emit(True, False)
         self._refresh_state()
-
-    def _enqueue_for_review(self, event: object) -> None:  # lot thread
-        if isinstance(event, VerdictReady):
-            try:
-                self.review.enqueue_from_record(event.row, event.record)
-            except Exception:  # noqa: BLE001 - the record is committed; a queue problem must not stop the lot
-                log.exception("review queue: part row %s", event.row)
 
     def _on_other(self, event) -> None:
         if isinstance(event, tuple) and event and event[0] == "models":
