@@ -19,6 +19,7 @@ class SceneSnapshot:
     pose: Any  # hardware.sim.geometry.StagePose
     lights: Mapping[str, float]  # role → effective level % during the exposure
     moving: bool = False
+    target: Any = None  # hardware.sim.target.CalibrationTarget when that is in the fixture instead of a part
 
 
 class Scene(Protocol):
@@ -46,6 +47,8 @@ class VirtualCamera(Camera):
             raise CameraError(f"camera {self.name!r}: {reason}")
         snapshot = self._snapshot
         assert snapshot is not None
+        if snapshot.target is not None:
+            return self._render_target(snapshot)
         if snapshot.part is None:
             raise CameraError(f"camera {self.name!r}: no part in the fixture")
         result = render(snapshot.part, snapshot.pose, dict(snapshot.lights), self.spec,
@@ -54,3 +57,20 @@ class VirtualCamera(Camera):
         meta = {"face": result.face, "defocus_mm": result.defocus_mm, "moving": snapshot.moving,
                 "part_serial": snapshot.part.serial}
         return result.image, tuple(result.truth), meta
+
+    def _render_target(self, snapshot: SceneSnapshot) -> tuple[np.ndarray, tuple, dict]:
+        from ..sim.target import render_target
+
+        target = snapshot.target
+        try:
+            pitch_mm = target.pitch_mm(self.spec)
+        except ValueError:  # this camera resolves none of its grids
+            pitch_mm = None
+        result = render_target(target, snapshot.pose, dict(snapshot.lights), self.spec,
+                               exposure_us=self.settings.exposure_us, gain=self.settings.gain,
+                               seed=self.seed * 1_000_003 + self._sequence)
+        # the truth of a calibration frame: the camera's true scale, and the pitch of the grid meant for it
+        meta = {"face": result.face, "defocus_mm": result.defocus_mm, "moving": snapshot.moving,
+                "target": target.serial, "target_pitch_mm": pitch_mm,
+                "mm_per_px_true": self.spec.mm_per_px}
+        return result.image, (), meta

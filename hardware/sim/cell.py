@@ -12,6 +12,7 @@ from .geometry import CAMERAS, CameraSpec
 from .grbl_emulator import GrblEmulator
 from .light_emulators import GardasoftEmulator, TemplateEmulator
 from .part import PartInstance, make_part
+from .target import CalibrationTarget, make_target
 
 WIRING: dict[str, int] = {"coaxial": 1, "ring": 2, "low_angle": 3, "backlight": 4,
                           "seg_n": 5, "seg_e": 6, "seg_s": 7, "seg_w": 8}
@@ -36,7 +37,9 @@ class VirtualCell:
             self.wiring = TEMPLATE_WIRING
         else:
             raise ValueError(f"light_protocol must be 'gardasoft' or 'template', got {light_protocol!r}")
-        self.part: PartInstance | None = make_part(seed)
+        self._held: PartInstance | CalibrationTarget | None = make_part(seed)  # what the fixture holds
+        self._parked_part: PartInstance | None = None  # the part set aside while a target is loaded
+        self._target_loads = 0
         self._started = False
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -62,15 +65,57 @@ class VirtualCell:
         return {"motion (grblHAL)": self.motion.port_path, f"lights ({self.light_protocol})": self.lights.port_path}
 
     # -- the scene ---------------------------------------------------------------------------------
+    @property
+    def part(self) -> PartInstance | None:
+        """The part in the fixture (None while it is empty or holds the calibration target)."""
+        held = self._held
+        return held if isinstance(held, PartInstance) else None
+
+    @part.setter
+    def part(self, part: PartInstance | None) -> None:
+        self._held = part
+
+    @property
+    def target(self) -> CalibrationTarget | None:
+        """The calibration target in the fixture, if one is loaded."""
+        held = self._held
+        return held if isinstance(held, CalibrationTarget) else None
+
     def load_part(self, part: PartInstance | int | None) -> PartInstance | None:
         """Put a part in the fixture (a PartInstance or a seed), or empty it with None."""
-        self.part = make_part(part) if isinstance(part, int) else part
+        self._parked_part = None
+        self._held = make_part(part) if isinstance(part, int) else part
         return self.part
 
+    def load_target(self, target: CalibrationTarget | int | None = None) -> CalibrationTarget:
+        """Put the dot-grid calibration plate in the fixture in place of the part, placed within the
+        fixture's tolerance: an int is the seed of that placement, None a new one on every load
+        (0, 1, 2, … in this cell). The part is set aside: `unload_target()` puts it back,
+        `load_part(...)` loads another one."""
+        if self.target is None:
+            self._parked_part = self.part
+        seed = self._target_loads if target is None else target
+        self._target_loads += 1
+        self._held = target if isinstance(target, CalibrationTarget) else make_target(seed)  # type: ignore[arg-type]
+        return self._held
+
+    def unload_target(self) -> PartInstance | None:
+        """Take the calibration plate out and put back the part that was in the fixture before."""
+        if self.target is not None:
+            self._held, self._parked_part = self._parked_part, None
+        return self.part
+
+    def target_pitch_mm(self, camera_role: str) -> float | None:
+        """Pitch of the loaded target's grid meant for that camera (None without a target)."""
+        target = self.target
+        return None if target is None else target.pitch_mm(CAMERAS[camera_role])
+
     def snapshot(self, exposure_us: float) -> SceneSnapshot:
-        return SceneSnapshot(part=self.part, pose=self.motion.machine_pose(),
+        held = self._held  # one read: a load from another thread swaps it atomically
+        return SceneSnapshot(part=held if isinstance(held, PartInstance) else None, pose=self.motion.machine_pose(),
                              lights=self.lights.effective_levels(self.wiring, exposure_us),
-                             moving=self.motion.is_moving)
+                             moving=self.motion.is_moving,
+                             target=held if isinstance(held, CalibrationTarget) else None)
 
     def camera(self, role: str, *, seed: int = 0) -> VirtualCamera:
         if role not in CAMERAS:

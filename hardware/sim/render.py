@@ -206,6 +206,13 @@ def _shade(role: str, tilt, gx, gy, albedo, specular, scatter, solid, blind) -> 
 
 
 # -- camera -------------------------------------------------------------------------------------
+def expose(irradiance: np.ndarray, camera: CameraSpec, defocus_mm: float, exposure_us: float, gain: float,
+           seed: int) -> np.ndarray:
+    """The camera model on its own (for other scenes, e.g. the calibration target): irradiance
+    (H×W, 1.0 = a perfect mirror under 100 % coaxial) → 8-bit frame with defocus, PSF, vignetting, noise."""
+    return _camera(irradiance, camera, defocus_mm, exposure_us, gain, seed)
+
+
 def _camera(irradiance: np.ndarray, camera: CameraSpec, defocus_mm: float, exposure_us: float, gain: float,
             seed: int) -> np.ndarray:
     signal = irradiance * (FULL_SCALE * exposure_us / REFERENCE_EXPOSURE_US * gain)
