@@ -11,7 +11,7 @@ import torch
 from inspector.inference.classifier import Classifier
 from inspector.inference.detector import Detector
 from inspector.inference.loaded_model import load_model
-from training.data.generate import generate_coarse, generate_fine
+from training.data.generate import generate_coarse, generate_fine, open_sets
 from training.evaluate import evaluate_lot
 from training.export import export_classifier, export_detector
 from training.loop import load_checkpoint
@@ -101,3 +101,28 @@ def test_cli_reports_missing_set_plainly(tmp_path):
                              "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "holds no annotations.coco.json" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_several_training_sets_train_together_and_false_candidates_are_mined(sets, tmp_path, model_paths):
+    detector = Detector.open(str(model_paths[0]), prefer=["CPU"])
+    mined = generate_fine(tmp_path / "mined", "smoke", 1, offset=40, clean_spots=0, detector=detector,
+                          max_false_candidates=3)
+    manifest = json.loads((mined.root / "manifest.json").read_text())
+    false = [a for r in mined.images for a in r.annotations if a.attributes.get("false_candidate")]
+    assert manifest["false_candidates"]["mined"] == len(false) <= 3
+    assert all(a.category == "clean_spot" and a.attributes["target"] for a in false)
+
+    cfg = ClassifierTrainConfig(train=(sets["fine"], mined.root), val=None, out=tmp_path / "cls", epochs=1,
+                                batch_size=4, max_steps=1, progress=False)
+    extra = load_checkpoint(train_classifier(cfg))["extra"]
+    single = open_sets(sets["fine"])[1]
+    assert extra["train_fingerprint"] not in (single["fingerprint"], manifest["fingerprint"])
+    own = sum(1 for r in open_sets(sets["fine"])[0][0].images for a in r.annotations if a.attributes.get("target"))
+    assert sum(extra["train_counts"].values()) == own + sum(1 for r in mined.images for a in r.annotations
+                                                            if a.attributes.get("target"))
+
+
+def test_cli_train_takes_several_sets_and_no_val():
+    from training.__main__ import build_parser
+    args = build_parser().parse_args(["train", "classifier", "--train", "a", "b", "--val", ""])
+    assert [str(p) for p in args.train] == ["a", "b"] and args.val is None

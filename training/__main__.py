@@ -16,7 +16,7 @@ EVAL_ROOT = Path("out/eval")
 MODELS = Path("models")
 
 EPILOG_DATA = """examples:
-  python -m training data standard                      # the four sets the shipped models use
+  python -m training data standard --false-candidates-from models/detector.onnx   # the sets the shipped models use
   python -m training data coarse --split train --parts 240 --out out/data/coarse-train
   python -m training data fine --split val --parts 80 --out out/data/fine-val
   python -m training data import-coco relabelled.json --images DIR --out out/data/coarse-relabelled
@@ -41,6 +41,11 @@ EPILOG_EVAL = """examples:
 The report (report.md, report.json, PR curves as PNG) goes to --out (default out/eval)."""
 
 
+def _optional_path(text: str) -> Path | None:
+    """A path, or None for '' (Path('') would be the current folder)."""
+    return Path(text) if text.strip() else None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -63,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="'training': ~95%% defective parts, up to 6 defects; 'lot': production-like, half defective")
         if kind == "fine":
             p.add_argument("--clean-spots", type=int, default=4, help="clean spots per part (default 4)")
+            p.add_argument("--false-candidates-from", type=Path, metavar="DETECTOR_ONNX",
+                           help="also shoot up to --max-false-candidates of this detector's false candidates per "
+                                "part (hard 'ok' examples, as the station meets them)")
+            p.add_argument("--max-false-candidates", type=int, default=8)
         p.add_argument("--out", type=Path, required=True, help="output folder (created)")
         p.set_defaults(handler=_data, kind=kind)
     std = dsub.add_parser("standard", help="the standard sets the shipped models are trained on",
@@ -70,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     std.add_argument("--root", type=Path, default=DATA_ROOT, help=f"where the sets go (default {DATA_ROOT})")
     std.add_argument("--train-parts", type=int, default=240)
     std.add_argument("--val-parts", type=int, default=80)
+    std.add_argument("--false-candidates-from", type=Path, metavar="DETECTOR_ONNX",
+                     help="fine sets also get this detector's false candidates (the shipped models use models/detector.onnx)")
+    std.add_argument("--max-false-candidates", type=int, default=8)
     std.set_defaults(handler=_data_standard)
     imp = dsub.add_parser("import-coco", help="import a COCO file (e.g. from the review/relabel loop) as a set",
                           description="Validate a COCO detection file against the known categories, copy its images "
@@ -87,8 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     tsub = train.add_subparsers(title="models", metavar="MODEL")
     det = tsub.add_parser("detector", help="the coarse CenterNet-style detector",
                           description="Train the coarse detector on biased random crops; validate on full val frames.")
-    det.add_argument("--train", type=Path, default=DATA_ROOT / "coarse-train", help="coarse training set")
-    det.add_argument("--val", type=Path, default=DATA_ROOT / "coarse-val", help="coarse validation set ('' for none)")
+    det.add_argument("--train", type=Path, nargs="+", default=[DATA_ROOT / "coarse-train"],
+                     help="coarse training set(s), trained on together (e.g. the standard set + an imported review set)")
+    det.add_argument("--val", type=_optional_path, default=DATA_ROOT / "coarse-val",
+                     help="coarse validation set ('' for none)")
     det.add_argument("--out", type=Path, default=TRAIN_ROOT / "detector", help="checkpoints + history")
     det.add_argument("--iterations", type=int, default=3500)
     det.add_argument("--batch-size", type=int, default=16)
@@ -104,8 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     det.set_defaults(handler=_train_detector)
     cls = tsub.add_parser("classifier", help="the fine ROI classifier",
                           description="Train the fine classifier on ROI crops cut exactly as the station cuts them.")
-    cls.add_argument("--train", type=Path, default=DATA_ROOT / "fine-train", help="fine training set")
-    cls.add_argument("--val", type=Path, default=DATA_ROOT / "fine-val", help="fine validation set ('' for none)")
+    cls.add_argument("--train", type=Path, nargs="+", default=[DATA_ROOT / "fine-train"],
+                     help="fine training set(s), trained on together (e.g. the standard set + an imported review set)")
+    cls.add_argument("--val", type=_optional_path, default=DATA_ROOT / "fine-val",
+                     help="fine validation set ('' for none)")
     cls.add_argument("--out", type=Path, default=TRAIN_ROOT / "classifier")
     cls.add_argument("--epochs", type=int, default=40)
     cls.add_argument("--batch-size", type=int, default=64)
@@ -174,7 +190,8 @@ def _data(args: argparse.Namespace) -> int:
         data = generate_coarse(args.out, args.split, args.parts, offset=args.offset, mix=mix, progress=_progress(str(args.out)))
     else:
         data = generate_fine(args.out, args.split, args.parts, offset=args.offset, mix=mix, clean_spots=args.clean_spots,
-                             progress=_progress(str(args.out)))
+                             detector=_open_detector(args.false_candidates_from),
+                             max_false_candidates=args.max_false_candidates, progress=_progress(str(args.out)))
     _print_set(data)
     return 0
 
@@ -187,12 +204,20 @@ def _print_set(data) -> None:
 def _data_standard(args: argparse.Namespace) -> int:
     from .data.generate import TRAINING_MIX, generate_coarse, generate_fine
     root = args.root
-    for name, fn, split, parts in (("coarse-train", generate_coarse, "train", args.train_parts),
-                                   ("fine-train", generate_fine, "train", args.train_parts),
-                                   ("coarse-val", generate_coarse, "val", args.val_parts),
-                                   ("fine-val", generate_fine, "val", args.val_parts)):
-        _print_set(fn(root / name, split, parts, mix=TRAINING_MIX, progress=_progress(name)))
+    fine = {"detector": _open_detector(args.false_candidates_from), "max_false_candidates": args.max_false_candidates}
+    for name, fn, split, parts, options in (("coarse-train", generate_coarse, "train", args.train_parts, {}),
+                                            ("fine-train", generate_fine, "train", args.train_parts, fine),
+                                            ("coarse-val", generate_coarse, "val", args.val_parts, {}),
+                                            ("fine-val", generate_fine, "val", args.val_parts, fine)):
+        _print_set(fn(root / name, split, parts, mix=TRAINING_MIX, progress=_progress(name), **options))
     return 0
+
+
+def _open_detector(path: Path | None):
+    if path is None:
+        return None
+    from inspector.inference.detector import Detector
+    return Detector.open(str(path), prefer=["CPU"])
 
 
 def _data_import(args: argparse.Namespace) -> int:
@@ -203,7 +228,7 @@ def _data_import(args: argparse.Namespace) -> int:
 
 def _train_detector(args: argparse.Namespace) -> int:
     from .train_detector import DetectorTrainConfig, train_detector
-    cfg = DetectorTrainConfig(train=args.train, val=args.val if str(args.val) else None, out=args.out,
+    cfg = DetectorTrainConfig(train=tuple(args.train), val=args.val, out=args.out,
                               iterations=args.iterations, batch_size=args.batch_size, crop=args.crop, lr=args.lr,
                               width=args.width, seed=args.seed, threads=args.threads, val_every=args.val_every,
                               val_images=args.val_images, resume=args.resume, progress=not args.no_progress)
@@ -213,7 +238,7 @@ def _train_detector(args: argparse.Namespace) -> int:
 
 def _train_classifier(args: argparse.Namespace) -> int:
     from .train_classifier import ClassifierTrainConfig, train_classifier
-    cfg = ClassifierTrainConfig(train=args.train, val=args.val if str(args.val) else None, out=args.out,
+    cfg = ClassifierTrainConfig(train=tuple(args.train), val=args.val, out=args.out,
                                 epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, width=args.width,
                                 seed=args.seed, threads=args.threads, max_steps=args.max_steps, resume=args.resume,
                                 progress=not args.no_progress)

@@ -96,6 +96,10 @@ def restamp(path: Path, *, metrics: dict[str, Any] | None = None, extra: dict[st
     return new
 
 
+def _train_paths(train: str | list[str]) -> str:
+    return " + ".join(_rel(Path(p)) for p in ([train] if isinstance(train, str) else train))
+
+
 def _rel(path: Path) -> str:
     try:
         return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
@@ -170,7 +174,7 @@ def export_detector(checkpoint: Path, val: Path, out: Path, *, version: str = "1
               "golden_files": [n for n, _ in frames], "golden_set": val_manifest["fingerprint"]}
     card = write_card(out, info=info, checkpoint=state, parity=parity, command=command,
                       data={"train": {"fingerprint": extra["train_fingerprint"], "seed_range": extra["train_seed_range"],
-                                      "path": _rel(Path(state["config"]["train"]))},
+                                      "path": _train_paths(state["config"]["train"])},
                             "val": {"fingerprint": val_manifest["fingerprint"], "seed_range": val_manifest.get("seed_range"),
                                     "path": _rel(val)}})
     return ExportResult(out, info, parity, card)
@@ -254,7 +258,7 @@ def export_classifier(checkpoint: Path, val: Path, out: Path, *, version: str = 
               "identical_decisions": not differences, "differences": differences, "golden_set": val_manifest["fingerprint"]}
     card = write_card(out, info=info, checkpoint=state, parity=parity, command=command,
                       data={"train": {"fingerprint": extra["train_fingerprint"], "seed_range": extra["train_seed_range"],
-                                      "path": _rel(Path(state["config"]["train"])), "counts": extra.get("train_counts")},
+                                      "path": _train_paths(state["config"]["train"]), "counts": extra.get("train_counts")},
                             "val": {"fingerprint": val_manifest["fingerprint"], "seed_range": val_manifest.get("seed_range"),
                                     "path": _rel(val), "samples": int(len(labels))}})
     return ExportResult(out, info, parity, card)

@@ -60,7 +60,13 @@ class Progress:
 
 def config_dict(config: Any) -> dict[str, Any]:
     data = asdict(config) if is_dataclass(config) else dict(config)
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in data.items()}
+    def plain(value: Any) -> Any:
+        if isinstance(value, Path):
+            return str(value)
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        return value
+    return {k: plain(v) for k, v in data.items()}
 
 
 def save_checkpoint(path: Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from inspector.inference.classifier import RoiSpec, crop_rois
 
 from .augment import Photometric, random_affine, warp_image
-from .data.generate import load_image, open_set
+from .data.generate import load_image, open_set, open_sets
 from .data.records import CLASSIFIER_CLASSES, LabelledSet, classifier_label
 from .loop import Progress, load_checkpoint, restore, save_checkpoint, seed_everything, set_threads, warmup_cosine, write_json
 from .models.classifier import RoiClassifier
@@ -31,7 +31,7 @@ NORM_MEAN, NORM_STD = 0.25, 0.25
 
 @dataclass
 class ClassifierTrainConfig:
-    train: Path
+    train: Path | tuple[Path, ...]  # several sets are trained on together
     out: Path
     val: Path | None = None
     epochs: int = 14
@@ -125,9 +125,9 @@ def val_figures(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
 def train_classifier(cfg: ClassifierTrainConfig) -> Path:
     set_threads(cfg.threads)
     rng = seed_everything(cfg.seed)
-    train_set, train_manifest = open_set(cfg.train)
+    train_sets, train_manifest = open_sets(cfg.train)
     val_set, val_manifest = open_set(cfg.val) if cfg.val else (None, {})
-    samples = load_samples(train_set)
+    samples = [item for train_set in train_sets for item in load_samples(train_set)]
     val_samples = load_samples(val_set) if val_set is not None else []
     val_crops = fixed_val_crops(val_samples) if val_samples else None
     val_labels = np.array([s.label for s in val_samples], np.int64)

@@ -17,7 +17,7 @@ import torch
 from inspector.inference.detector import DecodeSpec, postprocess
 
 from .augment import Photometric, random_affine, warp_boxes, warp_image
-from .data.generate import load_image, open_set
+from .data.generate import load_image, open_set, open_sets
 from .data.records import DEFECT_CLASSES, NUISANCE_CLASSES, LabelledSet
 from .loop import Progress, load_checkpoint, restore, save_checkpoint, seed_everything, set_threads, warmup_cosine, write_json
 from .metrics import DetectionTally, Pred, Truth
@@ -30,7 +30,7 @@ DECODE = DecodeSpec(stride=STRIDE, pad_multiple=32, max_detections=100, nms_iou=
 
 @dataclass
 class DetectorTrainConfig:
-    train: Path
+    train: Path | tuple[Path, ...]  # several sets are trained on together
     out: Path
     val: Path | None = None
     iterations: int = 2500
@@ -179,9 +179,9 @@ def validate(model: torch.nn.Module, data: LabelledSet, limit: int) -> dict[str,
 def train_detector(cfg: DetectorTrainConfig) -> Path:
     set_threads(cfg.threads)
     rng = seed_everything(cfg.seed)
-    train_set, train_manifest = open_set(cfg.train)
+    train_sets, train_manifest = open_sets(cfg.train)
     val_set, val_manifest = open_set(cfg.val) if cfg.val else (None, {})
-    frames = load_frames(train_set)
+    frames = [item for train_set in train_sets for item in load_frames(train_set)]
     sampler = CropSampler(frames, cfg.crop, cfg.defect_bias, cfg.nuisance_bias)
     model = CenterNetDetector(num_classes=len(DEFECT_CLASSES), width=cfg.width)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

@@ -395,21 +395,23 @@ def review_subset(coco: str | Path, kind: str) -> Path:
 def retrain_steps(role: str, coco: str | Path, job_dir: str | Path, steps: int, *, data_root: str | Path = "out/data",
                   version: str | None = None) -> list[JobStep]:
     """The retraining job as `python -m training` steps: import the review labels of the role's
-    camera as a set → train (`--iterations` for the detector, `--epochs` for the classifier) →
-    export the candidate ONNX to job_dir/candidate/<role>.onnx. Checkpoint choice and thresholds use
-    the standard validation set when it is there, else the imported set itself."""
+    camera as a set → train (`--iterations` for the detector, `--epochs` for the classifier) on the
+    standard training set plus the imported one when the standard set is there, else on the imported
+    set alone → export the candidate ONNX to job_dir/candidate/<role>.onnx. Checkpoint choice and
+    thresholds use the standard validation set when it is there, else the imported set itself."""
     job_dir = Path(job_dir)
     kind = "coarse" if role == "detector" else "fine"
     data, train, candidate = job_dir / "data", job_dir / "train", job_dir / "candidate"
     subset = review_subset(coco, kind)
-    standard_val = Path(data_root) / f"{kind}-val"
+    standard_train, standard_val = Path(data_root) / f"{kind}-train", Path(data_root) / f"{kind}-val"
     val = standard_val if (standard_val / "annotations.coco.json").is_file() else data
+    train_sets = [str(standard_train)] if (standard_train / "annotations.coco.json").is_file() else []
     count = ["--iterations", str(steps)] if role == "detector" else ["--epochs", str(steps)]
     version = version or time.strftime("%Y%m%d.%H%M")
     return [
         JobStep("import labels", python_module("training", "data", "import-coco", str(subset), "--kind", kind,
                                                "--out", str(data))),
-        JobStep(f"train {role}", python_module("training", "train", role, "--train", str(data), "--val", str(val),
+        JobStep(f"train {role}", python_module("training", "train", role, "--train", *train_sets, str(data), "--val", str(val),
                                                "--out", str(train), "--threads", "1", *count)),
         JobStep(f"export {role}", python_module("training", "export", role, "--checkpoint", str(train / "best.pt"),
                                                 "--val", str(val), "--out", str(candidate / f"{role}.onnx"),

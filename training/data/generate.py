@@ -17,13 +17,13 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 import cv2
 import numpy as np
 
 from hardware.sim.geometry import (COARSE_CAMERA, FACE_TABLE, FACES, FINE_CAMERA, CameraSpec, face_point_pose,
-                                   face_to_pixel, face_view_pose)
+                                   face_to_pixel, face_view_pose, pixel_to_face)
 from hardware.sim.part import HOLES, PartInstance, make_part
 from hardware.sim.render import RenderResult, render
 
@@ -32,6 +32,9 @@ from ..splits import seeds_for
 from .coco import read_coco, write_coco
 from .records import COARSE_CATEGORIES, FINE_CATEGORIES, Annotation, ImageRecord, LabelledSet
 from .yolo import write_yolo
+
+if TYPE_CHECKING:
+    from inspector.inference.detector import Detector
 
 GENERATOR_VERSION = "1"
 COCO_NAME = "annotations.coco.json"
@@ -189,21 +192,53 @@ def _clean_spot(rng: np.random.Generator, part: PartInstance) -> tuple[str, floa
     raise RuntimeError(f"no clean spot found on part {part.serial}")
 
 
+def false_candidates(part: PartInstance, detector: "Detector") -> list[tuple[str, float, float, float]]:
+    """Where `detector` (at its shipped thresholds) calls a candidate on the part's coarse views that is
+    not on a true defect: (face, u mm, v mm, box side in fine px). These are the "ok" shots the fine
+    classifier meets at the station — harder than random clean spots (edges, hole rims, machining
+    marks, dust), so a classifier trained on them makes fewer false calls."""
+    scale = COARSE_CAMERA.mm_per_px / FINE_CAMERA.mm_per_px
+    found = []
+    for face in FACES:
+        frame = render_coarse(part, face)
+        defects = [t.box_px for t in frame.truth if not t.is_nuisance]
+        for det in detector.detect(frame.image).detections:
+            cx, cy = det.center_px
+            if any(x0 - 3 <= cx <= x1 + 3 and y0 - 3 <= cy <= y1 + 3 for x0, y0, x1, y1 in defects):
+                continue
+            fface, u, v = pixel_to_face(COARSE_CAMERA, face_view_pose(face, COARSE_CAMERA), cx, cy)
+            found.append((fface, float(u), float(v), float(max(det.size_px)) * scale))
+    return found
+
+
 def generate_fine(out: Path | str, split: str, parts: int, *, offset: int = 0, mix: PartMix = TRAINING_MIX,
-                  clean_spots: int = 4, progress: Callable[[int, int], None] | None = None) -> LabelledSet:
+                  clean_spots: int = 4, detector: "Detector | None" = None, max_false_candidates: int = 8,
+                  progress: Callable[[int, int], None] | None = None) -> LabelledSet:
+    """Fine patches around each defect, nuisance and `clean_spots` random clean spots per part; with a
+    `detector`, also around up to `max_false_candidates` of its false candidates per part (labelled
+    `clean_spot`, attribute `false_candidate`)."""
     root = Path(out)
     seeds = seeds_for(split, parts, offset)
     data = LabelledSet(root, FINE_CATEGORIES, [], {"description": f"fine {split} set, virtual cell"})
     images: list[np.ndarray] = []
     half = FINE_PATCH_PX // 2
     started = time.time()
+    mined = 0
     for n, seed in enumerate(seeds):
         part = mix.make(seed)
         rng = np.random.default_rng([seed, 77])
-        targets: list[tuple[str, float, float, int | None]] = [(d.face, d.u_mm, d.v_mm, d.id) for d in part.defects]
-        targets += [(*_clean_spot(rng, part), None) for _ in range(clean_spots)]
-        for shot, (face, u, v, defect_id) in enumerate(targets):
+        targets: list[tuple[str, float, float, int | None, float | None]] = [
+            (d.face, d.u_mm, d.v_mm, d.id, None) for d in part.defects]
+        targets += [(*_clean_spot(rng, part), None, None) for _ in range(clean_spots)]
+        if detector is not None:
+            false = false_candidates(part, detector)
+            picked = rng.permutation(len(false))[:max_false_candidates]
+            targets += [(*false[i][:3], None, false[i][3]) for i in sorted(picked)]
+            mined += len(picked)
+        for shot, (face, u, v, defect_id, side_px) in enumerate(targets):
             aim = rng.normal(0.0, AIM_ERROR_MM / 2, 2).clip(-AIM_ERROR_MM, AIM_ERROR_MM)
+            if side_px is not None:
+                aim = np.zeros(2)  # aimed exactly as the station aims at a coarse candidate
             pose = face_point_pose(face, u + aim[0], v + aim[1], FINE_CAMERA,
                                    z_offset_mm=float(rng.normal(0.0, FOCUS_ERROR_MM)))
             result = render(part, pose, FINE_PROGRAM.levels, FINE_CAMERA, exposure_us=FINE_PROGRAM.exposure_us,
@@ -214,6 +249,8 @@ def generate_fine(out: Path | str, split: str, parts: int, *, offset: int = 0, m
                     continue  # e.g. a burr whose footprint the fine field cuts away
                 b = hit[0].box_px
                 cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
+            elif side_px is not None:
+                cx, cy = FINE_CAMERA.width_px / 2, FINE_CAMERA.height_px / 2  # where the station cuts its ROI
             else:
                 cx, cy = face_to_pixel(FINE_CAMERA, pose, face, u, v, part.fixture_error)
             x0, y0 = int(round(cx)) - half, int(round(cy)) - half
@@ -223,11 +260,12 @@ def generate_fine(out: Path | str, split: str, parts: int, *, offset: int = 0, m
             for a in annotations:
                 a.attributes["target"] = a.attributes["defect_id"] == defect_id
             if defect_id is None:
-                side = float(rng.uniform(8, 60))
+                side = float(rng.uniform(8, 60)) if side_px is None else min(max(side_px, 8.0), 120.0)
                 c = FINE_PATCH_PX / 2
                 annotations.append(Annotation("clean_spot", (c - side / 2, c - side / 2, c + side / 2, c + side / 2),
                                               {"target": True, "face": face, "u_mm": round(u, 3), "v_mm": round(v, 3),
-                                               "size_mm": round(side * FINE_CAMERA.mm_per_px, 3), "is_nuisance": False}))
+                                               "size_mm": round(side * FINE_CAMERA.mm_per_px, 3), "is_nuisance": False,
+                                               "false_candidate": side_px is not None}))
             name = f"images/{part.serial}_s{shot:02d}.png"
             _save(root, name, patch)
             data.images.append(ImageRecord(name, FINE_PATCH_PX, FINE_PATCH_PX, annotations,
@@ -238,7 +276,10 @@ def generate_fine(out: Path | str, split: str, parts: int, *, offset: int = 0, m
         if progress:
             progress(n + 1, parts)
     manifest = {"kind": "fine", "split": split, "seed_range": [seeds.start, seeds.stop - 1], "parts": parts,
-                "clean_spots_per_part": clean_spots, "mix": asdict(mix), "light_program": FINE_PROGRAM.as_dict(),
+                "clean_spots_per_part": clean_spots, "mix": asdict(mix),
+                "false_candidates": {"detector": detector.info.version if detector else None,
+                                     "detector_fingerprint": detector.info.training_data_fingerprint if detector else None,
+                                     "max_per_part": max_false_candidates if detector else 0, "mined": mined}, "light_program": FINE_PROGRAM.as_dict(),
                 "camera": asdict(FINE_CAMERA), "patch_px": FINE_PATCH_PX, "aim_error_mm": AIM_ERROR_MM,
                 "seconds": round(time.time() - started, 1)}
     return _finish(data, images, manifest)
@@ -256,3 +297,21 @@ def open_set(root: Path | str) -> tuple[LabelledSet, dict]:
     if "fingerprint" not in manifest:
         manifest["fingerprint"] = data.info.get("fingerprint") or set_fingerprint(data)
     return data, manifest
+
+
+def open_sets(roots: Path | str | Sequence[Path | str]) -> tuple[list[LabelledSet], dict]:
+    """One or more sets trained on together (e.g. the standard set plus relabelled review exports) and
+    one manifest for them: a fingerprint over the sets' fingerprints, their seed ranges and paths."""
+    paths = [roots] if isinstance(roots, (str, Path)) else list(roots)
+    if not paths:
+        raise ValueError("no training set given")
+    opened = [open_set(p) for p in paths]
+    if len(opened) == 1:
+        return [opened[0][0]], opened[0][1]
+    fingerprints = [m["fingerprint"] for _, m in opened]
+    ranges = [m["seed_range"] for _, m in opened if m.get("seed_range")]
+    manifest = {"fingerprint": "sha256:" + hashlib.sha256("+".join(fingerprints).encode()).hexdigest()[:20],
+                "parts_of": [{"path": str(p), "fingerprint": f} for p, f in zip(paths, fingerprints)],
+                "seed_range": [min(r[0] for r in ranges), max(r[1] for r in ranges)] if ranges else None,
+                "seed_ranges": ranges}
+    return [data for data, _ in opened], manifest
