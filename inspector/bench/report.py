@@ -144,19 +144,19 @@ def _latency(data: dict, img) -> list[str]:
             f"decode; `Classifier.classify_crops`), onnxruntime's default threads, after 2 warm-up calls; the "
             f"detector cycles over recorded coarse frames, the classifier over crops of recorded fine frames. Every "
             f"provider of this onnxruntime build was tried.", "",
-            "| provider | detector ms/frame median | p95 | infer | frames/s | classifier b1 ms | b8 ms | b32 ms | crops/s at b32 |",
-            "|---|---|---|---|---|---|---|---|---|"]
+            "| provider | detector ms/frame median | p95 | infer | frames/s | classifier b1 ms | b8 ms | b32 ms | crops/s at b1 | at b32 |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     notes = []
     for name, e in lat.items():
         if not e.get("available"):
-            out.append(f"| {name} | not available here | | | | | | | |")
+            out.append(f"| {name} | not available here | | | | | | | | |")
             notes.append(f"- {name}: {e.get('reason')}")
             continue
         d, cl = e["detector"], e["classifier"]
         b = lambda k, f="median": _f(cl.get(k, {}).get("ms", {}).get(f), 2)
         out.append(f"| {name} | {_f(d['ms']['median'], 1)} | {_f(d['ms']['p95'], 1)} | {_f(d['infer_ms']['median'], 1)} | "
                    f"{_f(d['images_per_s'], 1)} | {b('1')} | {b('8')} | {b('32')} | "
-                   f"{_f(cl.get('32', {}).get('crops_per_s'), 0)} |")
+                   f"{_f(cl.get('1', {}).get('crops_per_s'), 0)} | {_f(cl.get('32', {}).get('crops_per_s'), 0)} |")
         notes.append(f"- {name}: detector input {d['input']}, {d['calls']} timed calls over {d['frames']} frames; "
                      f"classifier input {e['classifier_input']}, {cl[next(iter(cl))]['calls']} timed calls per batch "
                      f"size, at most {e['classifier_max_batch']} crops per session call"
@@ -192,7 +192,11 @@ def _quality(data: dict, img) -> list[str]:
     if e2e:
         out += ["", "End to end per real defect (detector → fine shot → classifier):", "",
                 "| group | defect call | review | cleared as ok | never re-imaged |", "|---|---|---|---|---|"]
-        for key, cnt in e2e.items():
+        order = list(d["per_class_size"]) + list(d["per_size"]) + ["all"]
+        for key in order + sorted(set(e2e) - set(order)):
+            cnt = e2e.get(key)
+            if not cnt:
+                continue
             n = sum(cnt.values())
             out.append(f"| {key} | {_frac(cnt.get('defect', 0), n)} | {_frac(cnt.get('review', 0), n)} | "
                        f"{_frac(cnt.get('ok', 0), n)} | {_frac(cnt.get('missed', 0), n)} |")
@@ -269,21 +273,27 @@ def _findings(data: dict) -> list[str]:
         out.append(f"- **Detection on the critical path**: {_f(s['detect_wait']['mean'])} s per part "
                    f"({_f(100 * s['detect_wait']['mean'] / total, 1)} % of the cycle) of {_f(s['detect']['mean'])} s "
                    f"detector compute. Views 1–4 are detected while the stage turns to the next view; the last view's "
-                   f"detection cannot hide, because the fine-shot path is planned from all candidates and starts where "
-                   f"the coarse pass ends. Hiding it would need planning the shots of faces 1–4 first and appending "
-                   f"the last face's — not done (changes the path the recipe's views were ordered for).")
+                   f"detection cannot hide: the fine-shot path starts on the last face (where the coarse pass ends, so "
+                   f"no rotation back), and its shots need that face's candidates. Hiding it would mean re-imaging an "
+                   f"earlier face first, which costs a rotation back ({_f(s['view_move_min']['mean'])} s)"
+                   + (" — more than the wait it removes. Left as is." if s["view_move_min"]["mean"] > s["detect_wait"]["mean"]
+                      else " — less than the wait: worth doing."))
         out.append(f"- **Classification on the critical path**: {_f(s['classify']['mean'])} s per part over "
                    f"{_f(s['fine_shots']['mean'], 1)} fine shots ({_f(100 * s['classify']['mean'] / total, 1)} % of the "
                    f"cycle). It runs on the cycle thread after each fine shot; it could run behind the move to the next "
-                   f"shot as detection does. Small at this cost, so left as is.")
+                   f"shot as detection does."
+                   + (" Small at this cost, so left as is." if s["classify"]["mean"] < 0.02 * total
+                      else " Worth doing at this cost."))
         overhead = s["motion"]["mean"] - s["motion_planned"]["mean"] * 1.0
         moves = data["recipe"]["views"] + s["fine_shots"]["mean"]
         out.append(f"- **Motion**: waiting {_f(s['motion']['mean'])} s per part against {_f(s['motion_planned']['mean'])} "
                    f"s the dynamics plan — {_f(overhead)} s ({_f(100 * overhead / total, 1)} % of the cycle; "
                    f"{_f(1000 * overhead / max(moves, 1), 1)} ms per move over {_f(moves, 1)} moves) of serial round "
                    f"trips and status polling: the driver learns that a move ended from the next `?` report, and polls "
-                   f"every 20 ms. This is the largest avoidable cost the bench finds. A shorter poll interval would "
-                   f"recover part of it; not changed "
+                   f"every 20 ms."
+                   + (" This is the largest avoidable cost the bench finds." if overhead >= max(
+                       s["detect_wait"]["mean"], s["classify"]["mean"], s["planning"]["mean"], s["other"]["mean"]) else "")
+                   + f" A shorter poll interval would recover part of it; not changed "
                    f"here — it is a driver setting to be validated against real controllers' report rates, and "
                    f"the driver's protocol tests pin its behaviour.")
         out.append(f"- **Other**: {_f(s['other']['mean'])} s per part outside the named stages.")
@@ -295,6 +305,13 @@ def _findings(data: dict) -> list[str]:
                    f"time (dynamics plan, mean over parts); the detector needs {_f(det)} s per frame at p95 on CPU, so "
                    + ("one detection hides behind one move." if det < budget else
                       "**a detection does not fit behind one move**: it queues and surfaces as detect_wait."))
+    if lat and lat.get("available") and {"1", "32"} <= set(lat["classifier"]):
+        one, many = lat["classifier"]["1"]["crops_per_s"], lat["classifier"]["32"]["crops_per_s"]
+        out.append(f"- **Classifier batching** on CPU: {_f(many, 0)} crops/s at batch 32 against {_f(one, 0)} at batch 1 "
+                   f"(× {_f(many / one if one else None, 2)}). A fine shot holds one to a few candidates, so the cycle "
+                   f"calls it with small batches"
+                   + (f"; at {_f(1000 / one, 2)} ms per crop that does not matter here." if one and 1000 / one < 5
+                      else f"; at {_f(1000 / one if one else None, 2)} ms per crop, batching across shots would help."))
     s = data.get("soak")
     if s:
         g = s["rss_mb"]["growth_after_warmup"]
