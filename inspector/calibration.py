@@ -26,6 +26,7 @@ __all__ = ["CalibrationError", "DotGrid", "PitchMeasurement", "Calibration", "re
            "index_grid", "measure_pitch", "calibrate_from_target", "apply_calibration", "write_calibration"]
 
 MIN_DOTS = 9
+MAX_RESIDUAL_PITCH = 0.05  # RMS distance from the fitted grid, as a share of the pitch
 
 
 class CalibrationError(ValueError):
@@ -212,9 +213,13 @@ def measure_pitch(image: np.ndarray) -> PitchMeasurement:
     pitch = (len_u + len_v) / 2.0
     pitch_std = 0.5 * math.sqrt(std_u ** 2 + std_v ** 2)
     rotation = math.degrees(math.atan2(u[1], u[0]))
+    residual = float(np.sqrt((residuals ** 2).sum(axis=1).mean()))
+    if residual > MAX_RESIDUAL_PITCH * pitch:
+        # a printed grid fits to well under a pixel; blobs of noise or texture that happen to line up do not
+        raise CalibrationError(f"the {n} dots found do not lie on a regular grid (RMS {residual:.2f} px from the "
+                               f"fitted grid, pitch {pitch:.2f} px): is the target in focus and in view?")
     return PitchMeasurement(pitch_px=pitch, pitch_px_std=pitch_std, pitch_u_px=len_u, pitch_v_px=len_v,
-                            rotation_deg=rotation, residual_px=float(np.sqrt((residuals ** 2).sum(axis=1).mean())),
-                            dots=n)
+                            rotation_deg=rotation, residual_px=residual, dots=n)
 
 
 def calibrate_from_target(image: np.ndarray, pitch_mm: float, *, camera: str = "coarse",

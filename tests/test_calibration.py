@@ -1,5 +1,7 @@
 """px → mm calibration from a dot-grid target: synthesised targets of known pitch, the virtual
 cell's own frame (no target), and writing the result into a station config."""
+import cv2
+import numpy as np
 import pytest
 
 from hardware.sim.cell import station_config_dict
@@ -96,3 +98,12 @@ def test_write_calibration_updates_the_config_and_the_audit(tmp_path, station_fi
         assert entry.old["mm_per_px"] == 0.01 and entry.new["dots"] == 117
     with pytest.raises(CalibrationError, match="cameras.side: no such camera"):
         apply_calibration(before, calibrate_from_target(image, 0.5, camera="side"))
+
+
+def test_scattered_blobs_are_not_taken_for_a_grid():
+    rng = np.random.default_rng(3)
+    image = np.full((480, 640), 220, np.uint8)
+    for x, y in rng.uniform((20, 20), (620, 460), (40, 2)):
+        cv2.circle(image, (int(x), int(y)), 6, 30, -1)
+    with pytest.raises(CalibrationError, match="regular grid"):
+        measure_pitch(image)

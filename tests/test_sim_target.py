@@ -121,9 +121,6 @@ def test_defocus_beyond_the_depth_of_field_widens_the_uncertainty(station, role)
     assert abs(blurred.mm_per_px - spec.mm_per_px) / spec.mm_per_px < 200e-6
 
 
-@pytest.mark.xfail(strict=True, reason="inspector.calibration takes a dozen noise blobs of a featureless frame for a "
-                                       "grid (residual ~3-5 px on a ~25 px pitch) and reports a scale several % off "
-                                       "with a 0.2-0.4 % uncertainty, instead of refusing")
 @pytest.mark.parametrize("role", ["coarse", "fine"])
 def test_far_out_of_focus_the_measurement_refuses_or_covers_the_truth(station, role):
     cell, devices = station
