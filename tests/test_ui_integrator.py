@@ -265,3 +265,28 @@ def test_a_recipe_saved_elsewhere_meanwhile_is_not_overwritten(qtbot, view, reci
     assert editor.loaded.version == 2 and editor.changes() == []
     assert editor.draft.classes["stain"].detect_threshold == 0.2
     assert "version 2 reloaded" in view.last_message[0]
+
+
+def test_calibrate_live_on_the_virtual_cells_plate(qtbot, view, devices, cell):
+    view.set_session(INTEGRATOR)
+    view.set_devices(devices)
+    panel = view.calibration
+    view.side_tabs.setCurrentWidget(panel)
+    assert panel.plate_button.isVisibleTo(view)
+    panel.camera.setCurrentText("coarse")
+    panel.plate_button.click()
+    assert cell.target is not None and panel.pitch.value() == 1.0
+    assert panel.plate_pitch_mm == {"coarse": 1.0, "fine": 0.25}
+    devices.lights.all_off()
+    devices.lights.set_level("backlight", 60)
+    devices.motion.home(60).wait(65)
+    devices.motion.move_to(cell.target.view_pose(devices.cameras["coarse"].spec)).wait(30)
+    panel.output.setText("")
+    qtbot.mouseClick(panel.live_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.output.text() not in ("", "measuring…"), timeout=WAIT_MS)
+    assert panel.result is not None, panel.output.text()
+    assert panel.result.mm_per_px == pytest.approx(0.05, rel=1e-3)
+    panel.camera.setCurrentText("fine")
+    assert panel.pitch.value() == 0.25
+    panel.plate_button.click()
+    assert cell.target is None and cell.part is not None

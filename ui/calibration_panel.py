@@ -11,6 +11,7 @@ class CalibrationPanel(QWidget):
     measure_live_requested = pyqtSignal(str, float)  # camera, target pitch mm
     measure_file_requested = pyqtSignal(str, str, float)  # image path, camera, pitch mm
     write_requested = pyqtSignal(bool)  # also write the grid's rotation
+    plate_requested = pyqtSignal(bool)  # virtual cell: put the calibration plate in the fixture (True) or take it out
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -29,6 +30,12 @@ class CalibrationPanel(QWidget):
         self.rotation = QCheckBox("also write the rotation")
         self.write_button = QPushButton("Write to station config")
         self.write_button.setEnabled(False)
+        self.plate_button = QPushButton("Put the calibration plate in the fixture")
+        self.plate_button.setCheckable(True)
+        self.plate_button.setVisible(False)  # only on the virtual cell; on a machine the integrator places the target
+        self.plate_button.toggled.connect(self._plate_toggled)
+        self.plate_pitch_mm: dict[str, float] = {}
+        self.camera.currentTextChanged.connect(self._plate_pitch)
         self.output = QLabel("Put a dot-grid target of known pitch under the camera, in focus and evenly lit.")
         self.output.setWordWrap(True)
         self.live_button.clicked.connect(
@@ -44,12 +51,32 @@ class CalibrationPanel(QWidget):
         buttons.addWidget(self.file_button)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
+        layout.addWidget(self.plate_button)
         layout.addLayout(buttons)
         layout.addWidget(self.output)
         layout.addStretch(1)
         layout.addWidget(self.rotation)
         layout.addWidget(self.write_button)
         self._can_write = False
+
+    def offer_plate(self, available: bool) -> None:
+        """Show the plate toggle (only a virtual cell can put its plate in the fixture)."""
+        self.plate_button.setVisible(available)
+        if not available:
+            self.plate_button.setChecked(False)
+
+    def set_plate_pitch(self, pitch_mm: dict[str, float]) -> None:
+        """The loaded plate's grid pitch per camera; the pitch box follows the chosen camera."""
+        self.plate_pitch_mm = dict(pitch_mm)
+        self._plate_pitch(self.camera.currentText())
+
+    def _plate_toggled(self, inside: bool) -> None:
+        self.plate_button.setText("Take the calibration plate out" if inside else "Put the calibration plate in the fixture")
+        self.plate_requested.emit(inside)
+
+    def _plate_pitch(self, camera: str) -> None:
+        if self.plate_button.isChecked() and camera in self.plate_pitch_mm:
+            self.pitch.setValue(self.plate_pitch_mm[camera])
 
     def show_current(self, text: str) -> None:
         self.current.setText(text)

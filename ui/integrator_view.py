@@ -175,6 +175,7 @@ class IntegratorView(QWidget):
         self.calibration.measure_live_requested.connect(self._calibrate_live)
         self.calibration.measure_file_requested.connect(self._calibrate_file)
         self.calibration.write_requested.connect(self._write_calibration)
+        self.calibration.plate_requested.connect(self._place_plate)
         app = QCoreApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)
@@ -206,6 +207,7 @@ class IntegratorView(QWidget):
                 else:
                     self.pills[role].set_state("missing", "#78909c")
             self._submit(self.devices_worker, "lights-read", lambda lights=devices.lights: lights.levels())
+            self.calibration.offer_plate(self._virtual_cell() is not None)
             self._request_poll()
             self._poll.start()
         self._update_enabled()
@@ -378,6 +380,25 @@ class IntegratorView(QWidget):
         self.jog.set_views([v.name for v in draft.views] if draft else [])
 
     # == calibration =================================================================================
+    def _virtual_cell(self):
+        """The virtual cell behind the cameras, when this station runs on one (it can hold a calibration plate)."""
+        scene = getattr(self.devices.cameras.get("coarse"), "scene", None) if self.devices else None
+        return scene if hasattr(scene, "load_target") else None
+
+    def _place_plate(self, inside: bool) -> None:
+        cell = self._virtual_cell()
+        if cell is None:
+            return
+        if inside:
+            cell.load_target()
+            self.calibration.set_plate_pitch({role: pitch for role in self.devices.cameras
+                                              if (pitch := cell.target_pitch_mm(role))})
+            self.show_message(f"calibration plate in the fixture: {cell.target.describe()}; "
+                              f"light it with the backlight or coaxial light")
+        else:
+            cell.unload_target()
+            self.show_message("calibration plate out; the part is back in the fixture")
+
     def _calibrate_live(self, camera_name: str, pitch_mm: float) -> None:
         if self.devices is None or self.busy or camera_name not in self.devices.cameras:
             self.calibration.show_error(f"no camera {camera_name!r} connected")
