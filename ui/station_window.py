@@ -350,10 +350,10 @@ class Station(QObject):
             return tally, machine_fault(devices)
 
         worker = CycleWorker(run, name="lot")
+        worker.verdict.connect(self._on_verdict)  # the station's own state first, then the views
+        worker.fault.connect(self._on_fault)
         for name in ("part_started", "view_captured", "candidates_found", "fine_shot", "verdict"):
             getattr(worker, name).connect(getattr(self, name))
-        worker.verdict.connect(self._on_verdict)
-        worker.fault.connect(self._on_fault)
         worker.other.connect(self._on_other)
         worker.done.connect(self._lot_done)
         worker.errored.connect(lambda text: self._set_fault(f"lot stopped: {text}"))
@@ -376,13 +376,14 @@ class Station(QObject):
             self.next_seed += 1
 
     def _on_fault(self, event) -> None:
-        self.part_fault = f"{event.part_id}: {event.reason}"
+        kind, _, rest = event.reason.partition(": ")
+        self.part_fault = f"{rest if kind.isidentifier() and rest else event.reason} (part {event.part_id})"
         self._refresh_state()
 
     def _lot_done(self, result) -> None:
         _tally, fault = result
         if fault is not None:
-            self.fault = f"{fault}: {self.part_fault}" if self.part_fault else fault
+            self.fault = self.part_fault or fault
 
     def _lot_finished(self) -> None:
         if self.worker is not None:
@@ -595,8 +596,7 @@ class StationWindow(QMainWindow):
                 except Exception:  # noqa: BLE001
                     log.exception("%s.set_session", type(workspace).__name__)
         self.operator.set_override_allowed(session is not None and session.allows("override"))
-        self.operator.start_button.setEnabled(session is not None and session.allows("run")
-                                              and not self.station.running)
+        self.operator.start_button.setEnabled(self._may_start())
         self.users_button.setVisible(session is not None and session.role == "integrator")
         if self.users_dialog is not None:
             self.users_dialog.close()
@@ -663,10 +663,14 @@ class StationWindow(QMainWindow):
             except Exception:  # noqa: BLE001
                 log.exception("QA workspace refresh")
 
+    def _may_start(self) -> bool:
+        station, session = self.station, self.station.session
+        return (session is not None and session.allows("run") and not station.running and station.fault is None
+                and station.devices is not None)
+
     def _running_changed(self, running: bool, paused: bool) -> None:
         self.operator.set_running(running, paused)
-        session = self.station.session
-        self.operator.start_button.setEnabled(not running and session is not None and session.allows("run"))
+        self.operator.start_button.setEnabled(self._may_start())
         if self.integrator is not None:
             try:
                 self.integrator.set_busy(running)
@@ -686,6 +690,7 @@ class StationWindow(QMainWindow):
     def _state_changed(self, state: StationState) -> None:
         self.operator.alarm.show_state(state, self.station.controller_state())
         self.operator.reset_button.setEnabled(state.state in ("Alarm", "Offline") and not self.station.busy)
+        self.operator.start_button.setEnabled(self._may_start())
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt naming
         self.latency.stop()
