@@ -282,3 +282,30 @@ def test_integrator_disconnects_and_connects_the_devices(qtbot, tmp_path, recipe
     qtbot.waitUntil(lambda: station.devices is not None and not station.busy, timeout=60_000)
     assert integrator.devices is station.devices
     qtbot.waitUntil(lambda: window.operator.alarm.state_label.text() == "Idle", timeout=10_000)
+
+
+def test_screenshot_command_writes_each_workspace(tmp_path, recipe):
+    """`inspector station --sim --screenshot DIR` as the README runs it, in its own process."""
+    import os
+    import subprocess
+    import sys
+
+    from PyQt6.QtGui import QImage
+
+    out = tmp_path / "ui"
+    run = subprocess.run([sys.executable, "-m", "inspector.cli", "station", "--sim", "--speed-factor", "10",
+                          "--recipe", str(recipe), "--db", str(tmp_path / "r.db"), "--archive", "",
+                          "--screenshot", str(out)],
+                         env={**os.environ, "QT_QPA_PLATFORM": "offscreen"}, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    names = ["login", "operator"]
+    from ui.station_window import IntegratorView, QAView
+    names += (["qa"] if QAView is not None else []) + (["integrator"] if IntegratorView is not None else [])
+    for name in names:
+        for suffix, size in (("", (1280, 800)), ("@1920x1080", (1920, 1080))):
+            image = QImage(str(out / f"{name}{suffix}.png"))
+            assert (image.width(), image.height()) == size, f"{name}{suffix}.png"
+    latency = (out / "latency.txt").read_text()
+    assert latency.startswith("GUI event-loop latency (20 ms timer, ") and " samples)" in latency
+    print("\n" + latency.strip())

@@ -67,11 +67,25 @@ class ScreenshotTour:
         out.mkdir(parents=True, exist_ok=True)
 
     def later(self, ms: int, step) -> None:
-        self.timer.singleShot(ms, step)
+        self.timer.singleShot(ms, lambda: self._guarded(step))
+
+    def _guarded(self, step) -> None:
+        try:
+            step()
+        except Exception as exc:  # noqa: BLE001 - e.g. a result store whose users are not the demo users
+            self.abort(f"{type(exc).__name__}: {exc}")
+
+    def abort(self, why: str) -> None:
+        from PyQt6.QtWidgets import QApplication
+
+        print(f"inspector station --screenshot: {why}", file=sys.stderr)
+        self.window.close()
+        QApplication.exit(1)
 
     def begin(self) -> None:
         station = self.window.station
         self.snap("login")
+        station.message.connect(lambda text: self.abort(text) if text.startswith("connect failed") else None)
         if station.devices is None:
             station.devices_changed.connect(lambda _d: self.later(300, self.run_lot))
         else:
@@ -99,7 +113,9 @@ class ScreenshotTour:
         self.window.start()
 
     def _lot_state(self, running: bool, _paused: bool) -> None:
-        if not running:
+        if not running and self.window.station.fault:
+            self.abort(f"the lot stopped: {self.window.station.fault}")
+        elif not running:
             self.window.latency.stop()
             self.later(500, self.operator_done)
 
