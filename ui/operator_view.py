@@ -16,6 +16,8 @@ from PyQt6.QtWidgets import (QComboBox, QGridLayout, QGroupBox, QHBoxLayout, QLa
 from .alarm_panel import AlarmPanel
 
 VERDICT_COLOURS = {"PASS": "#1b8a3a", "FAIL": "#c62828", "ERROR": "#e08a00", "": "#455a64"}
+DECISION_COLOURS = {"defect": "#c62828", "review": "#e08a00", "ok": "#546e7a"}
+SEVERITY = {"defect": 2, "review": 1}
 
 
 def to_pixmap(image: np.ndarray) -> QPixmap:
@@ -67,6 +69,9 @@ class OperatorView(QWidget):
         self._boxes: dict[str, list] = {}
 
         self.last_record = None
+        self._part: str | None = None
+        self._frames: dict[str, np.ndarray] = {}  # coarse frames of the part being inspected, by view
+        self._worst_shot: tuple | None = None  # (severity, part id, FineShotTaken) of the part's worst call
 
         self.banner = QLabel("READY")
         self.banner.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -136,9 +141,17 @@ class OperatorView(QWidget):
         side.addWidget(self.pareto_list, 1)
         side.addWidget(override)
         side.addWidget(self.provider)
+        self.coarse_caption, self.fine_caption = QLabel("coarse camera"), QLabel("fine camera")
+        for caption in (self.coarse_caption, self.fine_caption):
+            caption.setFont(QFont("DejaVu Sans", 11))
+            caption.setTextFormat(Qt.TextFormat.RichText)
         images = QGridLayout()
         images.addWidget(self.coarse, 0, 0)
-        images.addWidget(self.fine, 1, 0)
+        images.addWidget(self.coarse_caption, 1, 0)
+        images.addWidget(self.fine, 2, 0)
+        images.addWidget(self.fine_caption, 3, 0)
+        images.setRowStretch(0, 1)
+        images.setRowStretch(2, 1)
         layout = QHBoxLayout(self)
         layout.addLayout(images, 3)
         layout.addLayout(side, 2)
@@ -152,19 +165,37 @@ class OperatorView(QWidget):
         self.reason.setText(f"inspecting {event.serial}")
 
     def on_view_captured(self, event) -> None:
-        self._last_view = event
+        if event.part_id != self._part:
+            self._part, self._frames = event.part_id, {}
+        self._frames[event.view] = event.image
         self.coarse.show_frame(event.image)
+        self.coarse_caption.setText(f"coarse · view <b>{event.view}</b>")
 
     def on_candidates(self, event) -> None:
-        view = getattr(self, "_last_view", None)
-        if view is not None and view.view == event.view:
-            self.coarse.show_frame(view.image, [c.box_px for c in event.candidates])
+        """Detection of a view ends after the stage has moved on: show the views that have candidates."""
+        frame = self._frames.get(event.view) if event.part_id == self._part else None
+        if frame is not None and event.candidates:
+            self.coarse.show_frame(frame, [c.box_px for c in event.candidates])
+            n = len(event.candidates)
+            self.coarse_caption.setText(f"coarse · view <b>{event.view}</b> · {n} candidate{'s' * (n != 1)}")
 
     def on_fine_shot(self, event) -> None:
+        self._show_fine(event)
+        severity = max((SEVERITY.get(decision, 0) for _n, _s, decision in event.decisions), default=0)
+        if self._worst_shot is None or self._worst_shot[1] != event.part_id or severity > self._worst_shot[0]:
+            self._worst_shot = (severity, event.part_id, event)
+
+    def _show_fine(self, event) -> None:
         self.fine.show_frame(event.image)
+        calls = ", ".join(f"<span style='color:{DECISION_COLOURS.get(decision, '#37474f')}'><b>{name}</b> "
+                          f"{score:.2f} {decision}</span>" for name, score, decision in event.decisions)
+        self.fine_caption.setText(f"fine shot {event.index + 1}/{event.total}" + (f" · {calls}" if calls else ""))
 
     def on_verdict(self, event) -> None:
         record = event.record
+        worst = self._worst_shot
+        if worst is not None and worst[1] == record.part_id and worst[0] > 0:
+            self._show_fine(worst[2])  # the shot that decided stays on screen
         self.banner.setText(record.verdict)
         self._paint_banner(record.verdict)
         self.reason.setText(f"{record.serial}: {record.reason}")
