@@ -20,8 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     where.add_argument("--config", metavar="FILE", help="station config (TOML/JSON) of a real machine")
     parser.add_argument("--parts", type=int, default=20, help="parts per Start (default 20)")
     parser.add_argument("--speed-factor", type=float, default=1.0, help="--sim: machine time runs this much faster")
-    parser.add_argument("--db", default=os.path.join("out", "results.db"))
-    parser.add_argument("--archive", default=os.path.join("out", "archive"))
+    parser.add_argument("--db", default=os.path.join("out", "results.db"),
+                        help="result store with the users, audit log and review queue (default out/results.db)")
+    parser.add_argument("--archive", default=os.path.join("out", "archive"), help="image archive folder ('' for none)")
     parser.add_argument("--recipe", default=None, help="recipe selected at start (default: the reference recipe)")
     parser.add_argument("--models-dir", default=None, help="where recipes and models live (default: models/)")
     parser.add_argument("--seed", type=int, default=500_000, help="--sim: seed of the first part (default 500000)")
