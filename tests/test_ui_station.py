@@ -309,3 +309,14 @@ def test_screenshot_command_writes_each_workspace(tmp_path, recipe):
     latency = (out / "latency.txt").read_text()
     assert latency.startswith("GUI event-loop latency (20 ms timer, ") and " samples)" in latency
     print("\n" + latency.strip())
+
+
+def test_stop_right_after_start_ends_the_lot(qtbot, tmp_path, recipe):
+    window = open_window(qtbot, tmp_path, recipe, parts=5)
+    station, view = window.station, window.operator
+    login(window, "operator", "1111")
+    view.start_button.click()
+    view.stop_button.click()  # before the cycle may even exist: the lot still stops
+    qtbot.waitUntil(lambda: not station.running, timeout=60_000)
+    assert sum(view.verdicts.values()) <= 1 and "stopped by the operator" in station.log
+    assert view.start_button.isEnabled() and view.alarm.state_label.text() == "Idle"

@@ -161,6 +161,7 @@ class Station(QObject):
         self.monitor = MachineMonitor()
         self.monitor.changed.connect(lambda _state: self._refresh_state())
         self._closed = False
+        self._stop_requested = threading.Event()
         self._opened: list[tuple[Any, Devices]] = []  # (cell, devices) opened by connect jobs
 
     # -- session -----------------------------------------------------------------------------------
@@ -333,6 +334,7 @@ class Station(QObject):
         archive = ImageArchive(self.archive_dir) if self.archive_dir else None
         self.fault = self.part_fault = None
         self.paused = False
+        self._stop_requested.clear()
 
         def run(publish):
             recipe, detector, classifier, _lines = self._ensure_models(recipe_path)
@@ -342,6 +344,10 @@ class Station(QObject):
                                     review=self.review)
             cycle.events.subscribe(publish)
             self.cycle = cycle
+            if self.paused:  # Pause or Stop pressed while the models loaded
+                cycle.pause()
+            if self._stop_requested.is_set():
+                cycle.cancel()
             try:
                 tally = run_lot(cycle, parts, cell=cell, first_seed=first_seed, home=home, out=self.log.append,
                                 on_ready=lambda _c: publish(("homed", True)))
@@ -394,22 +400,23 @@ class Station(QObject):
         self._refresh_state()
 
     def toggle_pause(self) -> None:
-        cycle = self.cycle
-        if cycle is None or not self.running:
+        if not self.running:
             return
-        if self.paused:
-            cycle.resume()
-        else:
-            cycle.pause()
         self.paused = not self.paused
+        cycle = self.cycle
+        if cycle is not None and self.paused:
+            cycle.pause()
+        elif cycle is not None:
+            cycle.resume()
         self.running_changed.emit(True, self.paused)
         self._refresh_state()
 
     def stop(self) -> None:
+        self._stop_requested.set()
         if self.cycle is not None:
             self.cycle.cancel()
-            self.paused = False
-            self._refresh_state()
+        self.paused = False
+        self._refresh_state()
 
     def reset(self) -> None:
         """After a fault: lights off, controller reset and unlocked (or reconnected); next Start homes."""
