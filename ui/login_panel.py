@@ -29,7 +29,7 @@ class LoginPanel(QWidget):
         super().__init__()
         self.access = access
         self.title = QLabel()
-        self.title.setFont(QFont("DejaVu Sans", 20, QFont.Weight.Bold))
+        self.title.setFont(QFont("DejaVu Sans", 22, QFont.Weight.Bold))
         self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.explain = QLabel()
         self.explain.setWordWrap(True)
@@ -44,9 +44,11 @@ class LoginPanel(QWidget):
         self.message = QLabel("")
         self.message.setWordWrap(True)
         self.message.setStyleSheet("color: #c62828;")
+        self.message.setFont(QFont("DejaVu Sans", 12))
         self.hint = QLabel(hint)
         self.hint.setWordWrap(True)
         self.hint.setStyleSheet("color: #546e7a;")
+        self.hint.setFont(QFont("DejaVu Sans", 11))
 
         self.form = QFormLayout()
         self.form.addRow("User", self.user)
@@ -54,7 +56,9 @@ class LoginPanel(QWidget):
         self.form.addRow("PIN again", self.pin_again)
         box = QFrame()
         box.setFrameShape(QFrame.Shape.StyledPanel)
-        box.setMaximumWidth(460)
+        box.setFont(QFont("DejaVu Sans", 13))  # read at arm's length on a shop-floor screen
+        box.setMinimumWidth(440)
+        box.setMaximumWidth(520)
         inner = QVBoxLayout(box)
         inner.addWidget(self.title)
         inner.addWidget(self.explain)
