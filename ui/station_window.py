@@ -13,6 +13,7 @@ import logging
 import statistics
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -48,6 +49,17 @@ try:
 except Exception as exc:  # noqa: BLE001
     IntegratorView = None  # type: ignore[assignment,misc]
     log.info("integrator workspace not available: %s", exc)
+
+@dataclass(frozen=True)
+class ModelsLoaded:
+    """The lot's models are ready: one line per model (name, version, execution provider)."""
+    lines: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Homed:
+    """The stage finished homing at the start of a lot."""
+
 
 DEMO_USERS = (("integrator", "integrator", "3333"), ("operator", "operator", "1111"), ("qa", "qa", "2222"))
 ROLE_COLOURS = {"operator": "#1565c0", "qa": "#6a1b9a", "integrator": "#00695c"}
@@ -337,8 +349,8 @@ class Station(QObject):
         self._stop_requested.clear()
 
         def run(publish):
-            recipe, detector, classifier, _lines = self._ensure_models(recipe_path)
-            publish(("models", _lines))
+            recipe, detector, classifier, lines = self._ensure_models(recipe_path)
+            publish(ModelsLoaded(tuple(lines)))
             # the cycle puts NG / grey / ERROR parts in the review queue before it publishes the verdict
             cycle = InspectionCycle(station, devices, recipe, detector, classifier, self.store, archive=archive,
                                     review=self.review)
@@ -350,7 +362,7 @@ class Station(QObject):
                 cycle.cancel()
             try:
                 tally = run_lot(cycle, parts, cell=cell, first_seed=first_seed, home=home, out=self.log.append,
-                                on_ready=lambda _c: publish(("homed", True)))
+                                on_ready=lambda _c: publish(Homed()))
             finally:
                 cycle.close()
             return tally, machine_fault(devices)
@@ -370,9 +382,9 @@ class Station(QObject):
         self._refresh_state()
 
     def _on_other(self, event) -> None:
-        if isinstance(event, tuple) and event and event[0] == "models":
-            self.models_changed.emit(list(event[1]))
-        elif isinstance(event, tuple) and event and event[0] == "homed":
+        if isinstance(event, ModelsLoaded):
+            self.models_changed.emit(list(event.lines))
+        elif isinstance(event, Homed):
             self.homed = True
             self._refresh_state()
 
