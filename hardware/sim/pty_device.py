@@ -11,6 +11,9 @@ import os
 import select
 import threading
 import tty
+from collections import deque
+
+RECEIVED_KEPT = 10_000  # raw chunks kept for tests and protocol logs; a soak sends millions
 
 
 class PtyDevice:
@@ -26,7 +29,7 @@ class PtyDevice:
         self._thread: threading.Thread | None = None
         self._line = bytearray()
         self.mute = False  # when True, the device swallows input and answers nothing (a hung controller)
-        self.received: list[bytes] = []  # raw chunks, for tests and protocol logs
+        self.received: deque[bytes] = deque(maxlen=RECEIVED_KEPT)  # the latest raw chunks, for tests and logs
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> "PtyDevice":
