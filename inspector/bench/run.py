@@ -75,7 +75,8 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] = print) -> Benc
     tape = None
     if need_frames:
         t = time.time()
-        n = max(options.parts, options.soak_cached_parts if "soak" not in options.skip else 0, 1)
+        n = max(options.parts if "cycle" not in options.skip else 0, 2 if "latency" not in options.skip else 0,
+                options.soak_cached_parts if "soak" not in options.skip else 0, 1)
         seeds = list(range(options.first_seed, options.first_seed + n))
         log(f"bench: rendering {n} parts once (frames replayed by the timed runs)")
         tape, record_verdicts = cycle.record_lot(recipe, detector, classifier, seeds, work, log=log)
