@@ -320,3 +320,33 @@ def test_stop_right_after_start_ends_the_lot(qtbot, tmp_path, recipe):
     qtbot.waitUntil(lambda: not station.running, timeout=60_000)
     assert sum(view.verdicts.values()) <= 1 and "stopped by the operator" in station.log
     assert view.start_button.isEnabled() and view.alarm.state_label.text() == "Idle"
+
+
+def test_qa_workspace_fits_the_station_screen(qtbot, tmp_path, recipe):
+    """Logged in as QA at 1280x800 the review queue needs neither scroll bar (the filters, the
+    image and the item panel with its buttons all fit), and at 1920x1080 it fills the window."""
+    window = StationWindow(parts=1, db=str(tmp_path / "r.db"), archive=None, recipe=str(recipe), demo_users=True,
+                           connect=False)
+    qtbot.addWidget(window)
+    window.show()
+    window.set_session(window.station.access.login("qa", "2222"))
+    qa = window.qa
+    if qa is None:
+        pytest.skip("no QA workspace in this build")
+    page = window.tabs.widget(window.page_of(qa))
+    window.tabs.setCurrentWidget(page)
+    assert qa.minimumSizeHint().width() <= 1262  # 1280 less the frame and a vertical scroll bar
+    for width, height in ((1280, 800), (1920, 1080)):
+        window.resize(width, height)
+        qtbot.waitUntil(lambda: window.width() == width and page.viewport().width() > 0)
+        for _ in range(5):
+            qtbot.wait(10)
+        assert not page.horizontalScrollBar().isVisible(), f"{width}x{height}: {qa.minimumSizeHint()}"
+        assert not page.verticalScrollBar().isVisible(), f"{width}x{height}: {qa.heightForWidth(page.width())}"
+        side = qa.review.splitter.widget(2)
+        for button in (qa.review.confirm_button, qa.review.reject_button, qa.review.change_button,
+                       qa.review.add_box_button, qa.review.export_button):
+            right = button.mapTo(page.viewport(), button.rect().bottomRight())
+            assert right.x() <= page.viewport().width() and right.y() <= page.viewport().height(), button.text()
+        assert side.width() >= side.minimumSizeHint().width()
+    window.close()

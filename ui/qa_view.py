@@ -170,16 +170,26 @@ class ReviewPanel(QWidget):
         self.refresh_button = QPushButton("Refresh")
         self.refresh_button.setToolTip("Load the parts the station committed since the last refresh")
         self.export_button = QPushButton("Export labels (COCO)…")
-        filters = QHBoxLayout()
-        for label, widget in (("Verdict", self.verdict_filter), ("Class", self.class_filter), (None, self.grey_filter),
-                              ("Status", self.status_filter), (None, self.dates_filter), (None, self.since_edit),
-                              ("to", self.until_edit), ("Recipe", self.recipe_filter)):
-            if label:
-                filters.addWidget(QLabel(label))
-            filters.addWidget(widget)
-        filters.addStretch(1)
-        filters.addWidget(self.refresh_button)
-        filters.addWidget(self.export_button)
+        # a long recipe id must not widen the workspace past a 1280 px screen
+        self.recipe_filter.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.recipe_filter.setMinimumContentsLength(14)
+        # two rows, so the workspace fits a 1280x800 station screen: what is filtered, then when and the actions
+        filters = QVBoxLayout()
+        filters.setSpacing(4)
+        for row_widgets, actions in (
+                ((("Verdict", self.verdict_filter), ("Class", self.class_filter), ("Status", self.status_filter),
+                  ("Recipe", self.recipe_filter), (None, self.grey_filter)), ()),
+                (((None, self.dates_filter), (None, self.since_edit), ("to", self.until_edit)),
+                 (self.refresh_button, self.export_button))):
+            row = QHBoxLayout()
+            for label, widget in row_widgets:
+                if label:
+                    row.addWidget(QLabel(label))
+                row.addWidget(widget)
+            row.addStretch(1)
+            for button in actions:
+                row.addWidget(button)
+            filters.addLayout(row)
 
         # gallery
         self.gallery = QListView()
@@ -268,13 +278,21 @@ class ReviewPanel(QWidget):
         actions.addWidget(self.add_box_button, 3, 1)
         actions.addWidget(self.note_edit, 4, 0)
         actions.addWidget(self.note_button, 4, 1)
-        actions.addWidget(self.close_button, 5, 1)
+        history_row = QHBoxLayout()
+        history_row.addWidget(QLabel("History"))
+        history_row.addStretch(1)
+        history_row.addWidget(self.close_button)
+        # the table and the history take the height that is left, from a few rows: the workspace
+        # then fits a 1280x800 station screen without a scroll bar and grows on a larger one
+        for widget, rows in ((self.defects, 3), (self.history, 2)):
+            widget.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Ignored)
+            widget.setMinimumHeight(widget.fontMetrics().lineSpacing() * (rows + 1) + 24)
         side = QVBoxLayout()
         side.setContentsMargins(0, 0, 0, 0)
         side.addWidget(self.record)
         side.addWidget(self.defects, 2)
         side.addLayout(actions)
-        side.addWidget(QLabel("History"))
+        side.addLayout(history_row)
         side.addWidget(self.history, 1)
         side_box = QWidget()
         side_box.setLayout(side)
