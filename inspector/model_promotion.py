@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .access import AccessControl, AccessDenied, Session
+from .inference.model_package import read_metadata_props
 from .recipe import DEFECT_CLASSES, Recipe
 from .review import LABEL_ACTIONS, ReviewQueue
 
@@ -81,8 +82,34 @@ def file_sha256(path: str | Path) -> str:
     return "sha256:" + digest.hexdigest()[:16]
 
 
+_VERSIONS: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) → version
+
+
 def model_version(path: str | Path) -> str:
-    """The `version` in the ONNX file's metadata ('?' when it cannot be read)."""
+    """The `version` in the ONNX file's metadata ('?' when it cannot be read).
+
+    Cheap enough for the GUI thread: the metadata is read from the file's top-level protobuf fields
+    (no onnxruntime session), and remembered per (path, size, mtime) so a file that did not change
+    is not read again."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return "?"
+    key = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
+    version = _VERSIONS.get(key)
+    if version is None:
+        version = _read_version(path)
+        if len(_VERSIONS) >= 256:
+            _VERSIONS.clear()
+        _VERSIONS[key] = version
+    return version
+
+
+def _read_version(path: str | Path) -> str:
+    try:
+        return str(read_metadata_props(path).get("version", "?"))
+    except (OSError, ValueError):  # not a protobuf this reader understands: ask onnxruntime
+        pass
     try:
         import onnxruntime as ort
         options = ort.SessionOptions()

@@ -200,3 +200,32 @@ def test_review_set_comparison_on_archived_parts(tmp_path, model_paths):
     live = {row: r.verdict for row, r in records.items()}
     assert prod.escapes == (live[1] == "PASS") and prod.overkill == (live[2] == "FAIL")
     store.close()
+
+
+# -- reading a model's version on the GUI thread ---------------------------------------------------
+def test_model_version_reads_the_metadata_without_a_session_and_once_per_file(model_paths, tmp_path, monkeypatch):
+    """The QA view asks for the production versions on every refresh: the answer comes from the
+    file's metadata_props (the same map onnxruntime reports), no session is opened, and an unchanged
+    file is not read a second time; a changed file is read again."""
+    import onnxruntime as ort
+
+    import inspector.model_promotion as mp
+    from inspector.inference.model_package import read_metadata_props
+
+    detector = tmp_path / "detector.onnx"
+    shutil.copyfile(model_paths[0], detector)
+    expected = dict(ort.InferenceSession(str(detector), providers=["CPUExecutionProvider"])
+                    .get_modelmeta().custom_metadata_map)
+    assert read_metadata_props(detector) == expected
+
+    sessions, reads = [], []
+    monkeypatch.setattr(ort, "InferenceSession", lambda *a, **k: sessions.append(a) or pytest.fail("opened a session"))
+    monkeypatch.setattr(mp, "read_metadata_props", lambda path: reads.append(path) or read_metadata_props(path))
+    assert model_version(detector) == expected["version"]
+    assert model_version(detector) == expected["version"]
+    assert ModelPair(detector, detector).versions() == {"detector": expected["version"], "classifier": expected["version"]}
+    assert sessions == [] and len(reads) == 1
+
+    detector.write_bytes(b"\x08\x07")  # a different file at the same path: read again, no version in it
+    assert model_version(detector) == "?" and len(reads) == 2
+    assert model_version(tmp_path / "missing.onnx") == "?"

@@ -156,3 +156,82 @@ def parse_metadata(props: Mapping[str, str], path: str) -> ModelInfo:
                      training_data_fingerprint=props["training_data_fingerprint"],
                      thresholds={k: float(v) for k, v in thresholds.items()}, grey_band=grey_band,
                      metrics=metrics, extra=extra)
+
+
+# -- reading the metadata without a session ------------------------------------------------------------
+_METADATA_PROPS = 14  # ModelProto.metadata_props: repeated StringStringEntryProto {key = 1; value = 2}
+
+
+def _varint(read) -> int | None:
+    value = shift = 0
+    while True:
+        byte = read(1)
+        if not byte:
+            return None if shift == 0 else _truncated()
+        value |= (byte[0] & 0x7F) << shift
+        if byte[0] < 0x80:
+            return value
+        shift += 7
+        if shift > 63:
+            raise ValueError("malformed varint")
+
+
+def _truncated():
+    raise ValueError("truncated protobuf")
+
+
+def _fields(data: bytes):
+    """(field number, wire type, value) of a serialized message held in memory."""
+    pos, end = 0, len(data)
+
+    def read(n: int) -> bytes:
+        nonlocal pos
+        chunk = data[pos:pos + n]
+        pos += len(chunk)
+        return chunk
+
+    while pos < end:
+        key = _varint(read)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            yield number, wire, _varint(read)
+        elif wire == 2:
+            length = _varint(read)
+            if length is None or pos + length > end:
+                _truncated()
+            yield number, wire, read(length)
+        elif wire in (1, 5):
+            read(8 if wire == 1 else 4)
+        else:
+            raise ValueError(f"unsupported wire type {wire}")
+
+
+def read_metadata_props(path: str | Path) -> dict[str, str]:
+    """The `metadata_props` of an ONNX file, read from its top-level protobuf fields (the graph and
+    the weights are skipped, not parsed), without onnx or an onnxruntime session. Raises
+    ValueError on a file that is not a well-formed ModelProto."""
+    props: dict[str, str] = {}
+    with open(path, "rb") as handle:
+        size = handle.seek(0, 2)
+        handle.seek(0)
+        while True:
+            key = _varint(handle.read)
+            if key is None:
+                return props
+            number, wire = key >> 3, key & 7
+            if wire == 0:
+                if _varint(handle.read) is None:
+                    _truncated()
+            elif wire == 2:
+                length = _varint(handle.read)
+                if length is None or handle.tell() + length > size:
+                    _truncated()
+                if number == _METADATA_PROPS:
+                    entry = {n: v for n, w, v in _fields(handle.read(length)) if w == 2}
+                    props[entry.get(1, b"").decode("utf-8")] = entry.get(2, b"").decode("utf-8")
+                else:
+                    handle.seek(length, 1)
+            elif wire in (1, 5):
+                handle.seek(8 if wire == 1 else 4, 1)
+            else:
+                raise ValueError(f"{path}: not an ONNX model (protobuf wire type {wire})")
