@@ -199,3 +199,32 @@ def test_no_threads_left_after_disconnect(emulator):
     controller.disconnect()
     time.sleep(0.1)
     assert threading.active_count() <= before
+
+
+def test_alarm_while_idle_is_kept_in_the_state_until_cleared(emulator, stage):
+    """An alarm with nothing pending (a limit switch hit at rest) still names itself: the code and
+    meaning stay in every following state until reset (critical alarm) or `$X` clears them."""
+    homed(stage)
+    seen = []
+    stage.subscribe(seen.append)
+    emulator.inject_alarm(1)  # hard limit: critical, needs a reset
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not (stage.status().state == "Alarm" and stage.status().alarm == 1):
+        time.sleep(0.02)
+    asked = time.monotonic()
+    time.sleep(0.2)  # later status reports keep it
+    state = stage.status()
+    assert state.received_at > asked and (state.state, state.alarm) == ("Alarm", 1)
+    assert "Hard limit" in state.alarm_meaning and state.alarm_text.startswith("ALARM 1: Hard limit")
+    assert any(s.alarm == 1 for s in seen)
+    stage.unlock()  # reset, then $X
+    assert stage.status().alarm is None and stage.status().alarm_text == ""
+
+    emulator.inject_alarm(5)  # not critical: `$X` alone clears it
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and stage.status().alarm != 5:
+        time.sleep(0.02)
+    assert stage.status().alarm == 5
+    stage.unlock()
+    time.sleep(0.1)
+    assert stage.status().alarm is None and seen[-1].alarm is None

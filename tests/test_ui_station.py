@@ -200,6 +200,24 @@ def test_station_state_rules():
                                      homed=False).reason
     assert station_state("Idle", connected=False, running=False, paused=False, fault=None, homed=True).state == "Alarm"
     assert station_state("Run", connected=True, running=False, paused=False, fault=None, homed=True).state == "Run"
+    idle_alarm = station_state("Alarm", connected=True, running=False, paused=False, fault=None, homed=True,
+                               alarm="ALARM 1: Hard limit triggered.")
+    assert idle_alarm.reason == "ALARM 1: Hard limit triggered."
+
+
+def test_alarm_while_idle_shows_its_reason(qtbot, tmp_path, recipe):
+    """No lot running, a limit switch trips: the alarm panel names the controller's alarm, not a
+    generic reason, and Reset clears it."""
+    window = open_window(qtbot, tmp_path, recipe)
+    station, view = window.station, window.operator
+    login(window, "operator", "1111")
+    station.cell.motion.inject_alarm(1)
+    qtbot.waitUntil(lambda: view.alarm.state_label.text() == "Alarm", timeout=10_000)
+    qtbot.waitUntil(lambda: "ALARM 1" in view.alarm.reason.text(), timeout=10_000)
+    assert "Hard limit" in view.alarm.reason.text() and view.reset_button.isEnabled()
+    view.reset_button.click()
+    qtbot.waitUntil(lambda: view.alarm.state_label.text() == "Idle" and not station.busy, timeout=30_000)
+    assert "ALARM" not in view.alarm.reason.text()
 
 
 def test_config_station_on_ports_homes_at_start(qtbot, tmp_path, recipe):

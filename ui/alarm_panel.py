@@ -23,9 +23,11 @@ class StationState:
 
 
 def station_state(controller: str | None, *, connected: bool, running: bool, paused: bool,
-                  fault: str | None, homed: bool) -> StationState:
+                  fault: str | None, homed: bool, alarm: str = "") -> StationState:
     """What the alarm panel shows. `controller` is the stage controller's last reported state
-    (None before the first report); `fault` the last station fault not yet reset."""
+    (None before the first report); `fault` the last station fault not yet reset; `alarm` the
+    controller's last alarm ('ALARM N: meaning', '' when none), which names the reason when the
+    alarm came while no lot was running."""
     if controller is None and not connected:
         return StationState("Offline", fault or "devices not connected")
     if not connected:
@@ -33,6 +35,8 @@ def station_state(controller: str | None, *, connected: bool, running: bool, pau
     if controller == "Alarm":
         if fault:
             return StationState("Alarm", fault)
+        if alarm:
+            return StationState("Alarm", alarm)
         if not homed:
             return StationState("Alarm", "homing required: Start homes the stage first")
         return StationState("Alarm", "the stage controller reports an alarm (limit, e-stop or lost position)")
@@ -70,7 +74,7 @@ class MachineMonitor(QObject):
             self._unsubscribe = None
 
     def _on_report(self, state) -> None:  # driver thread
-        key = (state.state, state.substate)
+        key = (state.state, state.substate, getattr(state, "alarm", None))
         if key != self._last:
             self._last = key
             self.state = state

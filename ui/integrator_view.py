@@ -526,7 +526,9 @@ class IntegratorView(QWidget):
         self.state_label.setStyleSheet(f"background: {STATE_COLOURS.get(state.state, '#455a64')}; color: white;"
                                        " border-radius: 4px; padding: 3px 8px; font-weight: bold;")
         if state.state == "Alarm" and not self.last_message[1] and "home" not in self.last_message[0]:
-            self.show_message("the stage is in alarm: home it (or Unlock after checking why)", True)
+            why = getattr(state, "alarm_text", "")
+            self.show_message(f"the stage is in alarm{' (' + why + ')' if why else ''}: home it "
+                              "(or Unlock after checking why)", True)
         self.jog.show_position(state.machine_pos[:5])
 
     def _show_disconnected(self) -> None:

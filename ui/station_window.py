@@ -201,8 +201,9 @@ class Station(QObject):
         connected = devices is not None and getattr(devices.motion, "connected", True)
         controller = self.monitor.state.state if (self.monitor.state is not None and devices is not None) else None
         fault = self.fault or (self.part_fault if (controller == "Alarm" or not connected) else None)
+        alarm = getattr(self.monitor.state, "alarm_text", "") if controller is not None else ""
         return station_state(controller, connected=connected, running=self.running, paused=self.paused,
-                             fault=fault, homed=self.homed)
+                             fault=fault, homed=self.homed, alarm=alarm)
 
     def controller_state(self) -> str | None:
         return self.monitor.state.state if self.monitor.state is not None and self.devices is not None else None

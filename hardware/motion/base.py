@@ -35,6 +35,13 @@ class MachineState:
     pins: str = ""
     received_at: float = 0.0  # time.monotonic() of the report
     extra: dict[str, str] = field(default_factory=dict)
+    alarm: int | None = None  # the last ALARM:N the controller raised, kept until reset, unlock or homing
+    alarm_meaning: str = ""
+
+    @property
+    def alarm_text(self) -> str:
+        """'ALARM N: meaning' of the last alarm ('' when none is pending)."""
+        return "" if self.alarm is None else f"ALARM {self.alarm}: {self.alarm_meaning}"
 
     @property
     def work_pos(self) -> tuple[float, ...]:

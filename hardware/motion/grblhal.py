@@ -2,7 +2,7 @@
 
 One reader thread owns the port's input and routes every line by its prefix: status reports
 update the machine state, `ok`/`error:N` answer the one command in flight, `ALARM:N` fails
-whatever is pending, `[…]` and `$N=` lines are collected as the command's output. A poller sends
+whatever is pending (and stays in the state, code and meaning, until reset, `$X` or homing), `[…]` and `$N=` lines are collected as the command's output. A poller sends
 the real-time `?` so moves are followed without blocking the caller: `move_to` returns a Status
 at once that completes when the controller reports Idle at the target.
 """
@@ -12,7 +12,7 @@ import math
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..errors import ControllerAlarm, ControllerError, HardwareError, PortClosed, ProtocolError, ReadTimeout
 from ..status import Status
@@ -57,6 +57,7 @@ class GrblHalController(MotionController):
         self._last_report = 0.0
         self._banner = threading.Event()
         self._needs_reset = False
+        self._alarm: tuple[int, str] | None = None  # the last ALARM:N and its meaning, until cleared
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def connect(self) -> None:
@@ -133,6 +134,7 @@ class GrblHalController(MotionController):
             raise ReadTimeout(f"{self.name}: no grblHAL banner within {self.connect_timeout_s:.3g} s after reset "
                               f"(wrong port, baud rate or device?)")
         self._fail_pending(ControllerError(self.name, 0, "motion aborted by reset"))
+        self._clear_alarm()
         time.sleep(0.02)  # the banner may be followed by an unlock hint
         self._drain_replies()
 
@@ -141,6 +143,7 @@ class GrblHalController(MotionController):
         if self._needs_reset:
             self.reset()  # a critical alarm ignores every line until reset
         self.command("$X")
+        self._clear_alarm()
 
     def home(self, timeout_s: float | None = None) -> Status:
         timeout = timeout_s or 60.0
@@ -149,6 +152,7 @@ class GrblHalController(MotionController):
         def run() -> None:
             try:
                 self.command("$H", timeout_s=timeout)
+                self._clear_alarm()  # homing clears the alarm lock
                 self._wait_reported(lambda s: s.state == "Idle", status)
             except HardwareError as exc:
                 status.set_exception(exc)
@@ -289,6 +293,8 @@ class GrblHalController(MotionController):
             except ValueError as exc:
                 raise ProtocolError(f"{self.name}: garbled status report {line!r}: {exc}") from None
             with self._state_lock:
+                if self._alarm is not None:
+                    state = replace(state, alarm=self._alarm[0], alarm_meaning=self._alarm[1])
                 self._state = state
             self._last_report = state.received_at
             self._check_motion(state)
@@ -299,8 +305,12 @@ class GrblHalController(MotionController):
             code = int(match.group("code"))
             alarm = ControllerAlarm(self.name, code, proto.alarm_meaning(code))
             self._needs_reset = self._needs_reset or code in proto.CRITICAL_ALARMS
+            with self._state_lock:  # kept in the state, so an alarm raised while idle still has its reason
+                self._alarm = (code, alarm.meaning)
+                self._state = state = replace(self._state, alarm=code, alarm_meaning=alarm.meaning)
             self._replies.put(("alarm", code))
             self._fail_pending(alarm)
+            self._notify(state)
         elif proto.BANNER.match(line):
             self._banner.set()
         elif line == proto.RESET_TO_CONTINUE:
@@ -309,6 +319,14 @@ class GrblHalController(MotionController):
             self._collected.append(line)
         else:
             raise ProtocolError(f"{self.name}: unexpected reply {line[:60]!r} (not grblHAL, or line noise)")
+
+    def _clear_alarm(self) -> None:
+        with self._state_lock:
+            if self._alarm is None:
+                return
+            self._alarm = None
+            self._state = state = replace(self._state, alarm=None, alarm_meaning="")
+        self._notify(state)
 
     def _poll_loop(self) -> None:
         while not self._stop.wait(self.poll_interval_s):
