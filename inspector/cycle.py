@@ -184,7 +184,8 @@ class InspectionCycle:
             decisions = self.stages.classify(shot, frame)
             clock.add("classify", decisions.classify_s)
             judged.append(decisions)
-            self.events.publish(FineShotTaken(part_id, index, len(shots), frame, decisions.decisions))
+            self.events.publish(FineShotTaken(part_id, index, len(shots), frame, decisions.decisions,
+                                              _boxes_in_frame(decisions.boxes, frame)))
         self.devices.lights.all_off()
         verdict, defects = self.stages.verdict(judged)
         return verdict.verdict, verdict.reason, defects
@@ -222,3 +223,13 @@ class InspectionCycle:
                 action()
             except Exception:  # noqa: BLE001
                 pass
+
+
+def _boxes_in_frame(boxes, frame: np.ndarray) -> tuple[tuple[int, int, int, int], ...]:
+    """Candidate boxes in the fine frame's pixels, rounded and clipped to the frame, for display."""
+    height, width = frame.shape[:2]
+    clipped = []
+    for x0, y0, x1, y1 in boxes:
+        left, top = min(max(int(round(x0)), 0), width - 1), min(max(int(round(y0)), 0), height - 1)
+        clipped.append((left, top, max(min(int(round(x1)), width), left + 1), max(min(int(round(y1)), height), top + 1)))
+    return tuple(clipped)

@@ -34,6 +34,7 @@ class FineShotTaken:
     total: int
     image: Any
     decisions: tuple = ()  # (class, score, decision) per candidate in the shot
+    boxes: tuple = ()  # (x0, y0, x1, y1) per candidate, in the fine image's pixels (clipped to it), as decisions
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from hardware.sim.part import Defect, make_part
 from inspector.archive import ImageArchive
 from inspector.cycle import InspectionCycle
 from inspector.devices import open_devices
-from inspector.events import VerdictReady, ViewCaptured
+from inspector.events import FineShotTaken, VerdictReady, ViewCaptured
 from inspector.inference.classifier import Classifier
 from inspector.inference.detector import Detector
 from inspector.demo import REFERENCE_RECIPE, truth_verdict
@@ -158,3 +158,22 @@ def test_truth_verdict_applies_the_rules():
     tiny = Defect(0, "scratch", "top", 0, 0, 0.06, 0.02, 0.01)
     assert truth_verdict(make_part(1, defects=(tiny,)), recipe) == "PASS"  # below the 0.1 mm rule
     assert truth_verdict(make_part(1, defects=()), recipe) == "PASS"
+
+
+def test_fine_shot_event_carries_the_candidate_boxes_in_the_fine_image(rig):
+    cell, cycle, store, tmp_path = rig
+    cell.load_part(make_part(7, defects=(SCRATCH,)))
+    shots = []
+    cycle.events.subscribe(lambda e: shots.append(e) if isinstance(e, FineShotTaken) else None)
+    row, record = cycle.inspect("P-1", "SN-1")
+    if not shots:
+        pytest.skip("the detector found no candidate on this part")
+    fine_boxes = {d.box_px for d in record.defects}
+    for shot in shots:
+        height, width = shot.image.shape[:2]
+        assert len(shot.boxes) == len(shot.decisions) >= 1
+        for x0, y0, x1, y1 in shot.boxes:
+            assert 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height
+    # the same boxes as the record's fine-stage calls (which are not clipped), where they lie inside the frame
+    inside = [b for b in fine_boxes if b[0] >= 0 and b[1] >= 0 and b[2] <= width and b[3] <= height]
+    assert set(inside) <= {b for shot in shots for b in shot.boxes}

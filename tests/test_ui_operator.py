@@ -31,3 +31,27 @@ def test_operator_runs_parts_and_shows_verdicts(qtbot, tmp_path, model_paths):
     assert window.operator.coarse.pixmap() is not None and not window.operator.coarse.pixmap().isNull()
     qtbot.waitUntil(lambda: not window.station.running, timeout=30_000)
     assert window.grab().save(str(tmp_path / "operator.png"))
+
+
+def test_fine_shot_shows_the_candidate_box(qtbot):
+    """The fine shot is drawn with its candidates' boxes, in the colour of the classifier's decision."""
+    import numpy as np
+
+    from inspector.events import FineShotTaken
+    from ui.operator_view import OperatorView
+
+    view = OperatorView()
+    qtbot.addWidget(view)
+    view.resize(1280, 760)
+    view.show()
+    frame = np.zeros((480, 640), np.uint8)
+
+    def red_pixels():
+        image = view.fine.pixmap().toImage()
+        return sum(1 for y in range(0, image.height(), 2) for x in range(0, image.width(), 2)
+                   if (lambda c: c.red() > 150 and c.green() < 90)(image.pixelColor(x, y)))
+
+    view.on_fine_shot(FineShotTaken("P-1", 0, 1, frame, (("scratch", 0.9, "defect"),)))
+    assert red_pixels() == 0  # no box given: nothing drawn
+    view.on_fine_shot(FineShotTaken("P-1", 0, 1, frame, (("scratch", 0.9, "defect"),), ((200, 150, 440, 330),)))
+    assert red_pixels() > 50

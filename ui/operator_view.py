@@ -38,12 +38,14 @@ class ImagePanel(QLabel):
         self.setStyleSheet("background: #101418; color: #cfd8dc;")
         self._pixmap: QPixmap | None = None
 
-    def show_frame(self, image: np.ndarray, boxes=(), colour: str = "#ffb300") -> None:
+    def show_frame(self, image: np.ndarray, boxes=(), colour: str = "#ffb300", colours=()) -> None:
+        """`boxes` in the image's pixels; `colours`, when given, one per box (else `colour` for all)."""
         pixmap = to_pixmap(image)
         if boxes:
             painter = QPainter(pixmap)
-            painter.setPen(QPen(QColor(colour), max(2, image.shape[1] // 400)))
-            for x0, y0, x1, y1 in boxes:
+            width = max(2, image.shape[1] // 400)
+            for index, (x0, y0, x1, y1) in enumerate(boxes):
+                painter.setPen(QPen(QColor(colours[index] if index < len(colours) else colour), width))
                 pad = 6
                 painter.drawRect(int(x0) - pad, int(y0) - pad, int(x1 - x0) + 2 * pad, int(y1 - y0) + 2 * pad)
             painter.end()
@@ -186,7 +188,9 @@ class OperatorView(QWidget):
             self._worst_shot = (severity, event.part_id, event)
 
     def _show_fine(self, event) -> None:
-        self.fine.show_frame(event.image)
+        boxes = getattr(event, "boxes", ())  # the candidates of the shot, coloured by the classifier's decision
+        self.fine.show_frame(event.image, boxes,
+                             colours=[DECISION_COLOURS.get(d, "#ffb300") for _n, _s, d in event.decisions])
         calls = ", ".join(f"<span style='color:{DECISION_COLOURS.get(decision, '#37474f')}'><b>{name}</b> "
                           f"{score:.2f} {decision}</span>" for name, score, decision in event.decisions)
         self.fine_caption.setText(f"fine shot {event.index + 1}/{event.total}" + (f" · {calls}" if calls else ""))
