@@ -2,51 +2,10 @@
 (`grab_wanted`); the integrator view grabs on a worker and hands frames back with `show_frame`."""
 from __future__ import annotations
 
-import numpy as np
-from PyQt6.QtCore import Qt, QTimer, pyqtSignal
-from PyQt6.QtGui import QImage, QPixmap
-from PyQt6.QtWidgets import (QComboBox, QDoubleSpinBox, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy,
-                             QSpinBox, QVBoxLayout)
+from PyQt6.QtCore import QTimer, pyqtSignal
+from PyQt6.QtWidgets import QComboBox, QDoubleSpinBox, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout
 
-
-def to_pixmap(image: np.ndarray) -> QPixmap:
-    image = np.ascontiguousarray(image)
-    h, w = image.shape[:2]
-    if image.ndim == 3:
-        qimage = QImage(image.data, w, h, 3 * w, QImage.Format.Format_BGR888).copy()
-    else:
-        qimage = QImage(image.data, w, h, w, QImage.Format.Format_Grayscale8).copy()
-    return QPixmap.fromImage(qimage)
-
-
-class FrameLabel(QLabel):
-    """A frame scaled to fit, keeping its aspect ratio."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__(text)
-        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.setMinimumSize(320, 240)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.setStyleSheet("background: #101418; color: #cfd8dc; font-size: 14px;")
-        self._pixmap: QPixmap | None = None
-
-    def show_image(self, image: np.ndarray) -> None:
-        self._pixmap = to_pixmap(image)
-        self._rescale()
-
-    def clear_image(self, text: str) -> None:
-        self._pixmap = None
-        self.clear()
-        self.setText(text)
-
-    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt naming
-        super().resizeEvent(event)
-        self._rescale()
-
-    def _rescale(self) -> None:
-        if self._pixmap is not None:
-            self.setPixmap(self._pixmap.scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio,
-                                               Qt.TransformationMode.SmoothTransformation))
+from .image_label import ScaledImageLabel
 
 
 class LiveView(QGroupBox):
@@ -55,7 +14,7 @@ class LiveView(QGroupBox):
     def __init__(self, parent=None, *, interval_ms: int = 300) -> None:
         super().__init__("Live view", parent)
         self.frame: object | None = None  # the last hardware Frame shown
-        self.image = FrameLabel("not connected")
+        self.image = ScaledImageLabel("not connected", font_px=14)
         self.camera = QComboBox()
         self.exposure = QSpinBox()
         self.exposure.setRange(20, 100_000)

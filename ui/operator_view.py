@@ -9,57 +9,16 @@ from collections import Counter
 
 import numpy as np
 from PyQt6.QtCore import Qt
-from PyQt6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPixmap
+from PyQt6.QtGui import QFont
 from PyQt6.QtWidgets import (QComboBox, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QListWidget,
-                             QPushButton, QSizePolicy, QVBoxLayout, QWidget)
+                             QPushButton, QVBoxLayout, QWidget)
 
 from .alarm_panel import AlarmPanel
+from .image_label import ScaledImageLabel
 
 VERDICT_COLOURS = {"PASS": "#1b8a3a", "FAIL": "#c62828", "ERROR": "#e08a00", "": "#455a64"}
 DECISION_COLOURS = {"defect": "#c62828", "review": "#e08a00", "ok": "#546e7a"}
 SEVERITY = {"defect": 2, "review": 1}
-
-
-def to_pixmap(image: np.ndarray) -> QPixmap:
-    image = np.ascontiguousarray(image)
-    h, w = image.shape[:2]
-    qimage = QImage(image.data, w, h, w, QImage.Format.Format_Grayscale8).copy()
-    return QPixmap.fromImage(qimage)
-
-
-class ImagePanel(QLabel):
-    """Shows a frame scaled to fit, with boxes drawn on it."""
-
-    def __init__(self, caption: str):
-        super().__init__(caption)
-        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.setMinimumSize(320, 240)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.setStyleSheet("background: #101418; color: #cfd8dc;")
-        self._pixmap: QPixmap | None = None
-
-    def show_frame(self, image: np.ndarray, boxes=(), colour: str = "#ffb300", colours=()) -> None:
-        """`boxes` in the image's pixels; `colours`, when given, one per box (else `colour` for all)."""
-        pixmap = to_pixmap(image)
-        if boxes:
-            painter = QPainter(pixmap)
-            width = max(2, image.shape[1] // 400)
-            for index, (x0, y0, x1, y1) in enumerate(boxes):
-                painter.setPen(QPen(QColor(colours[index] if index < len(colours) else colour), width))
-                pad = 6
-                painter.drawRect(int(x0) - pad, int(y0) - pad, int(x1 - x0) + 2 * pad, int(y1 - y0) + 2 * pad)
-            painter.end()
-        self._pixmap = pixmap
-        self._rescale()
-
-    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt naming
-        super().resizeEvent(event)
-        self._rescale()
-
-    def _rescale(self) -> None:
-        if self._pixmap is not None:
-            self.setPixmap(self._pixmap.scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio,
-                                               Qt.TransformationMode.SmoothTransformation))
 
 
 class OperatorView(QWidget):
@@ -84,8 +43,8 @@ class OperatorView(QWidget):
         self.reason.setWordWrap(True)
         self.reason.setFont(QFont("DejaVu Sans", 12))
 
-        self.coarse = ImagePanel("coarse camera")
-        self.fine = ImagePanel("fine camera")
+        self.coarse = ScaledImageLabel("coarse camera")
+        self.fine = ScaledImageLabel("fine camera")
         self.counters = QLabel()
         self.counters.setFont(QFont("DejaVu Sans", 14))
         self.alarm = AlarmPanel()
@@ -170,14 +129,14 @@ class OperatorView(QWidget):
         if event.part_id != self._part:
             self._part, self._frames = event.part_id, {}
         self._frames[event.view] = event.image
-        self.coarse.show_frame(event.image)
+        self.coarse.show_image(event.image)
         self.coarse_caption.setText(f"coarse · view <b>{event.view}</b>")
 
     def on_candidates(self, event) -> None:
         """Detection of a view ends after the stage has moved on: show the views that have candidates."""
         frame = self._frames.get(event.view) if event.part_id == self._part else None
         if frame is not None and event.candidates:
-            self.coarse.show_frame(frame, [c.box_px for c in event.candidates])
+            self.coarse.show_image(frame, [c.box_px for c in event.candidates])
             n = len(event.candidates)
             self.coarse_caption.setText(f"coarse · view <b>{event.view}</b> · {n} candidate{'s' * (n != 1)}")
 
@@ -189,7 +148,7 @@ class OperatorView(QWidget):
 
     def _show_fine(self, event) -> None:
         boxes = getattr(event, "boxes", ())  # the candidates of the shot, coloured by the classifier's decision
-        self.fine.show_frame(event.image, boxes,
+        self.fine.show_image(event.image, boxes,
                              colours=[DECISION_COLOURS.get(d, "#ffb300") for _n, _s, d in event.decisions])
         calls = ", ".join(f"<span style='color:{DECISION_COLOURS.get(decision, '#37474f')}'><b>{name}</b> "
                           f"{score:.2f} {decision}</span>" for name, score, decision in event.decisions)
