@@ -135,6 +135,9 @@ class ScreenshotTour:
     def qa_done(self) -> None:
         if self.window.qa is not None:
             self.window.qa.refresh()  # the review queue with the items the lot produced
+            review = self.window.qa.review
+            if review.model.gallery.rowCount():  # one item open, as a QA engineer works on it
+                review.open_row(0)
         self.later(300, self._qa_snap)
 
     def _qa_snap(self) -> None:
