@@ -259,7 +259,8 @@ def _soak(data: dict, img) -> list[str]:
         return out + ["Not measured in this run (`--skip soak`).", ""]
     r = s["rss_mb"]
     out += [f"Command: `{_command(data, 'soak')}`{_own_run(s)} — target {s['target_parts']} parts, ran **{s['parts']}** "
-            f"(stopped by {s['stopped_by']}; budget {s['budget_s'] / 60:g} min) in {s['seconds']:.0f} s, "
+            f"(stopped by {s['stopped_by']}; budget "
+            f"{'none' if s['budget_s'] in (None, float('inf')) else format(s['budget_s'] / 60, 'g') + ' min'}) in {s['seconds']:.0f} s, "
             f"{_f(s['parts_per_s'], 2)} parts/s, at speed factor {s['speed_factor']:g} (the highest the bench uses: "
             f"a 0.4 s move takes 0.4 ms). The cameras replay {s['cached_parts']} recorded parts in rotation; each "
             f"part runs the real cycle engine, drivers, serial ports, models and SQLite store and gets its own "
