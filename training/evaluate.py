@@ -151,6 +151,9 @@ def evaluate_lot(detector_path: Path, classifier_path: Path, *, parts: int = 300
                        split=split, seeds=seeds, lot_fingerprint="sha256:" + lot_digest.hexdigest()[:20],
                        seconds=time.time() - started, command=command, threads=threads)
     report["batch_timing"] = _batch_timing(classifier)
+    report["recipe_classes"] = {c: {"detect_threshold": policies[c].detect_threshold,
+                                    "accept_threshold": policies[c].accept_threshold,
+                                    "grey_band": list(policies[c].grey_band)} for c in DEFECT_CLASSES}
     write_json(out / "report.json", report)
     plots = plot_pr_curves(out, tally, fine_scores, DEFECT_CLASSES, CLASSIFIER_CLASSES,
                            {c: detector.info.thresholds.get(c) for c in DEFECT_CLASSES}, dict(classifier.info.thresholds))
@@ -287,6 +290,9 @@ def render_report(r: dict[str, Any]) -> list[str]:
                      f"(infer {bt['infer_ms_median']:.2f})")
     if r.get("plots"):
         lines += ["", "PR curves: " + ", ".join(f"`{Path(p).name}`" for p in r["plots"])]
+    if r.get("recipe_classes"):
+        lines += ["", "Recipe `classes` block these figures were measured with (detector and classifier thresholds "
+                      "from the models' metadata):", "", "```json", json.dumps(r["recipe_classes"], indent=1), "```"]
     lines += ["", f"Run time {r['seconds']} s. Command: `{r['command']}`"]
     return lines
 
