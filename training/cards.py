@@ -41,8 +41,20 @@ def write_card(model_path: Path, *, info: ModelInfo, checkpoint: dict[str, Any],
     return card
 
 
+def _mined_from(train: Any) -> str | None:
+    """The detector whose false candidates a fine training set was mined with (its manifest says)."""
+    for path in [train] if isinstance(train, str) else (train or []):
+        manifest = Path(path) / "manifest.json"
+        if manifest.is_file():
+            mined = json.loads(manifest.read_text(encoding="utf-8")).get("false_candidates") or {}
+            if mined.get("mined"):
+                return "models/detector.onnx"
+    return None
+
+
 def _reproduce(task: str, cfg: dict[str, Any], command: str) -> list[str]:
-    steps = ["python -m training data standard"]
+    detector = _mined_from(cfg.get("train")) if task == "classify" else None
+    steps = ["python -m training data standard" + (f" --false-candidates-from {detector}" if detector else "")]
     if task == "detect":
         steps.append(f"python -m training train detector --iterations {cfg.get('iterations')} --seed {cfg.get('seed')} "
                      f"--width {cfg.get('width')} --batch-size {cfg.get('batch_size')} --crop {cfg.get('crop')}")
