@@ -1,6 +1,5 @@
 """Recipe edits (validated, never mutating) and save_recipe (role, version, atomic write, backup, audit)."""
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -20,8 +19,12 @@ OPERATOR = Session("otto", "operator")
 
 @pytest.fixture
 def recipe_file(tmp_path):
+    """The reference recipe as version 1 with a known stain policy (the tests follow it from there)."""
+    data = json.loads(REFERENCE.read_text(encoding="utf-8"))
+    data["recipe"]["version"] = 1
+    data["classes"]["stain"].update(accept_threshold=0.861, grey_band=[0.603, 0.861])
     path = tmp_path / "housing.recipe.json"
-    shutil.copy(REFERENCE, path)
+    path.write_text(json.dumps(data, indent=2), encoding="utf-8")
     return path
 
 

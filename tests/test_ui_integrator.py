@@ -1,7 +1,7 @@
 """The integrator workspace driven offscreen against a real virtual cell over its pseudo-terminals:
 connect, home, jog, go to a view, set a light, live frame, add a view, edit thresholds and rules,
 save a new version (diff, backup, audit), calibrate from a target image; roles and busy state."""
-import shutil
+import json
 from pathlib import Path
 
 import cv2
@@ -48,8 +48,11 @@ def access(tmp_path):
 
 @pytest.fixture
 def recipe_file(tmp_path):
+    """The reference recipe as version 1 (the tests follow its versions from there)."""
+    data = json.loads(REFERENCE.read_text(encoding="utf-8"))
+    data["recipe"]["version"] = 1
     path = tmp_path / "housing.recipe.json"
-    shutil.copy(REFERENCE, path)
+    path.write_text(json.dumps(data, indent=2), encoding="utf-8")
     return path
 
 
