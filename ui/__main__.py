@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     # The lot's threads (serial I/O, rendering, inference) share the interpreter lock with the GUI
     # thread; handing it over every 1 ms instead of 5 ms keeps the window's event loop prompt.
     sys.setswitchinterval(0.001)
+    if args.screenshot and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # screenshots need no screen
     app = QApplication(sys.argv[:1])
     app.setFont(QFont("DejaVu Sans", 10))
     parts = min(args.parts, 3) if args.screenshot else args.parts
