@@ -217,6 +217,9 @@ def test_alarm_while_idle_is_kept_in_the_state_until_cleared(emulator, stage):
     assert state.received_at > asked and (state.state, state.alarm) == ("Alarm", 1)
     assert "Hard limit" in state.alarm_meaning and state.alarm_text.startswith("ALARM 1: Hard limit")
     assert any(s.alarm == 1 for s in seen)
+    # the locked controller ignores every line: a command names the alarm at once instead of timing out
+    with pytest.raises(ControllerAlarm, match="Hard limit"):
+        stage.command("G90 G0 X1")
     stage.unlock()  # reset, then $X
     assert stage.status().alarm is None and stage.status().alarm_text == ""
 

@@ -106,6 +106,12 @@ class GrblHalController(MotionController):
         with self._command_lock:
             self._raise_fault()
             self._drain_replies()
+            if self._needs_reset and self._alarm is not None:
+                # a critical alarm (limit, e-stop) makes the controller ignore every line until a reset:
+                # waiting for a reply would only end in a timeout that hides the alarm (checked after the
+                # drain: the reader sets the flag before it queues the alarm)
+                code = self._alarm[0]
+                raise ControllerAlarm(self.name, code, proto.alarm_meaning(code))
             self._collected = []
             self.transport.write_line(line)
             wait = self.command_timeout_s if timeout_s is None else timeout_s
