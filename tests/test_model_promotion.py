@@ -13,6 +13,7 @@ from inspector.model_promotion import (HELDOUT_LOT, REVIEW_SET, Comparison, Gate
                                        file_sha256, gate, labelled_parts, model_version, promote)
 from inspector.results.sqlite_store import ResultStore
 from inspector.review import ReviewQueue
+from tests.model_files import candidate_pair
 
 
 def figures(name, defective=10, good=20, escapes=1, overkill=2):
@@ -80,7 +81,7 @@ def test_figures_from_eval_report(tmp_path):
 def cell(tmp_path, model_paths):
     """A models folder with the production pair and its recipe, a candidate whose detector is a new
     version, users of each role."""
-    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnx")
     from inspector.demo import REFERENCE_RECIPE
     models = tmp_path / "models"
     models.mkdir()
@@ -93,14 +94,7 @@ def cell(tmp_path, model_paths):
     data["models"] = {"detector": "detector.onnx", "classifier": "classifier.onnx"}
     recipe = models / "recipe.json"
     recipe.write_text(json.dumps(data))
-    candidate = tmp_path / "candidate"
-    candidate.mkdir()
-    model = onnx.load(str(models / "detector.onnx"))
-    for prop in model.metadata_props:
-        if prop.key == "version":
-            prop.value = "9.9.9-test"
-    onnx.save(model, str(candidate / "detector.onnx"))
-    shutil.copy(models / "classifier.onnx", candidate / "classifier.onnx")
+    candidate = candidate_pair(models, tmp_path / "candidate", "detector", "9.9.9-test")
     store = ResultStore(tmp_path / "results.db")
     access = AccessControl(store)
     access.add_user("ines", "integrator", "1111")

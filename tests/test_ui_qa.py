@@ -20,6 +20,7 @@ from inspector.model_promotion import HELDOUT_LOT, ModelPair  # noqa: E402
 from inspector.results.sqlite_store import ResultStore  # noqa: E402
 from ui.job_worker import CommandJob, JobStep, parse_progress  # noqa: E402
 from ui.qa_view import QAView  # noqa: E402
+from tests.model_files import candidate_pair  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +217,7 @@ def test_job_runner_progress_cancel_and_failure(qtbot):
 
 
 def test_compare_gate_and_promote(station, qtbot, tmp_path, monkeypatch):
-    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnx")
     view, access, store, recipe = station
     panel, model = view.promotion, view.promotion_model
     # production models in a folder of their own (promotion replaces them), the recipe pointing at them
@@ -228,14 +229,7 @@ def test_compare_gate_and_promote(station, qtbot, tmp_path, monkeypatch):
     data["models"] = {"detector": "detector.onnx", "classifier": "classifier.onnx"}
     (models / "recipe.json").write_text(json.dumps(data))
     model.recipe_path, model.models_dir = models / "recipe.json", models
-    candidate = tmp_path / "candidate"
-    candidate.mkdir()
-    proto = onnx.load(str(models / "classifier.onnx"))
-    for prop in proto.metadata_props:
-        if prop.key == "version":
-            prop.value = "2.0.0-qa"
-    onnx.save(proto, str(candidate / "classifier.onnx"))
-    shutil.copy(models / "detector.onnx", candidate / "detector.onnx")
+    candidate = candidate_pair(models, tmp_path / "candidate", "classifier", "2.0.0-qa")
     # a labelled review set
     qa = access.login("anna", "2222")
     view.set_session(qa)
