@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 from hardware.lights.base import LightProgram
 from hardware.pose import StagePose as Pose
 
-from .schema import Section, load_document
+from .schema import ConfigError, Section, load_document
 
 FACES = ("top", "north", "south", "east", "west")
 DEFECT_CLASSES = ("scratch", "dent", "burr", "stain")
@@ -85,6 +86,7 @@ class Recipe:
     reimaging: Reimaging
     zones: dict[str, Zone]
     rules: tuple[Rule, ...]
+    model_pins: dict[str, str] = field(default_factory=dict)  # role → sha256 (64 hex) the file must have
     source: str = field(default="<memory>", compare=False)
 
     # -- identity ------------------------------------------------------------------------------
@@ -94,11 +96,26 @@ class Recipe:
         text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
-    def model_path(self, role: str) -> Path:
+    def model_path(self, role: str, *, verify: bool = True) -> Path:
+        """Where the role's model file lies. A pinned model is checked against its sha256 first: a
+        swapped or tampered file is refused (ConfigError naming the file and both digests)."""
         path = Path(self.models[role])
         if not path.is_absolute() and self.source not in ("<memory>", ""):
             path = Path(self.source).parent / path
+        pin = self.model_pins.get(role)
+        if verify and pin is not None:
+            try:
+                found = file_sha256_hex(path)
+            except OSError as exc:
+                raise ConfigError(self.source, f"models.{role}.file", f"cannot read {path}: {exc.strerror or exc}") from None
+            if found != pin:
+                raise ConfigError(self.source, f"models.{role}.sha256",
+                                  f"{path} has sha256 {found[:16]}…, the recipe pins {pin[:16]}…: "
+                                  f"the model file was changed or swapped; refusing to load it")
         return path
+
+    def model_sha256(self, role: str) -> str | None:
+        return self.model_pins.get(role)
 
     # -- I/O ---------------------------------------------------------------------------------
     @classmethod
@@ -119,7 +136,8 @@ class Recipe:
             "fixture_offset": asdict(self.fixture_offset),
             "light_programs": self.light_programs,
             "views": [asdict(v) for v in self.views],
-            "models": dict(self.models),
+            "models": {role: ({"file": path, "sha256": self.model_pins[role]} if role in self.model_pins else path)
+                       for role, path in self.models.items()},
             "classes": {k: {"detect_threshold": c.detect_threshold, "accept_threshold": c.accept_threshold,
                             "grey_band": list(c.grey_band)} for k, c in self.classes.items()},
             "reimaging": asdict(self.reimaging),
@@ -170,7 +188,20 @@ class Recipe:
             raise top.error("views", "expected at least one view")
 
         models_section = top.section("models")
-        models = {role: models_section.get(role, str) for role in ("detector", "classifier")}
+        models, model_pins = {}, {}
+        for role in ("detector", "classifier"):
+            entry = models_section.get(role, (str, dict))
+            if isinstance(entry, dict):
+                pinned = models_section.section(role)
+                assert pinned is not None
+                models[role] = pinned.get("file", str)
+                pin = pinned.get("sha256", str)
+                if not _SHA256.fullmatch(pin):
+                    raise pinned.error("sha256", f"expected 64 lowercase hex digits, got {pin!r}")
+                model_pins[role] = pin
+                pinned.reject_unknown()
+            else:
+                models[role] = entry
         models_section.reject_unknown()
 
         classes_section = top.section("classes")
@@ -229,7 +260,19 @@ class Recipe:
         top.reject_unknown()
         return cls(id=recipe_id, version=version, description=description, fixture=fixture,
                    fixture_offset=fixture_offset, light_programs=light_programs, views=tuple(views), models=models,
-                   classes=classes, reimaging=reimaging, zones=zones, rules=tuple(rules), source=source)
+                   model_pins=model_pins, classes=classes, reimaging=reimaging, zones=zones, rules=tuple(rules), source=source)
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def file_sha256_hex(path: str | Path) -> str:
+    """The full sha256 of a file (64 hex digits), read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _pose(section: Section) -> Pose:

@@ -1,11 +1,15 @@
 """Recipes validate with precise errors; verdict rules count defects by class, size (mm) and zone."""
 import copy
+import json
+from pathlib import Path
 
 import pytest
 
 from inspector.recipe import Recipe, diff
 from inspector.schema import ConfigError
 from inspector.verdict import Finding, decide, judge_scores
+
+ROOT = Path(__file__).resolve().parents[1]
 
 RECIPE = {
     "recipe": {"id": "housing", "version": 1, "description": "test", "fixture": "FX-1"},
@@ -108,3 +112,32 @@ def test_judge_scores_uses_thresholds_and_grey_band():
     assert judge_scores({"ok": 0.5, "scratch": 0.45}, classes) == ("scratch", 0.45, "review")
     assert judge_scores({"ok": 0.8, "scratch": 0.2}, classes)[2] == "ok"
     assert judge_scores({"ok": 0.1, "dent": 0.9}, classes)[2] == "ok"  # dent has no policy in this recipe
+
+
+def test_pinned_model_is_checked_by_sha256(tmp_path):
+    """A recipe pins each model by sha256: a swapped or tampered file is refused by name, before loading."""
+    from inspector.recipe import file_sha256_hex
+
+    model = tmp_path / "detector.onnx"
+    model.write_bytes(b"model bytes v1")
+    data = json.loads(json.dumps(RECIPE))
+    data["models"]["detector"] = {"file": "detector.onnx", "sha256": file_sha256_hex(model)}
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(data))
+    recipe = Recipe.load(path)
+    assert recipe.model_path("detector") == model and recipe.model_sha256("detector") == file_sha256_hex(model)
+    assert Recipe.from_dict(recipe.to_dict(), source=str(path)).model_pins == recipe.model_pins  # survives a save
+    model.write_bytes(b"model bytes v1 + one tampered byte")
+    with pytest.raises(ConfigError, match=r"models\.detector\.sha256: .*detector\.onnx has sha256 .*refusing"):
+        recipe.model_path("detector")
+    data["models"]["detector"]["sha256"] = "abc"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match=r"models\.detector\.sha256: expected 64 lowercase hex digits"):
+        Recipe.load(path)
+
+
+def test_reference_recipe_pins_the_shipped_models():
+    recipe = Recipe.load(ROOT / "models" / "housing-40x30.recipe.json")
+    for role in ("detector", "classifier"):
+        assert recipe.model_sha256(role) is not None
+        assert recipe.model_path(role).is_file()  # verified against its pin
