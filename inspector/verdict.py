@@ -13,6 +13,7 @@ from typing import Mapping, Sequence
 from .recipe import ANY_ZONE, ClassPolicy, Recipe, Rule
 
 OK = "ok"
+GREY_BAND_REASON = "in the grey band"  # in the reason of a part failed only for uncertain findings
 
 
 @dataclass(frozen=True)
@@ -70,8 +71,13 @@ def decide(findings: Sequence[Finding], recipe: Recipe) -> Verdict:
     review = [f for f in findings if f.decision == "review"]
     if review:
         classes = ", ".join(sorted({f.defect_class for f in review}))
-        return Verdict("FAIL", f"{len(review)} uncertain finding(s) in the grey band ({classes}): to review")
+        return Verdict("FAIL", f"{len(review)} uncertain finding(s) {GREY_BAND_REASON} ({classes}): to review")
     return Verdict("PASS", f"{len(defects)} tolerated defect(s)" if defects else "no defects")
+
+
+def failed_for_grey_band(verdict: str, reason: str) -> bool:
+    """True when a recorded FAIL came only from grey-band findings (the line does not ship it either)."""
+    return verdict == "FAIL" and GREY_BAND_REASON in reason  # rule violations give their own reason instead
 
 
 def _in_zone(finding: Finding, rule: Rule, recipe: Recipe) -> bool:

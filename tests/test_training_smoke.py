@@ -12,13 +12,17 @@ from inspector.inference.classifier import Classifier
 from inspector.inference.detector import Detector
 from inspector.inference.loaded_model import load_model
 from training.data.generate import generate_coarse, generate_fine, open_sets
-from training.evaluate import evaluate_lot
+from inspector.evaluation import EvalOptions, evaluate
+from inspector.evaluation.report import stamp_card
+from pathlib import Path
 from training.export import export_classifier, export_detector
 from training.loop import load_checkpoint
 from training.models.detector import CenterNetDetector, parameter_count
 from training.models.targets import detector_loss, encode, focal_loss
 from training.train_classifier import ClassifierTrainConfig, train_classifier
 from training.train_detector import DetectorTrainConfig, train_detector
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -78,19 +82,24 @@ def test_classifier_trains_exports_and_lot_evaluates(sets, tmp_path):
     det_cfg = DetectorTrainConfig(train=sets["coarse"], val=None, out=tmp_path / "det", iterations=2, batch_size=2,
                                   crop=64, progress=False)
     det = export_detector(train_detector(det_cfg), sets["coarse_val"], tmp_path / "models" / "detector.onnx", golden=1)
-    report = evaluate_lot(det.path, result.path, parts=2, split="smoke", offset=40, out=tmp_path / "eval",
-                          write_cards=True, progress=False)
-    p = report.data["part_level"]
-    assert p["parts"] == 2 and p["defective_parts"] + p["good_parts"] == 2
-    assert (tmp_path / "eval" / "report.md").is_file() and (tmp_path / "eval" / "pr_detector.png").is_file()
-    assert report.data["timing"]["detector_per_frame"]["calls"] == 10
+    # the held-out evaluation is the station's own cycle with a recipe that names these models
+    recipe = json.loads((ROOT / "models" / "housing-40x30.recipe.json").read_text())
+    recipe["models"] = {"detector": str(det.path), "classifier": str(result.path)}
+    (tmp_path / "smoke.recipe.json").write_text(json.dumps(recipe))
+    report = evaluate(EvalOptions(recipe=tmp_path / "smoke.recipe.json", parts=2, first_seed=900_040, workers=1,
+                                  speed_factor=100.0, work=tmp_path / "eval"), log=lambda line: None)
+    s = report["summary"]
+    assert s["parts"] == 2 and s["truth_fail"] + s["truth_pass"] == 2 and s["escape"]["of"] == s["truth_fail"]
+    assert [p["serial"] for p in report["parts"]] == ["SIM-900040", "SIM-900041"]
+    assert (tmp_path / "eval" / "report.md").is_file()
+    stamp_card(result.path, report)
     card = json.loads((tmp_path / "models" / "classifier.card.json").read_text())
-    assert card["heldout"]["summary"]["heldout_parts"] == 2
-    assert load_model(result.path).info.metrics["heldout"]["heldout_parts"] == 2  # stamped, still loads
+    assert card["heldout"]["summary"]["escape"] == s["escape"]
+    assert "line overkill" in (tmp_path / "models" / "classifier.card.md").read_text()
 
 
 @pytest.mark.parametrize("args", [[], ["data"], ["data", "coarse"], ["data", "import-coco"], ["train", "detector"],
-                                  ["train", "classifier"], ["export", "detector"], ["export", "classifier"], ["eval"]])
+                                  ["train", "classifier"], ["export", "detector"], ["export", "classifier"]])
 def test_cli_help(args):
     result = subprocess.run([sys.executable, "-m", "training", *args, "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "usage: python -m training" in result.stdout

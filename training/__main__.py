@@ -1,7 +1,8 @@
-"""`python -m training` — data, training, evaluation and export of the inspection models.
+"""`python -m training` — data, training and export of the inspection models.
 
-The station forwards `inspector data|train|eval|export …` here. Every command is deterministic
-given its arguments (part seeds come from fixed ranges per split, training seeds are options),
+The station forwards `inspector data|train|export …` here. The held-out evaluation is the station's
+own `inspector eval` (it inspects with the station's cycle; training holds no decision code). Every
+command is deterministic given its arguments (part seeds come from fixed ranges per split, training seeds are options),
 and every output folder says what made it (manifest.json, history.json, model cards).
 """
 from __future__ import annotations
@@ -12,7 +13,6 @@ from pathlib import Path
 
 DATA_ROOT = Path("out/data")
 TRAIN_ROOT = Path("out/train")
-EVAL_ROOT = Path("out/eval")
 MODELS = Path("models")
 
 EPILOG_DATA = """examples:
@@ -34,12 +34,6 @@ EPILOG_EXPORT = """examples:
   python -m training export classifier --target-escape 0.01
 Thresholds are chosen on the validation set for the target escape rate; the parity check
 (ONNX vs torch on a golden set) runs every time and its figures go into the model card."""
-
-EPILOG_EVAL = """examples:
-  python -m training eval                               # 300 held-out parts, shipped models
-  python -m training eval --parts 500 --write-cards     # also stamp headline figures into models/
-The report (report.md, report.json, PR curves as PNG) goes to --out (default out/eval)."""
-
 
 def _optional_path(text: str) -> Path | None:
     """A path, or None for '' (Path('') would be the current folder)."""
@@ -156,23 +150,6 @@ def build_parser() -> argparse.ArgumentParser:
         e.add_argument("--command", default="", help=argparse.SUPPRESS)
         e.set_defaults(handler=_export, model=name)
 
-    # ---- eval
-    ev = sub.add_parser("eval", help="evaluate detector + classifier on a held-out lot (escape, overkill, recall by size)",
-                        description="Run the two-stage inspection exactly as the station does (coarse frame → "
-                                    "detector → fine shot per candidate → classifier → verdict) on a held-out lot "
-                                    "of parts never used for training or thresholds, and report defect- and "
-                                    "part-level figures with their counts.",
-                        epilog=EPILOG_EVAL, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ev.add_argument("--detector", type=Path, default=MODELS / "detector.onnx")
-    ev.add_argument("--classifier", type=Path, default=MODELS / "classifier.onnx")
-    ev.add_argument("--parts", type=int, default=300, help="held-out parts (default 300)")
-    ev.add_argument("--split", default="heldout", choices=("heldout", "val", "smoke"))
-    ev.add_argument("--offset", type=int, default=0)
-    ev.add_argument("--out", type=Path, default=EVAL_ROOT)
-    ev.add_argument("--threads", type=int, default=2)
-    ev.add_argument("--write-cards", action="store_true",
-                    help="stamp the headline figures into the models' metadata and cards")
-    ev.set_defaults(handler=_eval)
     return parser
 
 
@@ -255,15 +232,6 @@ def _export(args: argparse.Namespace) -> int:
                 golden=args.golden, command=command, **options)
     print(result.summary())
     return 0 if result.parity_ok else 1
-
-
-def _eval(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate_lot
-    report = evaluate_lot(args.detector, args.classifier, parts=args.parts, split=args.split, offset=args.offset,
-                          out=args.out, threads=args.threads, write_cards=args.write_cards,
-                          command="python -m training " + " ".join(sys.argv[1:]))
-    print(report.summary())
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

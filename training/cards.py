@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from inspector.evaluation.report import BEGIN, END
 from inspector.inference.model_package import ModelInfo
 
 
@@ -63,7 +64,7 @@ def _reproduce(task: str, cfg: dict[str, Any], command: str) -> list[str]:
                      f"--width {cfg.get('width')} --batch-size {cfg.get('batch_size')}")
     if command:
         steps.append(command)
-    steps.append("python -m training eval --write-cards")
+    steps.append("inspector eval --parts 500 --publish")
     return steps
 
 
@@ -125,10 +126,10 @@ def render_markdown(card: dict[str, Any]) -> str:
               f"**{'identical' if p.get('identical_decisions') else 'differ: ' + str(p.get('differences'))}**."]
     held = card.get("heldout")
     lines += ["", "## Held-out evaluation", ""]
-    if held:
-        lines += held.get("markdown", [json.dumps(held)])
-    else:
-        lines.append("Not evaluated yet: run `python -m training eval --write-cards`.")
+    if held and held.get("markdown", [None])[0] == BEGIN:
+        lines += held["markdown"]
+    else:  # the block `inspector eval --publish` fills in
+        lines += [BEGIN, "Not evaluated yet: run `inspector eval --parts 500 --publish`.", END]
     lines += ["", "## Reproduce", "", "```bash", *card.get("reproduce", []), "```", ""]
     t = card.get("training", {})
     lines += [f"Training: {t.get('steps')} steps, config `{json.dumps(t.get('config'))}`.", ""]

@@ -1,0 +1,110 @@
+"""`inspector eval`: the held-out lot inspected by the station's own cycle on the virtual cell.
+
+Each part of the lot (seeds nobody trained or tuned on) is loaded into the virtual cell's fixture
+and inspected by `run_sim_lot` — the same function `inspector run --sim` calls: the recipe's
+views, thresholds and grey band, the planner's merged, calibrated fine shots, real re-imaging at
+the planned poses, the verdict rules. The cell is deterministic per part seed, so the verdict of
+a serial here is the verdict `inspector run --sim --seed S` gives it. The truth of a part is the
+same rule code applied to its true defects (`truth_verdict`). The lot is split into consecutive
+chunks inspected by worker processes, each with its own virtual cell and result store.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from hardware.sim.part import make_part
+
+from ..demo import run_sim_lot, truth_verdict
+from ..recipe import Recipe
+from ..verdict import failed_for_grey_band
+from .probe import Probe, proposed_defects
+
+HELDOUT_FIRST_SEED = 300_000  # training/splits.py: seeds 300000–399999 are the held-out split
+OUTCOME_RANK = {"not proposed": 0, "not imaged": 1, "ok": 2, "review": 3, "defect": 4}
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    recipe: Path
+    parts: int
+    first_seed: int = HELDOUT_FIRST_SEED
+    speed_factor: float = 50.0
+    workers: int = 2
+    work: Path = Path("out/eval")
+
+
+def inspect_lot(options: EvalOptions, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """One row per part, in seed order: serial, verdict, truth and what happened to each true defect."""
+    options.work.mkdir(parents=True, exist_ok=True)
+    workers = max(1, min(options.workers, options.parts))
+    bounds = [options.parts * w // workers for w in range(workers + 1)]
+    chunks = [(str(options.recipe), options.first_seed + bounds[w], bounds[w + 1] - bounds[w], options.speed_factor,
+               str(options.work / f"results-{options.first_seed + bounds[w]}.db")) for w in range(workers)]
+    for _, _, _, _, db in chunks:
+        for suffix in ("", "-wal", "-shm"):
+            Path(db + suffix).unlink(missing_ok=True)  # a re-run starts from an empty store
+    started = time.time()
+    if workers == 1:
+        rows = inspect_chunk(*chunks[0])
+    else:
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            rows = [row for chunk in pool.starmap(inspect_chunk, chunks) for row in chunk]
+    log(f"  eval: {len(rows)} parts inspected in {time.time() - started:.0f} s by {workers} worker(s)")
+    return rows
+
+
+def inspect_chunk(recipe_path: str, first_seed: int, count: int, speed_factor: float, db: str) -> list[dict[str, Any]]:
+    """Inspect `count` consecutive seeds on a fresh virtual cell with the station's own cycle."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    recipe = Recipe.load(recipe_path)
+    probe = Probe()
+    lines: list[str] = []
+    tally = run_sim_lot(count, first_seed=first_seed, speed_factor=speed_factor, recipe_path=recipe_path, db=db,
+                        archive_dir=None, out=lines.append, on_event=probe.on_event, on_ready=probe.attach)
+    if len(tally.rows) != count:
+        raise RuntimeError(f"the lot from seed {first_seed} stopped after {len(tally.rows)} of {count} parts: "
+                           f"{lines[-1] if lines else 'no reason given'}")
+    rows = []
+    for index, (record, truth) in enumerate(tally.rows):
+        seed = first_seed + index
+        part = make_part(seed)
+        assert part.serial == record.serial and truth == truth_verdict(part, recipe)
+        rows.append(part_row(seed, part, record, truth, probe.parts.get(record.part_id)))
+    return rows
+
+
+def part_row(seed: int, part: Any, record: Any, truth: str, watch: Any) -> dict[str, Any]:
+    proposed = proposed_defects(watch) if watch is not None else {}
+    outcomes = []
+    for defect in part.true_defects:
+        outcome = "not proposed"
+        for cand in proposed.get(defect.id, ()):
+            outcome = max(outcome, _outcome_of(cand, record), key=OUTCOME_RANK.__getitem__)
+        outcomes.append({"id": defect.id, "kind": defect.kind, "size_mm": round(defect.size_mm, 4),
+                         "face": defect.face, "outcome": outcome})
+    coarse_max: dict[str, float] = {}
+    for candidates in (watch.candidates_by_view.values() if watch is not None else ()):
+        for cand in candidates:
+            coarse_max[cand.defect_class] = max(coarse_max.get(cand.defect_class, 0.0), round(float(cand.score), 4))
+    return {"serial": record.serial, "seed": seed, "verdict": record.verdict, "truth": truth,
+            "grey_band": failed_for_grey_band(record.verdict, record.reason), "reason": record.reason,
+            "fine_shots": watch.fine_shots if watch is not None else 0,
+            "seconds": record.timings_s.get("total", 0.0), "true_defects": outcomes,
+            "calls": [f"{d.defect_class}:{d.decision}:{d.score:.2f}@{d.face}" for d in record.defects
+                      if d.decision != "ok"],
+            "coarse_max": coarse_max}
+
+
+def _outcome_of(candidate: Any, record: Any) -> str:
+    """The decision the record holds for this candidate, or 'not imaged' when it has none."""
+    best = "not imaged"
+    for d in record.defects:
+        if (d.face == candidate.face and abs(d.position_mm[0] - candidate.u_mm) < 2e-3
+                and abs(d.position_mm[1] - candidate.v_mm) < 2e-3):
+            best = max(best, d.decision, key=OUTCOME_RANK.__getitem__)
+    return best
