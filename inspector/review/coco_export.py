@@ -1,0 +1,150 @@
+"""COCO export of the review labels: every labelled part image with its boxes, as plain COCO JSON
+(the format `training.data.coco` reads back), plus the archived-image helpers it needs."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import struct
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from ..recipe import DEFECT_CLASSES
+from ..results.records import DefectRecord, PartRecord
+from ..results.sqlite_store import ResultStore
+from .records import LABEL_ACTIONS, OK, Label, label_from_row
+
+log = logging.getLogger(__name__)
+
+COCO_NAME = "review.coco.json"
+
+
+def write_coco(store: ResultStore, out: Path, *,
+               keep_serial: Callable[[str], bool] | None = None) -> tuple[Path, int]:
+    """Write every labelled part image of `store` (an explicit label on it, or a closed item of its
+    part) as COCO under `out`; see `ReviewQueue.export_coco`. Returns (the JSON's path, the highest
+    label id included). With `keep_serial`, a part whose serial it refuses is left out (e.g. the
+    gate side of `inspector.promotion.GateSplit`, which a retraining job must never see)."""
+    with store.reading() as ex:
+        upto = int(ex("SELECT COALESCE(MAX(id), 0) FROM review_labels").fetchone()[0])
+        labels = [label_from_row(r) for r in ex("SELECT * FROM review_labels WHERE id <= ? ORDER BY id", (upto,)).fetchall()]
+        closed = {r[0]: (r[1], r[2]) for r in ex(
+            "SELECT part_row, closed_by, closed_at FROM review_items WHERE status = 'done' ORDER BY closed_at").fetchall()}
+    labelled_rows = {lb.part_row for lb in labels if lb.action in LABEL_ACTIONS} | set(closed)
+    cat_ids = {name: i + 1 for i, name in enumerate(DEFECT_CLASSES)}
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    for row in sorted(labelled_rows):
+        record = store.get(row)
+        if keep_serial is not None and not keep_serial(record.serial):
+            continue
+        part_labels = [lb for lb in labels if lb.part_row == row]
+        latest: dict[int, Label] = {}
+        for lb in part_labels:
+            if lb.action in ("confirm", "reject", "change_class") and lb.defect_index is not None:
+                latest[lb.defect_index] = lb
+        per_image: dict[str, dict[str, list]] = {}
+
+        def slot(path: str, per_image: dict[str, dict[str, list]] = per_image) -> dict[str, list]:
+            return per_image.setdefault(path, {"boxes": [], "rejected": [], "unresolved": []})
+
+        explicit_images: set[str] = set()
+        for index, d in enumerate(record.defects):
+            path = _defect_image(record, d)
+            if path is None:
+                continue
+            lb = latest.get(index)
+            if lb is not None:
+                explicit_images.add(path)
+                if lb.new == OK:
+                    slot(path)["rejected"].append({"defect_index": index, "box_px": list(d.box_px),
+                                                   "station_class": d.defect_class, "who": lb.who})
+                else:
+                    slot(path)["boxes"].append((lb.new, d.box_px, {"source": "review", "who": lb.who,
+                                                                    "action": lb.action, "defect_index": index}))
+            elif row in closed and d.decision == "defect" and d.defect_class in cat_ids:
+                slot(path)["boxes"].append((d.defect_class, d.box_px, {"source": "review", "who": closed[row][0],
+                                                                       "action": "closed", "defect_index": index}))
+            elif d.decision == "review" or (d.decision == "defect" and row not in closed):
+                slot(path)["unresolved"].append({"defect_index": index, "box_px": list(d.box_px),
+                                                 "station_class": d.defect_class, "decision": d.decision})
+        for lb in part_labels:
+            if lb.action == "add_box" and lb.image_path and lb.box_px:
+                explicit_images.add(lb.image_path)
+                slot(lb.image_path)["boxes"].append((lb.new, lb.box_px, {"source": "review", "who": lb.who,
+                                                                        "action": "add_box"}))
+        wanted = set(explicit_images)
+        if row in closed:  # a closed item vouches for every archived image of the part
+            wanted |= {p for p in record.image_paths if Path(p).is_file()}
+        for path in sorted(wanted):
+            size = image_size(path)
+            if size is None:
+                log.warning("review export: archived image %s of part row %d is missing; skipped", path, row)
+                continue
+            width, height = size
+            name = f"images/r{row:06d}_{Path(path).name}"
+            _link_or_copy(Path(path), out / name)
+            entry = per_image.get(path, {"boxes": [], "rejected": [], "unresolved": []})
+            image_id = len(images) + 1
+            images.append({"id": image_id, "file_name": name, "width": width, "height": height,
+                           "attributes": {"source": "review", "part_row": row, "part_id": record.part_id,
+                                          "serial": record.serial, "verdict": record.verdict,
+                                          "recipe_id": record.recipe_id, "archived_path": path,
+                                          "rejected": entry["rejected"], "unresolved": entry["unresolved"]}})
+            for cls, box, attrs in entry["boxes"]:
+                x0, y0 = max(0, min(box[0], width)), max(0, min(box[1], height))
+                x1, y1 = max(x0, min(box[2], width)), max(y0, min(box[3], height))
+                w, h = x1 - x0, y1 - y0
+                annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": cat_ids[cls],
+                                    "bbox": [x0, y0, w, h], "area": w * h, "iscrowd": 0,
+                                    "attributes": {**attrs, "serial": record.serial, "part_row": row}})
+    doc = {"info": {"description": "station QA review labels", "source": "review", "exported_at": time.time(),
+                    "label_upto": upto, "split": "review"},
+           "images": images, "annotations": annotations,
+           "categories": [{"id": i, "name": n, "supercategory": "defect"} for n, i in cat_ids.items()]}
+    path = out / COCO_NAME
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path, upto
+
+
+def resolve_image(paths: Sequence[str], name: str) -> str | None:
+    """A part's archived image by full path, file name or stem."""
+    for p in paths:
+        if name in (p, Path(p).name, Path(p).stem):
+            return p
+    return None
+
+
+def image_size(path: str | Path) -> tuple[int, int] | None:
+    """(width, height) of an image: PNG from its header, anything else via OpenCV."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(24)
+    except OSError:
+        return None
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+        width, height = struct.unpack(">II", head[16:24])
+        return int(width), int(height)
+    import cv2
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    return None if image is None else (int(image.shape[1]), int(image.shape[0]))
+
+
+def _defect_image(record: PartRecord, defect: DefectRecord) -> str | None:
+    name = defect.image_path or (f"coarse_{defect.view}" if defect.stage == "coarse" else "")
+    return resolve_image(record.image_paths, name) if name else None
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.exists():
+        dst.unlink()
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
