@@ -1,5 +1,6 @@
 """`inspector bench` end to end on a tiny budget: the report has its sections, every figure is sane
-(non-negative, with its denominator), and the held-out comparison is computed from per-part data.
+(non-negative, with its denominator), the held-out comparison is computed from per-part data, and
+the cycle's bounds come from the machine model, not from the times they bound.
 Timings are measured, never asserted against a budget."""
 import json
 import math
@@ -7,12 +8,20 @@ import re
 
 import pytest
 
+from hardware.pose import StagePose
+from hardware.sim.dynamics import AxisLimits, Dynamics, plan_time_s
 from inspector import cli
-from inspector.bench import BenchOptions, run_bench
+from inspector.bench import BenchOptions, rerender, run_bench
+from inspector.bench.cycle import plan_bounds, record_lot, time_lot
 from inspector.bench.quality import coarse_only
+from inspector.bench.run import FIRST_SEED
+from inspector.demo import REFERENCE_RECIPE
+from inspector.inference.classifier import Classifier
+from inspector.inference.detector import Detector
+from inspector.recipe import Recipe
 
 SECTIONS = ("## Machine and run", "## Summary", "## Cycle time per part", "## Inference latency and throughput",
-            "## Quality on a held-out lot", "### Two-stage vs coarse-only at the same escape rate", "## Soak",
+            "## Quality on a held-out lot", "### Two-stage vs coarse-only at the same escape count", "## Soak",
             "## Peer comparison (Ultralytics YOLO)", "## What the figures expose", "## Method and caveats")
 
 
@@ -21,31 +30,29 @@ def _non_negative(value):
 
 
 def _report(parts):
+    return {"parts": parts, "summary": {
+        "escape": {"count": sum(p["truth"] == "FAIL" and p["verdict"] == "PASS" for p in parts)},
+        "line_overkill": {"count": sum(p["truth"] == "PASS" and p["verdict"] != "PASS" for p in parts)}}}
+
+
+def test_coarse_only_matches_the_two_stage_escape_count():
     thresholds = {"scratch": 0.5, "dent": 0.4}
-    return {"parts": parts, "models": {"detector": {"thresholds": thresholds}},
-            "part_level": {"escapes": sum(p["defective"] and p["verdict"] == "PASS" for p in parts),
-                           "overkill": sum(not p["defective"] and p["verdict"] == "FAIL" for p in parts),
-                           "good_to_review": 0, "defective_to_review": 0, "errors": 0}}
-
-
-def test_coarse_only_matches_the_two_stage_escape_rate():
-    parts = [  # (coarse scores, defective, two-stage verdict)
-        {"coarse_max": {"scratch": 0.9}, "defective": True, "verdict": "FAIL"},
-        {"coarse_max": {"dent": 0.3}, "defective": True, "verdict": "FAIL"},  # 0.75 × its threshold
-        {"coarse_max": {}, "defective": True, "verdict": "PASS"},  # the detector never saw it: an escape
-        {"coarse_max": {"scratch": 0.45}, "defective": False, "verdict": "PASS"},  # 0.9 ×: cleared by the fine stage
-        {"coarse_max": {"scratch": 0.6}, "defective": False, "verdict": "PASS"},  # 1.2 ×
-        {"coarse_max": {}, "defective": False, "verdict": "PASS"},
+    parts = [  # the cycle's candidates (at or above the recipe's thresholds), truth by the rules, two-stage verdict
+        {"coarse_max": {"scratch": 0.9}, "truth": "FAIL", "verdict": "FAIL"},  # 1.8 × its threshold
+        {"coarse_max": {"dent": 0.8}, "truth": "FAIL", "verdict": "FAIL"},  # 2.0 ×
+        {"coarse_max": {}, "truth": "FAIL", "verdict": "PASS"},  # the detector never proposed it: an escape
+        {"coarse_max": {"scratch": 0.55}, "truth": "PASS", "verdict": "PASS"},  # 1.1 ×: cleared by the fine stage
+        {"coarse_max": {"scratch": 0.95}, "truth": "PASS", "verdict": "PASS"},  # 1.9 ×
+        {"coarse_max": {}, "truth": "PASS", "verdict": "PASS"},
     ]
-    result = coarse_only(_report(parts))
+    result = coarse_only(_report(parts), thresholds)
     assert result["defective_parts"] == 3 and result["good_parts"] == 3
-    assert result["two_stage"] == {"escapes": 1, "overkill": 0, "good_to_review": 0, "defective_to_review": 0,
-                                   "errors": 0}
-    # shipped thresholds (k = 1): the dent at 0.75 × escapes too, the 1.2 × good part is overkill
-    assert result["coarse_only_at_shipped_thresholds"] == {"k": 1.0, "escapes": 2, "overkill": 1}
-    # to escape no more than the two-stage cell (1), k must come down to 0.75: two good parts fail
-    assert result["coarse_only_at_same_escape"] == {"k": 0.75, "escapes": 1, "overkill": 2}
-    assert coarse_only(_report([{k: v for k, v in p.items() if k != "coarse_max"} for p in parts])) is None
+    assert result["two_stage"] == {"escapes": 1, "overkill": 0}
+    # recipe thresholds (k = 1): the same escape, but both good parts with a candidate fail
+    assert result["coarse_only_at_recipe_thresholds"] == {"k": 1.0, "escapes": 1, "overkill": 2}
+    # the loosest k that escapes no more than the two-stage cell: 1.8 (at 1.9 the 1.8 × scratch escapes)
+    assert result["coarse_only_at_same_escape"] == {"k": 1.8, "escapes": 1, "overkill": 1}
+    assert coarse_only(_report([]), thresholds) is None
 
 
 def test_bench_cli_refuses_unknown_parts_to_skip(capsys):
@@ -55,15 +62,12 @@ def test_bench_cli_refuses_unknown_parts_to_skip(capsys):
 
 @pytest.fixture(scope="module")
 def tiny_eval(tmp_path_factory):
-    """A real two-part evaluation from the training package, as the bench reads it."""
-    pytest.importorskip("torch")
-    from training.evaluate import evaluate_lot
-
-    from inspector.demo import PROJECT_ROOT
+    """A real two-part `inspector eval`, as the bench reads it."""
+    from inspector.evaluation import EvalOptions, evaluate
 
     out = tmp_path_factory.mktemp("eval")
-    evaluate_lot(PROJECT_ROOT / "models" / "detector.onnx", PROJECT_ROOT / "models" / "classifier.onnx", parts=2,
-                 split="smoke", out=out, threads=1, progress=False, command="test eval")
+    evaluate(EvalOptions(recipe=REFERENCE_RECIPE, parts=2, workers=1, speed_factor=100.0, work=out),
+             command="test eval", log=lambda line: None)
     return out / "report.json"
 
 
@@ -85,13 +89,23 @@ def test_tiny_bench_writes_a_report_with_sane_figures(tmp_path, tiny_eval):
     cycle = data["cycle"]
     assert cycle["parts"] == 2 and len(cycle["rows"]) == 2
     assert cycle["replay_misses"] == 0 and cycle["replayed_frames"] > 0
+    dynamics = Dynamics.of({a: AxisLimits(v["max_rate"], v["acceleration"], 0, 0) for a, v in
+                            cycle["dynamics"]["axes"].items()}, cycle["dynamics"]["settle_s"])
     for row in cycle["rows"]:
-        for key in ("motion", "exposure", "detect", "detect_wait", "planning", "classify", "total", "lower_bound"):
+        for key in ("motion", "exposure", "detect", "detect_wait", "planning", "classify", "total"):
             assert _non_negative(row[key]), (key, row[key])
         assert row["motion"] > 0 and row["exposure"] > 0
-        assert row["total"] + 1e-3 >= row["lower_bound"]  # motion and exposure are parts of the cycle
+        assert row["bound_coarse"] > 0 and row["bound_plan"] > 0
+        assert row["bound_coarse"] <= row["bound_plan"] + 1e-9
+        # the plan bound is the model's time of the logged poses, not a measured figure
+        assert row["plan_motion"] == pytest.approx(plan_time_s(row["plan_poses"], dynamics))
+        assert row["bound_plan"] == pytest.approx(row["plan_motion"] + row["plan_exposure"])
+        assert len(row["plan_poses"]) == 1 + data["recipe"]["views"] + row["fine_shots"]
+        assert row["motion_overhead"] == pytest.approx(row["motion"] - row["plan_motion"] / cycle["speed_factor"])
         assert row["detect_wait"] <= row["detect"] + 1e-3 or row["detect"] == 0
         assert row["verdict"] in ("PASS", "FAIL", "ERROR")
+    assert "lower_bound" not in cycle["stages"] and "lower bound" not in text
+    assert "plan bound" in text and "coarse-pass bound" in text and "Cycle / plan bound" in text
     assert 0.0 <= cycle["critical_share_overall"] <= 1.0
 
     cpu = data["latency"]["CPU"]
@@ -109,13 +123,60 @@ def test_tiny_bench_writes_a_report_with_sane_figures(tmp_path, tiny_eval):
     assert soak["samples"] >= 2 and soak["rss_mb"]["end"] > 0 and soak["fds"]["end"] > 0
 
     quality = data["quality"]
-    assert quality["how"] == "read" and quality["part_level"]["parts"] == 2
-    pl = quality["part_level"]
-    assert 0 <= pl["escapes"] <= pl["defective_parts"] and 0 <= pl["overkill"] <= pl["good_parts"]
-    assert pl["defective_parts"] + pl["good_parts"] == 2
+    summary = quality["report"]["summary"]
+    assert quality["how"] == "read" and summary["parts"] == 2
+    assert summary["escape"]["of"] + summary["line_overkill"]["of"] == 2
     assert quality["coarse_only"] is not None  # the evaluation records per-part coarse scores
+    assert "line overkill" in text and "inspector eval --publish" in text  # the block --publish renews
 
     assert {p.name for p in result.plots} >= {"cycle_breakdown.png", "latency.png", "soak.png"}
     for plot in result.plots:
         assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"docs/bench/{plot.name}" in text
+
+    again = rerender(tmp_path / "work" / "bench.json", tmp_path / "again")  # --report-from, new format
+    assert again.report.read_text(encoding="utf-8").count("plan bound") == text.count("plan bound")
+    old = dict(data, cycle=dict(cycle, stages={k: v for k, v in cycle["stages"].items() if not k.startswith("bound")}))
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    with pytest.raises(ValueError, match="old format"):
+        rerender(tmp_path / "old.json", tmp_path / "old")
+
+
+def test_plan_bounds_of_the_reference_recipe():
+    """Hand-made pose sequences on the reference recipe: exposures from the recipe, moves from the model."""
+    recipe = Recipe.load(REFERENCE_RECIPE)
+    views = [v.pose for v in recipe.views]
+    home, dynamics = (0.0, 0.0, 40.0, 0.0, 0.0), Dynamics()
+    steps = lambda name: len(recipe.light_programs[name]["steps"])  # noqa: E731
+    coarse_exposure = sum(v.exposure_us * steps(v.light_program) for v in recipe.views) / 1e6
+    fine_exposure = recipe.reimaging.exposure_us * steps(recipe.reimaging.light_program) / 1e6
+    nothing = plan_bounds(recipe, home, views, dynamics)  # a detector that proposes nothing
+    assert nothing["bound_plan"] == pytest.approx(nothing["bound_coarse"])
+    assert nothing["bound_coarse"] == pytest.approx(plan_time_s([home, *views], dynamics) + coarse_exposure)
+    last = views[-1]
+    fine = StagePose(last.x + 5.0, last.y, last.z, last.a, last.b)
+    one_shot = plan_bounds(recipe, home, [*views, fine], dynamics)
+    # one fine shot 5 mm along X from the last view: a triangle 2 √(5/3000) + settle, and its exposure
+    added = 2 * math.sqrt(5 / 3000) + dynamics.settle_s + fine_exposure
+    assert one_shot["bound_plan"] == pytest.approx(nothing["bound_plan"] + added)
+    assert one_shot["bound_coarse"] == nothing["bound_coarse"] and one_shot["fine_cost"] == pytest.approx(added)
+
+
+@pytest.fixture(scope="module")
+def one_part_tape(tmp_path_factory):
+    recipe = Recipe.load(REFERENCE_RECIPE)
+    detector = Detector.open(str(recipe.model_path("detector")))
+    classifier = Classifier.open(str(recipe.model_path("classifier")))
+    work = tmp_path_factory.mktemp("cycle")
+    tape, _ = record_lot(recipe, detector, classifier, [FIRST_SEED + 1], work, log=lambda line: None)
+    return recipe, detector, classifier, tape, work
+
+
+def test_bounds_do_not_depend_on_measured_timings(one_part_tape):
+    """The same part at two speed factors: measured times differ, the model's bounds are the same."""
+    recipe, detector, classifier, tape, work = one_part_tape
+    rows = [time_lot(recipe, detector, classifier, tape, work / str(sf), speed_factor=sf, log=lambda line: None).parts[0]
+            for sf in (20.0, 200.0)]
+    assert rows[0]["plan_poses"] == rows[1]["plan_poses"]
+    for key in ("bound_plan", "bound_coarse", "plan_motion", "plan_exposure"):
+        assert rows[0][key] == rows[1][key] > 0, key

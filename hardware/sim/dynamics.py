@@ -119,5 +119,38 @@ class Move:
         return tuple(s + (t - s) * f for s, t in zip(self.start, self.target))
 
 
+AXIS_ORDER = "xyzab"
+
+
+@dataclass(frozen=True)
+class Dynamics:
+    """The machine model a plan is timed with: per-axis limits in x, y, z, a, b order and the settle
+    time after every move — the parameters the emulator moves by."""
+
+    limits: tuple[AxisLimits, ...] = tuple(DEFAULT_LIMITS[a] for a in AXIS_ORDER)
+    settle_s: float = SETTLE_S
+
+    @classmethod
+    def of(cls, limits: dict[str, AxisLimits], settle_s: float) -> "Dynamics":
+        return cls(tuple(limits[a] for a in AXIS_ORDER), float(settle_s))
+
+
+def _coords(pose) -> tuple[float, ...]:
+    return tuple(float(v) for v in (pose.as_tuple() if hasattr(pose, "as_tuple") else pose))
+
+
+def move_time_s(start, target, dynamics: Dynamics = Dynamics()) -> float:
+    """Machine seconds of one rapid (G0) move as the emulator runs it: a trapezoid per axis at its own
+    max rate, the slowest axis governing, then the settle time (after every commanded move)."""
+    return Move.plan(_coords(start), _coords(target), 0.0, list(dynamics.limits)).duration + dynamics.settle_s
+
+
+def plan_time_s(poses, dynamics: Dynamics = Dynamics()) -> float:
+    """Machine seconds to move through `poses` in order: poses[0] is where the stage stands, each
+    following pose is one move. A pure function of the poses and the machine model."""
+    poses = list(poses)
+    return sum(move_time_s(a, b, dynamics) for a, b in zip(poses, poses[1:]))
+
+
 def within(limits: list[AxisLimits], target: tuple[float, ...]) -> bool:
     return all(lim.minimum - 1e-9 <= v <= lim.maximum + 1e-9 for lim, v in zip(limits, target))

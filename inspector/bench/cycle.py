@@ -5,15 +5,21 @@ frames. Pass 2 (`time_lot`) inspects the same parts again with the real cycle en
 serial ports, models and store, at the stated speed factor (1 = real time, so wall seconds are
 machine seconds), with cameras that replay the recorded frames after the exposure time.
 
-Per part, from the record's `timings_s` (what the station itself measures):
-- motion: waiting for each move (driver round trip + status polls included); beside it the motion
-  the dynamics plan (trapezoids + settle) from the driver's own estimate;
+Per part, measured (the record's `timings_s`, wall seconds):
+- motion: waiting for each move (driver round trip + status polls included);
 - exposure: light commands over serial + the exposure time;
 - detect: detector compute per part (it runs on a worker while the stage moves on);
   detect_wait: the part of it the cycle had to wait for — detection on the critical path;
 - planning, classify: on the cycle's thread, so on the critical path;
 - other: the rest of the cycle (events, lights off, bookkeeping).
-Lower bound = motion + exposure; the ratio total / lower bound says what compute costs.
+
+Per part, from the machine model alone (machine seconds; never from a measured time):
+- bound_plan: the poses the cycle commanded (start pose, coarse views, fine shots), each move timed
+  by `hardware.sim.dynamics.plan_time_s`, plus the recipe's exposure per shot × light-program steps;
+- bound_coarse: the same for the coarse pass alone (start → every view) — a detector that proposes
+  nothing would cost this;
+- motion_overhead (wall seconds): measured motion minus the dynamics time of the same moves.
+The ratio cycle / bound_plan says what compute, serial traffic and bookkeeping cost.
 """
 from __future__ import annotations
 
@@ -21,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from hardware.lights.base import LightProgram
+from hardware.sim.dynamics import Dynamics, move_time_s, plan_time_s
 from hardware.sim.part import make_part
 
 from ..demo import truth_verdict
@@ -28,11 +36,55 @@ from ..inference.classifier import Classifier
 from ..inference.detector import Detector
 from ..recipe import Recipe
 from .cell import bench_cell
-from .frames import FrameTape
+from .frames import FrameTape, pose_tuple
+from .machine import dynamics_figures
 from .stats import summary
 
 STAGES = ("motion", "exposure", "detect", "detect_wait", "planning", "classify", "total")
+MODEL = ("bound_plan", "bound_coarse", "plan_motion", "plan_exposure", "coarse_motion", "coarse_exposure",
+         "fine_cost", "view_move_min")  # machine seconds, from the machine model
+DERIVED = ("motion_overhead", "ratio", "critical_compute", "compute", "critical_share", "other", "fine_shots")
 RECORD_SPEED_FACTOR = 50.0
+
+
+@dataclass
+class PoseLog:
+    """The poses the cycle commands, in order: wraps `move_to` of this bench's own driver instance."""
+
+    poses: list[tuple[float, ...]] = field(default_factory=list)
+
+    def install(self, motion) -> None:
+        move_to = motion.move_to
+
+        def logged_move_to(pose, *args, **kwargs):
+            self.poses.append(pose_tuple(pose))
+            return move_to(pose, *args, **kwargs)
+
+        motion.move_to = logged_move_to
+
+    def take(self) -> list[tuple[float, ...]]:
+        poses, self.poses = self.poses, []
+        return poses
+
+
+def plan_bounds(recipe: Recipe, start, poses, dynamics: Dynamics) -> dict[str, float]:
+    """Machine-model figures of one part (machine seconds): `start` is where the stage stood, `poses`
+    the poses the cycle moved to — the recipe's views first, then the fine shots. Pure: the same poses
+    and machine model give the same figures whatever the run's speed factor or load."""
+    steps = {name: len(LightProgram.from_dict(name, data).steps) for name, data in recipe.light_programs.items()}
+    shot_s = [v.exposure_us * steps[v.light_program] / 1e6 for v in recipe.views]
+    fine_shot_s = recipe.reimaging.exposure_us * steps[recipe.reimaging.light_program] / 1e6
+    n_views = len(recipe.views)
+    views = [v.pose for v in recipe.views]
+    coarse_motion = plan_time_s([start, *views], dynamics)
+    coarse_exposure = sum(shot_s)
+    plan_motion = plan_time_s([start, *poses], dynamics)
+    plan_exposure = sum(shot_s[:len(poses)]) + max(0, len(poses) - n_views) * fine_shot_s
+    view_moves = [move_time_s(a, b, dynamics) for a, b in zip(views, views[1:])]
+    bound_plan, bound_coarse = plan_motion + plan_exposure, coarse_motion + coarse_exposure
+    return {"bound_plan": bound_plan, "bound_coarse": bound_coarse, "plan_motion": plan_motion,
+            "plan_exposure": plan_exposure, "coarse_motion": coarse_motion, "coarse_exposure": coarse_exposure,
+            "fine_cost": bound_plan - bound_coarse, "view_move_min": min(view_moves) if view_moves else 0.0}
 
 
 @dataclass
@@ -41,21 +93,21 @@ class CycleResult:
     parts: list[dict] = field(default_factory=list)  # one row per part
     replay_misses: int = 0
     replayed: int = 0
+    dynamics: dict = field(default_factory=dict)
 
     def figures(self) -> dict:
         rows = self.parts
         out: dict = {"parts": len(rows), "speed_factor": self.speed_factor, "replayed_frames": self.replayed,
-                     "replay_misses": self.replay_misses, "stages": {}}
-        for key in STAGES + ("critical_compute", "other", "lower_bound", "motion_planned", "ratio", "fine_shots",
-                             "compute", "critical_share", "view_move_min"):
+                     "replay_misses": self.replay_misses, "dynamics": self.dynamics, "stages": {}}
+        for key in STAGES + MODEL + DERIVED:
             out["stages"][key] = summary(r[key] for r in rows)
         n = len(rows)
         if n:
             compute = sum(r["compute"] for r in rows)
             critical = sum(r["critical_compute"] for r in rows)
             out["critical_share_overall"] = critical / compute if compute > 0 else 0.0
-            out["ratio_of_means"] = (sum(r["total"] for r in rows) / sum(r["lower_bound"] for r in rows)
-                                     if sum(r["lower_bound"] for r in rows) > 0 else None)
+            bound_wall = sum(r["bound_plan"] for r in rows) / self.speed_factor
+            out["ratio_of_means"] = sum(r["total"] for r in rows) / bound_wall if bound_wall > 0 else None
             out["verdicts"] = {v: sum(r["verdict"] == v for r in rows) for v in ("PASS", "FAIL", "ERROR")}
         return out
 
@@ -80,30 +132,37 @@ def record_lot(recipe: Recipe, detector: Detector, classifier: Classifier, seeds
 
 def time_lot(recipe: Recipe, detector: Detector, classifier: Classifier, tape: FrameTape, work: Path, *,
              speed_factor: float = 1.0, log: Callable[[str], None] = print) -> CycleResult:
-    """Pass 2: the timed cycle on replayed frames."""
+    """Pass 2: the timed cycle on replayed frames, each part beside its machine-model bounds."""
     result = CycleResult(speed_factor)
     keys = list(tape.parts)
     with bench_cell(recipe, detector, classifier, work / "cycle.db", speed_factor=speed_factor,
                     tape=tape, mode="replay") as bench:
+        dynamics = Dynamics.of(bench.cell.motion.limits, bench.cell.motion.settle_s)
+        result.dynamics = dynamics_figures(dynamics)
+        poses = PoseLog()
+        poses.install(bench.devices.motion)
+        start = tuple(bench.cell.motion.home_position)  # bench_cell homed the stage
         for n, key in enumerate(keys):
             part = bench.cell.load_part(make_part(tape.seeds[key]))
             assert part is not None
             bench.start_part(key)
             _, record = bench.cycle.inspect(part.serial, part.serial)
+            bench.ledger.take()  # the driver's own estimates: not used for the bounds
             t = {s: float(record.timings_s.get(s, 0.0)) for s in STAGES}
-            moves = bench.ledger.take()  # planned machine seconds per move: the views first, then the fine shots
-            view_moves = moves[1:len(recipe.views)]  # view to view (the first move comes from the last part's end)
+            moved = poses.take()
+            model = plan_bounds(recipe, start, moved, dynamics)
             critical = t["detect_wait"] + t["planning"] + t["classify"]
             compute = t["detect"] + t["planning"] + t["classify"]
-            lower = t["motion"] + t["exposure"]
-            result.parts.append(dict(t, serial=part.serial, verdict=record.verdict, truth=truth_verdict(part, recipe),
-                                     fine_shots=len(tape.frames(key, "fine")),
+            bound_wall = model["bound_plan"] / speed_factor
+            result.parts.append(dict(t, **model, serial=part.serial, verdict=record.verdict,
+                                     truth=truth_verdict(part, recipe), fine_shots=max(0, len(moved) - len(recipe.views)),
                                      critical_compute=critical, compute=compute,
                                      critical_share=critical / compute if compute > 0 else 0.0,
-                                     other=max(0.0, t["total"] - lower - critical), lower_bound=lower,
-                                     ratio=t["total"] / lower if lower > 0 else 0.0,
-                                     motion_planned=sum(moves) / speed_factor,
-                                     view_move_min=min(view_moves) if view_moves else 0.0))
+                                     other=max(0.0, t["total"] - t["motion"] - t["exposure"] - critical),
+                                     motion_overhead=t["motion"] - model["plan_motion"] / speed_factor,
+                                     ratio=t["total"] / bound_wall if bound_wall > 0 else 0.0,
+                                     plan_poses=[list(start), *map(list, moved)]))
+            start = moved[-1] if moved else start
             if (n + 1) % max(1, len(keys) // 5) == 0 or n + 1 == len(keys):
                 log(f"  cycle: timed {n + 1}/{len(keys)} parts")
         result.replayed = sum(c.replayed for c in bench.cameras.values())

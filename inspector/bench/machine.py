@@ -1,4 +1,5 @@
-"""What the figures were measured on, and what a process holds (memory, threads, open files).
+"""What the figures were measured on — the host, and the machine model the cycle's bounds are
+computed with — and what a process holds (memory, threads, open files).
 
 Linux /proc first (no extra dependency); elsewhere the probes return None and the report says so."""
 from __future__ import annotations
@@ -101,3 +102,24 @@ def open_files() -> int | None:
         return len(os.listdir("/proc/self/fd"))
     except OSError:
         return None
+
+
+# -- the machine model the cycle bounds use -------------------------------------------------------------
+def dynamics_figures(dynamics) -> dict:
+    """A `hardware.sim.dynamics.Dynamics` as plain figures for bench.json and the report."""
+    return {"settle_s": dynamics.settle_s,
+            "axes": {a: {"max_rate": lim.max_rate, "acceleration": lim.acceleration}
+                     for a, lim in zip("xyzab", dynamics.limits)}}
+
+
+def describe_dynamics(figures: dict | None) -> str:
+    """'X/Y/Z 400 mm/s, 3000 mm/s²; A/B 360 °/s, 3600 °/s²; settle 30 ms after every move'."""
+    axes = (figures or {}).get("axes") or {}
+    if not axes:
+        return "the virtual cell's dynamics model"
+    groups: dict[tuple, list[str]] = {}
+    for name, ax in axes.items():
+        groups.setdefault((ax["max_rate"], ax["acceleration"]), []).append(name.upper())
+    unit = lambda names: "°" if set(names) <= {"A", "B"} else "mm"  # noqa: E731
+    parts = [f"{'/'.join(n)} {r:g} {unit(n)}/s, {acc:g} {unit(n)}/s²" for (r, acc), n in groups.items()]
+    return f"{'; '.join(parts)}; settle {1000 * figures['settle_s']:g} ms after every move"

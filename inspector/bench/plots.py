@@ -36,30 +36,38 @@ def cycle_breakdown(plt, data: dict, plots_dir: Path) -> Path | None:
     c = data.get("cycle")
     if not c or not c.get("rows"):
         return None
-    rows = c["rows"]
+    rows, st, sf = c["rows"], c["stages"], c["speed_factor"]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 5.2), gridspec_kw={"width_ratios": [1.4, 1]})
-    means = {k: c["stages"][k]["mean"] for k, _, _ in SEGMENTS}
-    planned = min(c["stages"]["motion_planned"]["mean"], means["motion"])
-    segments = [("motion", f"motion as the dynamics plan it {planned:.3f} s", SEGMENTS[0][2], planned, None),
-                ("motion", f"motion: serial round trips + status polls {means['motion'] - planned:.3f} s",
-                 SEGMENTS[0][2], means["motion"] - planned, "//")]
+    means = {k: st[k]["mean"] for k, _, _ in SEGMENTS}
+    moves = st["plan_motion"]["mean"] / sf  # the model's move time, in wall seconds at this speed factor
+    overhead = means["motion"] - moves
+    segments = [("motion", f"motion: the same moves by the dynamics model {moves:.3f} s", SEGMENTS[0][2], moves, None),
+                ("motion", f"motion overhead: serial round trips + status polls {overhead:.3f} s",
+                 SEGMENTS[0][2], max(overhead, 0.0), "//")]
     segments += [(key, f"{label} {means[key]:.3f} s", colour, means[key], None) for key, label, colour in SEGMENTS[1:]]
     left = 0.0
     for _, label, colour, width, hatch in segments:
-        ax1.barh(1, width, left=left, color=colour, label=label, hatch=hatch, edgecolor="white" if hatch else None)
+        ax1.barh(2, width, left=left, color=colour, label=label, hatch=hatch, edgecolor="white" if hatch else None)
         left += width
-    lb = c["stages"]["lower_bound"]["mean"]
-    ax1.barh(0, c["stages"]["motion"]["mean"], color=SEGMENTS[0][2])
-    ax1.barh(0, c["stages"]["exposure"]["mean"], left=c["stages"]["motion"]["mean"], color=SEGMENTS[1][2])
-    ax1.set_yticks([0, 1], [f"lower bound\nmotion+exposure\n{lb:.2f} s", f"measured cycle\n{c['stages']['total']['mean']:.2f} s"])
-    ax1.set_xlabel(f"seconds per part (mean of {len(rows)} parts, speed factor {c['speed_factor']:g})")
+    for y, prefix in ((1, "plan"), (0, "coarse")):  # machine-model bounds, drawn in wall seconds at this speed factor
+        motion, exposure = st[f"{prefix}_motion"]["mean"] / sf, st[f"{prefix}_exposure"]["mean"] / sf
+        ax1.barh(y, motion, color=SEGMENTS[0][2], alpha=0.6)
+        ax1.barh(y, exposure, left=motion, color=SEGMENTS[1][2], alpha=0.6)
+    unit = "s" if sf == 1 else f"s (machine s / {sf:g})"
+    ax1.set_yticks([0, 1, 2], [f"coarse-pass bound\n(model) {st['bound_coarse']['mean'] / sf:.2f} {unit}",
+                               f"plan bound\n(model) {st['bound_plan']['mean'] / sf:.2f} {unit}",
+                               f"measured cycle\n{st['total']['mean']:.2f} s"])
+    ax1.set_xlabel(f"wall seconds per part (mean of {len(rows)} parts, speed factor {sf:g})")
     ax1.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize=8)
-    ax1.set_title("Where the cycle time goes")
+    ax1.set_title(f"Where the cycle time goes (cycle / plan bound {c.get('ratio_of_means') or 0:.2f})")
     order = sorted(range(len(rows)), key=lambda i: rows[i]["total"])
-    ax2.plot(range(len(rows)), [rows[i]["total"] for i in order], "o-", label="measured cycle", color="#333333", ms=3)
-    ax2.plot(range(len(rows)), [rows[i]["lower_bound"] for i in order], "s-", label="motion + exposure", color="#4c72b0", ms=3)
+    x = range(len(rows))
+    ax2.plot(x, [rows[i]["total"] for i in order], "o-", label="measured cycle", color="#333333", ms=3)
+    ax2.plot(x, [rows[i]["bound_plan"] / sf for i in order], "s-", label="plan bound (machine model)", color="#4c72b0", ms=3)
+    ax2.plot(x, [rows[i]["bound_coarse"] / sf for i in order], "^--", label="coarse-pass bound (machine model)",
+             color="#55a868", ms=3)
     ax2.set_xlabel("parts, sorted by cycle time")
-    ax2.set_ylabel("s")
+    ax2.set_ylabel("wall s")
     ax2.set_title("Per part")
     ax2.legend(fontsize=8)
     fig.tight_layout()

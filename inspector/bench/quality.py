@@ -1,78 +1,115 @@
-"""Quality on a held-out lot: read (or produce) the report of `python -m training eval`.
+"""Quality on a held-out lot, for the bench: the report of `inspector eval` (the station's own cycle
+on the virtual cell), run in-process or read from a report.json.
 
-The evaluation lives in the training package (it scores against the virtual cell's ground truth
-and draws PR curves with matplotlib); the core never imports it, so the bench either reads an
-existing `report.json` or runs the evaluation in its own process. From the report's per-part rows
-it derives the **coarse-only** baseline: a part fails as soon as the coarse detector scores any
-candidate at or above its class threshold × k, with no fine shot and no classifier. Sweeping k and
-taking the loosest setting whose escape rate is no worse than the two-stage cell's gives the
-coarse-only overkill at the same escape rate — what the fine stage buys.
+From the report's per-part rows it also derives the **coarse-only** baseline: a part fails as soon
+as the coarse detector proposes a candidate scoring at or above its class's detect threshold × k
+(k ≥ 1: the cycle keeps only candidates at or above the recipe's thresholds), with no fine shot and
+no classifier. Sweeping k and taking the loosest setting whose escapes are no more than the
+two-stage cell's gives the coarse-only overkill at the same escape count — what the fine stage buys.
 """
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
+
+from ..evaluation import EvalOptions, evaluate
+from ..evaluation import figures as fig
+from ..evaluation.report import BEGIN, END, headline
+from ..recipe import Recipe
 
 
-def run_eval(parts: int, out: Path, *, log: Callable[[str], None] = print, timeout_s: float | None = None) -> Path:
-    """`python -m training eval --parts N --out OUT` in its own process; returns the report.json path."""
-    command = [sys.executable, "-m", "training", "eval", "--parts", str(parts), "--out", str(out)]
-    log(f"  quality: {' '.join(command[1:])}")
-    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
-    if done.returncode != 0:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-        raise RuntimeError(f"training eval failed (exit {done.returncode}): {' | '.join(tail)}")
-    return out / "report.json"
+def run_eval(parts: int, out: Path, recipe: Path, *, log: Callable[[str], None] = print) -> Path:
+    """`inspector eval --parts N --out OUT --recipe R`, in this process; returns the report.json path."""
+    log(f"  quality: inspector eval --parts {parts} --out {out}")
+    evaluate(EvalOptions(recipe=Path(recipe), parts=parts, work=Path(out)), command=f"inspector eval --parts {parts}",
+             log=log)
+    return Path(out) / "report.json"
 
 
 def load_report(path: Path) -> dict:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    report = json.loads(Path(path).read_text(encoding="utf-8"))
+    if "summary" not in report or "parts" not in report:
+        raise ValueError(f"{path}: not an `inspector eval` report (no summary/parts); run `inspector eval` again")
+    return report
 
 
-def part_score(coarse_max: dict[str, float], thresholds: dict[str, float]) -> float:
-    """The part's strongest coarse candidate relative to its class threshold (≥ 1: a candidate)."""
-    return max((score / thresholds.get(name, 0.5) for name, score in coarse_max.items()), default=0.0)
-
-
-def coarse_only(report: dict) -> dict | None:
-    """Two-stage vs coarse-only at the same escape rate, from the report's per-part rows."""
+def coarse_only(report: dict, thresholds: dict[str, float]) -> dict | None:
     parts = report.get("parts") or []
-    if not parts or any("coarse_max" not in p for p in parts):
+    if not parts:
         return None
-    thresholds = report["models"]["detector"]["thresholds"]
-    rows = [(part_score(p["coarse_max"], thresholds), bool(p["defective"])) for p in parts]
+    rows = [(max((s / thresholds.get(c, 0.5) for c, s in p["coarse_max"].items()), default=0.0), p["truth"] == "FAIL")
+            for p in parts]
     defective = sum(d for _, d in rows)
     good = len(rows) - defective
-    pl = report["part_level"]
-    two_escape = pl["escapes"]
+    s = report["summary"]
+    two_escapes = s["escape"]["count"]
 
     def at(k: float) -> tuple[int, int]:
-        escapes = sum(1 for s, d in rows if d and s < k)
-        overkill = sum(1 for s, d in rows if not d and s >= k)
-        return escapes, overkill
+        return (sum(1 for score, d in rows if d and score < k), sum(1 for score, d in rows if not d and score >= k))
 
-    levels = sorted({s for s, _ in rows if s > 0}) + [float("inf")]
-    curve = [(k, *at(k)) for k in levels]  # k, escapes, overkill; escapes grow with k
-    feasible = [(k, e, o) for k, e, o in curve if e <= two_escape]
+    levels = sorted({score for score, _ in rows if score >= 1.0} | {1.0}) + [float("inf")]
+    curve = [(k, *at(k)) for k in levels]
+    feasible = [(k, e, o) for k, e, o in curve if e <= two_escapes]
     chosen = max(feasible, key=lambda row: row[0]) if feasible else None
-    shipped = at(1.0)
+
+    def k_text(k: float) -> float | None:
+        return None if k == float("inf") else round(k, 4)
+
     return {"defective_parts": defective, "good_parts": good,
-            "two_stage": {"escapes": two_escape, "overkill": pl["overkill"], "good_to_review": pl["good_to_review"],
-                          "defective_to_review": pl["defective_to_review"], "errors": pl["errors"]},
-            "coarse_only_at_shipped_thresholds": {"k": 1.0, "escapes": shipped[0], "overkill": shipped[1]},
+            "two_stage": {"escapes": two_escapes, "overkill": s["line_overkill"]["count"]},
+            "coarse_only_at_recipe_thresholds": dict(zip(("k", "escapes", "overkill"), (1.0, *at(1.0)))),
             "coarse_only_at_same_escape": (None if chosen is None else
-                                           {"k": None if chosen[0] == float("inf") else round(chosen[0], 4),
-                                            "escapes": chosen[1], "overkill": chosen[2]}),
-            "curve": [{"k": (None if k == float("inf") else round(k, 4)), "escapes": e, "overkill": o}
-                      for k, e, o in curve]}
+                                           {"k": k_text(chosen[0]), "escapes": chosen[1], "overkill": chosen[2]}),
+            "curve": [{"k": k_text(k), "escapes": e, "overkill": o} for k, e, o in curve]}
 
 
 def summarise(report: dict, path: Path) -> dict:
-    pl = report["part_level"]
-    return {"path": str(path), "lot": report["lot"], "models": report["models"], "part_level": pl,
-            "detector": report["detector"], "end_to_end": report["end_to_end"], "timing": report.get("timing", {}),
-            "command": report.get("command", ""), "seconds": report.get("seconds"),
-            "plots": [p for p in report.get("plots", [])], "coarse_only": coarse_only(report)}
+    recipe = Recipe.load(report["recipe"]["path"])
+    thresholds = {name: policy.detect_threshold for name, policy in recipe.classes.items()}
+    stale = recipe.hash != report["recipe"]["hash"]
+    return {"path": str(path), "report": {k: v for k, v in report.items() if k != "parts"},
+            "coarse_only": None if stale else coarse_only(report, thresholds),
+            "command": report.get("command", ""), "seconds": report.get("seconds")}
+
+
+def section_lines(q: dict[str, Any], img: Callable[[str, str], list[str]]) -> list[str]:
+    """The quality section of BENCHMARKS.md; its headline is the block `inspector eval --publish` renews."""
+    out = ["## Quality on a held-out lot", ""]
+    report = q.get("report")
+    if not report:
+        return out + [f"Not measured in this run: {q.get('reason', '`--skip quality`')}.", ""]
+    source = "run by the bench" if q.get("how") == "run" else f"read from `{q['path']}`"
+    out += [f"From `inspector eval` ({source}; {q.get('seconds')} s).", "", BEGIN, *headline(report), END, ""]
+    recall = report["defects"]["recall"]
+    out += ["Coarse detector: true defects proposed for a fine shot, per class and size (found/total):", "",
+            "| class | " + " | ".join(fig.bin_names()) + " | all |", "|---|" + "---|" * (len(fig.bin_names()) + 1)]
+    for cls, bins in recall.items():
+        out.append(f"| {cls} | " + " | ".join(fig.short(bins[b]) if b in bins else "–"
+                                             for b in fig.bin_names() + ["all"]) + " |")
+    outcome = report["defects"]["outcome"]
+    out += ["", "End to end per true defect (detector → fine shot → classifier):", "",
+            "| group | " + " | ".join(fig.OUTCOMES) + " |", "|---|" + "---|" * len(fig.OUTCOMES)]
+    for key in [k for k in outcome if k not in fig.bin_names() and k != "all"] + fig.bin_names() + ["all"]:
+        if key in outcome:
+            out.append(f"| {key} | " + " | ".join(fig.short(outcome[key][o]) for o in fig.OUTCOMES) + " |")
+    co = q.get("coarse_only")
+    out += ["", "### Two-stage vs coarse-only at the same escape count", ""]
+    if co is None:
+        out += ["Not available: the report's recipe has changed since it was measured; run `inspector eval` again.", ""]
+        return out
+    dp, gp, t = co["defective_parts"], co["good_parts"], co["two_stage"]
+    same, base = co.get("coarse_only_at_same_escape"), co["coarse_only_at_recipe_thresholds"]
+    out += ["Coarse-only: a part fails when the detector proposes any candidate at or above its class's detect "
+            "threshold × k (no fine shot, no classifier); k is swept over the same per-part data.", "",
+            "| inspection | k | escapes | line overkill |", "|---|---|---|---|",
+            f"| two-stage (the station) | 1 | {fig.short(fig.share(t['escapes'], dp))} | "
+            f"{fig.short(fig.share(t['overkill'], gp))} |",
+            f"| coarse only, recipe thresholds | 1 | {fig.short(fig.share(base['escapes'], dp))} | "
+            f"{fig.short(fig.share(base['overkill'], gp))} |"]
+    if same:
+        k = f"{same['k']:.3f}" if same["k"] is not None else "∞"
+        out += [f"| coarse only, same escapes | {k} | {fig.short(fig.share(same['escapes'], dp))} | "
+                f"{fig.short(fig.share(same['overkill'], gp))} |"]
+    out += [""] + img("quality_two_stage_vs_coarse.png", "two-stage vs coarse-only")
+    return out

@@ -5,15 +5,15 @@ import os
 import time
 from pathlib import Path
 
+from ..evaluation.figures import short
+from . import quality
+from .machine import describe_dynamics
+
 
 def _f(value, digits: int = 3, unit: str = "") -> str:
     if value is None or (isinstance(value, float) and value != value):
         return "–"
     return f"{value:.{digits}f}{unit}"
-
-
-def _frac(n: int, d: int) -> str:
-    return f"{100 * n / d:.1f} % ({n}/{d})" if d else f"– ({n}/0)"
 
 
 def _load(values) -> str:
@@ -96,14 +96,18 @@ def _summary(data: dict) -> list[str]:
     if c and c.get("parts"):
         s = c["stages"]
         out.append(f"- **cycle time**: mean {_f(s['total']['mean'], 2)} s, p95 {_f(s['total']['p95'], 2)} s per part "
-                   f"({c['parts']} parts, speed factor {c['speed_factor']:g}); lower bound motion + exposure "
-                   f"{_f(s['lower_bound']['mean'], 2)} s; ratio {_f(c.get('ratio_of_means'), 2)}; compute on the "
-                   f"critical path {_f(100 * c.get('critical_share_overall', 0), 0)} % of all compute")
+                   f"({c['parts']} parts, speed factor {c['speed_factor']:g}); machine-model bound of the plan run "
+                   f"{_f(s['bound_plan']['mean'], 2)} s, of the coarse pass alone {_f(s['bound_coarse']['mean'], 2)} s "
+                   f"(machine seconds{'' if c['speed_factor'] == 1 else ', ' + format(c['speed_factor'], 'g') + '× faster here'}); "
+                   f"cycle / plan bound {_f(c.get('ratio_of_means'), 2)}; motion overhead "
+                   f"{_f(s['motion_overhead']['mean'], 2)} s; compute on the critical path "
+                   f"{_f(100 * c.get('critical_share_overall', 0), 0)} % of all compute")
     q = data.get("quality") or {}
-    if q.get("part_level"):
-        p = q["part_level"]
-        out.append(f"- **held-out lot** ({p['parts']} parts): escape {_frac(p['escapes'], p['defective_parts'])} of "
-                   f"defective parts, overkill {_frac(p['overkill'], p['good_parts'])} of good parts")
+    if q.get("report"):
+        e = q["report"]["summary"]
+        out.append(f"- **held-out lot** ({e['parts']} parts, `inspector eval`): escape {short(e['escape'])} of parts "
+                   f"the rules fail, line overkill {short(e['line_overkill'])} of good parts (grey band and ERROR "
+                   f"included)")
     lat = {k: v for k, v in (data.get("latency") or {}).items() if v.get("available")}
     for name, e in lat.items():
         out.append(f"- **inference on {name}**: detector {_f(e['detector']['ms']['median'], 1)} ms per coarse frame (median), "
@@ -119,39 +123,58 @@ def _summary(data: dict) -> list[str]:
     return out + [""]
 
 
+def _stage_table(s: dict, head: str, rows) -> list[str]:
+    return ([f"| {head} | mean | p95 | what it is |", "|---|---|---|---|"]
+            + [f"| {key} | {_f(s[key]['mean'])} | {_f(s[key]['p95'])} | {text} |" for key, text in rows] + [""])
+
+
 def _cycle(data: dict, img) -> list[str]:
     c = data.get("cycle")
     out = ["## Cycle time per part", ""]
     if not c:
         return out + ["Not measured in this run (`--skip cycle`).", ""]
-    s = c["stages"]
+    s, sf = c["stages"], c["speed_factor"]
+    per = "" if sf == 1 else f" / {sf:g}"
     out += [f"Command: `{_command(data, 'cycle')}` — {c['parts']} parts of the reference recipe (seeds "
-            f"{data['options']['first_seed']}…), virtual cell at speed factor {c['speed_factor']:g}"
-            + (" (real time: seconds below are machine seconds)" if c["speed_factor"] == 1 else
-               " (motion and exposure ran faster than real time; compute did not)") +
+            f"{data['options']['first_seed']}…), virtual cell at speed factor {sf:g}"
+            + (" (real time: wall seconds are machine seconds)" if sf == 1 else
+               f" (motion and exposure ran {sf:g}× faster than real time; compute did not)") +
             f". Verdicts {c.get('verdicts')}; {c['replayed_frames']} frames replayed, {c['replay_misses']} rendered "
             f"live because the stage stood elsewhere.", "",
-            "| stage (s per part) | mean | p95 | what it is |", "|---|---|---|---|"]
-    rows = [("motion", "waiting for the stage: moves by the machine dynamics plus the driver's serial round trip and 20 ms status polls"),
-            ("motion_planned", "the same moves as the dynamics plan them (trapezoids, slowest axis, 30 ms settle)"),
-            ("exposure", "light commands over serial + exposure time, per shot"),
-            ("detect", "detector compute (on a worker thread, behind the next move)"),
-            ("detect_wait", "… of which the cycle waited for: detection on the critical path"),
-            ("planning", "candidates → fine shots (critical path)"),
-            ("classify", "classifier per fine shot (on the cycle thread: critical path)"),
-            ("other", "the rest: events, lights off, bookkeeping"),
-            ("total", "**cycle time**"),
-            ("lower_bound", "**lower bound**: motion + exposure alone"),
-            ("ratio", "cycle / lower bound, per part"),
-            ("fine_shots", "fine shots per part (count)")]
-    for key, text in rows:
-        out.append(f"| {key} | {_f(s[key]['mean'])} | {_f(s[key]['p95'])} | {text} |")
-    out += ["", f"Compute on the critical path (detect waited for + planning + classify) is "
-                f"{_f(100 * c.get('critical_share_overall', 0), 1)} % of all compute "
-                f"({_f(s['critical_compute']['mean'])} s of {_f(s['compute']['mean'])} s per part); the rest is "
-                f"hidden behind motion. Cycle / lower bound (ratio of the means): **{_f(c.get('ratio_of_means'), 3)}**.", ""]
-    out += img("cycle_breakdown.png", "cycle-time breakdown")
-    return out
+            "Measured by the station (its record's `timings_s`, wall seconds per part):", ""]
+    out += _stage_table(s, "stage", [
+        ("motion", "waiting for the stage: the moves plus the driver's serial round trips and 20 ms status polls"),
+        ("exposure", "light commands over serial + exposure time, per shot"),
+        ("detect", "detector compute (on a worker thread, behind the next move)"),
+        ("detect_wait", "… of which the cycle waited for: detection on the critical path"),
+        ("planning", "candidates → fine shots (critical path)"),
+        ("classify", "classifier per fine shot (on the cycle thread: critical path)"),
+        ("other", "the rest: events, lights off, bookkeeping"), ("total", "**cycle time**"),
+        ("fine_shots", "fine shots per part (count)")])
+    out += [f"From the machine model alone (machine seconds per part; no measured time enters them): each move is a "
+            f"trapezoidal profile per axis at that axis' own maximum rate and acceleration, the slowest axis governing, "
+            f"then the settle time — {describe_dynamics(c.get('dynamics'))} (the virtual cell's emulator parameters; "
+            f"`hardware.sim.dynamics.plan_time_s`). The same poses give the same bound at any speed factor or load.", ""]
+    out += _stage_table(s, "figure", [
+        ("bound_plan", "**plan bound**: the poses this part's cycle commanded (where the stage stood → the coarse "
+                       "views → its fine shots), each move timed by the dynamics model, plus the recipe's exposure × "
+                       "light-program steps per shot"),
+        ("plan_motion", "… of which moves"), ("plan_exposure", "… of which exposures"),
+        ("bound_coarse", "**coarse-pass bound**: start → every view in order, plus their exposures — the cycle if the "
+                         "detector proposed nothing"),
+        ("fine_cost", "plan bound − coarse-pass bound: what this part's re-imaging costs at best"),
+        ("view_move_min", "shortest move between two coarse views")])
+    out += ["Measured against the model (wall seconds):", ""]
+    out += _stage_table(s, "figure", [
+        ("motion_overhead", f"measured motion − plan moves{per}: serial round trips, status polls, the driver "
+                            f"learning late that a move ended"),
+        ("ratio", f"cycle / (plan bound{per}), per part")])
+    coarse_ratio = s["total"]["mean"] * sf / s["bound_coarse"]["mean"] if s["bound_coarse"]["mean"] else None
+    out += [f"**Cycle / plan bound** (ratio of the means): **{_f(c.get('ratio_of_means'), 3)}**; cycle / coarse-pass "
+            f"bound {_f(coarse_ratio, 3)}. Compute on the critical path (detect waited for + planning + classify) is "
+            f"{_f(100 * c.get('critical_share_overall', 0), 1)} % of all compute ({_f(s['critical_compute']['mean'])} s "
+            f"of {_f(s['compute']['mean'])} s per part); the rest is hidden behind motion.", ""]
+    return out + img("cycle_breakdown.png", "cycle-time breakdown")
 
 
 def _latency(data: dict, img) -> list[str]:
@@ -186,70 +209,7 @@ def _latency(data: dict, img) -> list[str]:
 
 
 def _quality(data: dict, img) -> list[str]:
-    q = data.get("quality") or {}
-    out = ["## Quality on a held-out lot", ""]
-    if not q.get("part_level"):
-        return out + [f"Not measured in this run: {q.get('reason', '`--skip quality`')}.", ""]
-    lot, p, d = q["lot"], q["part_level"], q["detector"]
-    source = ("run by the bench" if q["how"] == "run" else f"read from `{q['path']}`")
-    out += [f"Command: `{q['command']}` ({source}; {q.get('seconds')} s). Split `{lot['split']}`, part seeds "
-            f"{lot['seed_range'][0]}–{lot['seed_range'][1]} (never used for training or thresholds), mix "
-            f"{lot['mix']}, lot fingerprint `{lot['fingerprint']}`. Each part: 5 coarse views → detector → a fine "
-            f"shot per candidate → classifier → verdict rules, as the station runs them.", "",
-            f"- **escape rate** (defective parts passed): **{_frac(p['escapes'], p['defective_parts'])}**",
-            f"- **overkill** (good parts failed): **{_frac(p['overkill'], p['good_parts'])}**",
-            f"- to review (grey band): defective {_frac(p['defective_to_review'], p['defective_parts'])}, good "
-            f"{_frac(p['good_to_review'], p['good_parts'])}; ERROR {p['errors']}; fine shots {p['fine_shots']}", "",
-            "Coarse detector recall per class and size bin (at the shipped thresholds; found/total):", "",
-            "| class | " + " | ".join(d["per_size"]) + " | all |", "|---|" + "---|" * (len(d["per_size"]) + 1)]
-    for cls, bins in d["per_class_size"].items():
-        out.append(f"| {cls} | " + " | ".join(_frac(*bins[b]) for b in d["per_size"]) + " | "
-                   + _frac(*d["per_class"][cls]["recall"]) + " |")
-    out.append("| all | " + " | ".join(_frac(*d["per_size"][b]) for b in d["per_size"]) + " | "
-               + _frac(*d["all"]["recall"]) + " |")
-    e2e = q.get("end_to_end") or {}
-    if e2e:
-        out += ["", "End to end per real defect (detector → fine shot → classifier):", "",
-                "| group | defect call | review | cleared as ok | never re-imaged |", "|---|---|---|---|---|"]
-        order = list(d["per_class_size"]) + list(d["per_size"]) + ["all"]
-        for key in order + sorted(set(e2e) - set(order)):
-            cnt = e2e.get(key)
-            if not cnt:
-                continue
-            n = sum(cnt.values())
-            out.append(f"| {key} | {_frac(cnt.get('defect', 0), n)} | {_frac(cnt.get('review', 0), n)} | "
-                       f"{_frac(cnt.get('ok', 0), n)} | {_frac(cnt.get('missed', 0), n)} |")
-    co = q.get("coarse_only")
-    out += ["", "### Two-stage vs coarse-only at the same escape rate", ""]
-    if co is None:
-        out += ["Not available: this report has no per-part coarse scores (made before `training/evaluate.py` recorded "
-                "`coarse_max`); rerun the evaluation.", ""]
-    else:
-        dp, gp, t = co["defective_parts"], co["good_parts"], co["two_stage"]
-        same, shipped = co.get("coarse_only_at_same_escape"), co["coarse_only_at_shipped_thresholds"]
-        out += ["Coarse-only: a part fails when the detector scores any candidate at or above its class threshold × k "
-                "(no fine shot, no classifier); k is swept over the same per-part data.", "",
-                "| inspection | k | escapes | overkill | good parts to review |", "|---|---|---|---|---|",
-                f"| two-stage (shipped) | 1 | {_frac(t['escapes'], dp)} | {_frac(t['overkill'], gp)} | "
-                f"{_frac(t['good_to_review'], gp)} |",
-                f"| coarse only, shipped detector thresholds | 1 | {_frac(shipped['escapes'], dp)} | "
-                f"{_frac(shipped['overkill'], gp)} | – |"]
-        if same:
-            out.append(f"| coarse only, same escape rate | {_f(same['k'], 3) if same['k'] is not None else '∞'} | "
-                       f"{_frac(same['escapes'], dp)} | {_frac(same['overkill'], gp)} | – |")
-        else:
-            out.append("| coarse only, same escape rate | – | not reachable: even failing every part with a candidate "
-                       "escapes more | | |")
-        if same:
-            saved = same["overkill"] - t["overkill"]
-            out += ["", f"At the two-stage cell's escape rate the fine stage removes **{saved}** of "
-                        f"{same['overkill']} coarse-only overkill calls on {gp} good parts "
-                        f"({_frac(t['overkill'], gp)} instead of {_frac(same['overkill'], gp)})."]
-        out.append("")
-    out += img("quality_two_stage_vs_coarse.png", "two-stage vs coarse-only")
-    for name in q.get("pr_plots", []):
-        out += img(name, f"PR curve {name}")
-    return out
+    return quality.section_lines(data.get("quality") or {}, img)
 
 
 def _soak(data: dict, img) -> list[str]:
@@ -290,13 +250,14 @@ def _findings(data: dict) -> list[str]:
     if c and c.get("parts"):
         s = c["stages"]
         total = s["total"]["mean"] or 1.0
+        rotation = s["view_move_min"]["mean"]  # machine seconds: what it costs on a real cell
         out.append(f"- **Detection on the critical path**: {_f(s['detect_wait']['mean'])} s per part "
                    f"({_f(100 * s['detect_wait']['mean'] / total, 1)} % of the cycle) of {_f(s['detect']['mean'])} s "
                    f"detector compute. Views 1–4 are detected while the stage turns to the next view; the last view's "
                    f"detection cannot hide: the fine-shot path starts on the last face (where the coarse pass ends, so "
                    f"no rotation back), and its shots need that face's candidates. Hiding it would mean re-imaging an "
-                   f"earlier face first, which costs a rotation back ({_f(s['view_move_min']['mean'])} s)"
-                   + (" — more than the wait it removes. Left as is." if s["view_move_min"]["mean"] > s["detect_wait"]["mean"]
+                   f"earlier face first, which costs a rotation back ({_f(rotation)} s by the dynamics model)"
+                   + (" — more than the wait it removes. Left as is." if rotation > s["detect_wait"]["mean"]
                       else " — less than the wait: worth doing."))
         out.append(f"- **Classification on the critical path**: {_f(s['classify']['mean'])} s per part over "
                    f"{_f(s['fine_shots']['mean'], 1)} fine shots ({_f(100 * s['classify']['mean'] / total, 1)} % of the "
@@ -304,22 +265,24 @@ def _findings(data: dict) -> list[str]:
                    f"shot as detection does."
                    + (" Small at this cost, so left as is." if s["classify"]["mean"] < 0.02 * total
                       else " Worth doing at this cost."))
-        overhead = s["motion"]["mean"] - s["motion_planned"]["mean"] * 1.0
+        overhead, sf = s["motion_overhead"]["mean"], c["speed_factor"]
         moves = data["recipe"]["views"] + s["fine_shots"]["mean"]
-        out.append(f"- **Motion**: waiting {_f(s['motion']['mean'])} s per part against {_f(s['motion_planned']['mean'])} "
-                   f"s the dynamics plan — {_f(overhead)} s ({_f(100 * overhead / total, 1)} % of the cycle; "
-                   f"{_f(1000 * overhead / max(moves, 1), 1)} ms per move over {_f(moves, 1)} moves) of serial round "
-                   f"trips and status polling: the driver learns that a move ended from the next `?` report, and polls "
-                   f"every 20 ms."
+        out.append(f"- **Motion**: waiting {_f(s['motion']['mean'])} s per part against {_f(s['plan_motion']['mean'] / sf)} "
+                   f"s the dynamics model gives for the same moves{'' if sf == 1 else f' (machine seconds / {sf:g})'} — {_f(overhead)} s ({_f(100 * overhead / total, 1)} % "
+                   f"of the cycle; {_f(1000 * overhead / max(moves, 1), 1)} ms per move over {_f(moves, 1)} moves) of "
+                   f"serial round trips and status polling: the driver learns that a move ended from the next `?` "
+                   f"report, and polls every 20 ms."
                    + (" This is the largest avoidable cost the bench finds." if overhead >= max(
                        s["detect_wait"]["mean"], s["classify"]["mean"], s["planning"]["mean"], s["other"]["mean"]) else "")
                    + f" A shorter poll interval would recover part of it; not changed "
                    f"here — it is a driver setting to be validated against real controllers' report rates, and "
                    f"the driver's protocol tests pin its behaviour.")
+        out.append(f"- **Re-imaging**: the fine shots add {_f(s['fine_cost']['mean'])} s (machine) to the coarse pass's "
+                   f"{_f(s['bound_coarse']['mean'])} s bound per part, over {_f(s['fine_shots']['mean'], 1)} shots.")
         out.append(f"- **Other**: {_f(s['other']['mean'])} s per part outside the named stages.")
     lat = (data.get("latency") or {}).get("CPU")
     if lat and lat.get("available") and c and c.get("parts"):
-        budget = c["stages"]["view_move_min"]["mean"]
+        budget = c["stages"]["view_move_min"]["mean"]  # machine seconds: the detector's budget on a real cell
         det = lat["detector"]["ms"]["p95"] / 1000.0
         out.append(f"- **Detector budget**: the shortest move between two coarse views takes {_f(budget)} s of machine "
                    f"time (dynamics plan, mean over parts); the detector needs {_f(det)} s per frame at p95 on CPU, so "
@@ -357,10 +320,14 @@ def _method(data: dict) -> list[str]:
             "real ones. Sensor readout and transfer of a real camera are not modelled.",
             "- **Machine seconds.** The cycle runs at speed factor 1, so its wall seconds are machine seconds; compute "
             "is measured on this machine's CPU while the emulators (same process) also run.",
+            "- **Bounds come from the model, not the measurement**: the commanded poses (`plan_poses` in `bench.json`), "
+            "the recipe's exposures and light programs, the emulator's axis limits and settle time. Light switching, "
+            "camera readout and serial latency are not in the model, so they count in the cycle, not the bound.",
             "- **Shared CPU.** The load average in the header says how busy the machine was; with 2 cores shared, "
             "detection behind motion and the emulators compete for them.",
-            "- **Quality** figures come from `python -m training eval` (the training package; the core never imports "
-            "it), on seeds no model was trained or tuned on, with counts beside every rate.",
+            "- **Quality** figures come from `inspector eval`: the station's own cycle inspects held-out parts (seeds no "
+            "model was trained or tuned on) on the virtual cell, scored against the recipe's rules on each part's true "
+            "defects, with counts and 95 % intervals beside every rate.",
             "- **Fixed after the soak exposed it**: the virtual cell's emulators kept every chunk of bytes they "
             "received (`PtyDevice.received`, a protocol log for tests): about 3.8 KiB per part of the 5.2 KiB/part "
             "resident growth measured over 150 parts after warm-up at speed factor 1000. They now keep the latest "

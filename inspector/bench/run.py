@@ -4,7 +4,6 @@ from __future__ import annotations
 import gc
 import json
 import math
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -122,15 +121,14 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] = print) -> Benc
                 path = Path(options.eval_report)
                 how = "read"
             elif options.eval_parts > 0:
-                log(f"bench: held-out evaluation, {options.eval_parts} parts (python -m training eval)")
-                path = quality.run_eval(options.eval_parts, work / "eval", log=log)
+                log(f"bench: held-out evaluation, {options.eval_parts} parts (inspector eval)")
+                path = quality.run_eval(options.eval_parts, work / "eval", options.recipe, log=log)
                 how = "run"
             else:
                 path, how = None, "skipped"
             if path is not None:
                 data["quality"] = quality.summarise(quality.load_report(path), path)
                 data["quality"]["how"] = how
-                data["quality"]["pr_plots"] = _copy_plots(data["quality"]["plots"], path.parent, plots_dir)
             else:
                 data["quality"] = {"how": "skipped", "reason": "--eval-parts 0 and no --eval-report"}
         except (OSError, RuntimeError, KeyError, ValueError) as exc:
@@ -145,22 +143,34 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] = print) -> Benc
     from .plots import draw_all
 
     plots = draw_all(data, plots_dir)
-    plots += [plots_dir / name for name in (data.get("quality") or {}).get("pr_plots", [])]
     report = write_report(data, out / "BENCHMARKS.md", plots_dir, plots)
     (work / "bench.json").write_text(json.dumps(_jsonable(data), indent=1), encoding="utf-8")
     log(f"bench: wrote {report} and {len(plots)} plots in {plots_dir} ({data['seconds']:.0f} s)")
     return BenchResult(report, plots, data)
 
 
+class OldBenchFormat(ValueError):
+    """A bench.json from before the machine-model bounds: its cycle figures cannot be reported."""
+
+
+def check_format(data: dict, source: object = "bench.json") -> None:
+    """The cycle section must carry the machine-model bounds (`bound_plan`, `bound_coarse`)."""
+    c = data.get("cycle")
+    if c and c.get("parts") and "bound_plan" not in c.get("stages", {}):
+        raise OldBenchFormat(f"{source}: cycle figures in the old format (a 'lower_bound' taken from measured "
+                             f"motion + exposure, no 'bound_plan'/'bound_coarse' from the machine model); "
+                             f"run `inspector bench` again to measure them")
+
+
 def rerender(figures: Path, out: Path, log: Callable[[str], None] = print) -> BenchResult:
     """BENCHMARKS.md and plots again from a run's bench.json, without measuring anything."""
     data = json.loads(Path(figures).read_text(encoding="utf-8"))
+    check_format(data, figures)
     plots_dir = Path(out) / "docs" / "bench"
     plots_dir.mkdir(parents=True, exist_ok=True)
     from .plots import draw_all
 
     plots = draw_all(data, plots_dir)
-    plots += [plots_dir / name for name in (data.get("quality") or {}).get("pr_plots", []) if (plots_dir / name).is_file()]
     report = write_report(data, Path(out) / "BENCHMARKS.md", plots_dir, plots)
     log(f"bench: wrote {report} from {figures}")
     return BenchResult(report, plots, data)
@@ -171,21 +181,6 @@ def _subtape(tape, count: int):
 
     keys = list(tape.parts)[:max(1, count)]
     return FrameTape({k: tape.parts[k] for k in keys}, {k: tape.seeds[k] for k in keys})
-
-
-def _copy_plots(plots: list[str], eval_dir: Path, plots_dir: Path) -> list[str]:
-    """The evaluation's PR curves (named in its report, or beside it) into the bench's figures."""
-    copied = []
-    names = list(plots) or sorted(str(p) for p in eval_dir.glob("pr_*.png"))
-    for name in names:
-        source = Path(name)
-        if not source.is_file():
-            source = eval_dir / Path(name).name
-        if source.is_file():
-            target = plots_dir / f"quality_{source.name}"
-            shutil.copyfile(source, target)
-            copied.append(target.name)
-    return copied
 
 
 def _rel(path: Path) -> str:
