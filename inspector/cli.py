@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 DEFAULT_DB = os.path.join("out", "results.db")
 
 
-FORWARDED = {"train": "training", "eval": "training", "export": "training", "data": "training", "station": "ui"}
+FORWARDED = {"train": "training", "export": "training", "data": "training", "station": "ui"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,7 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
                                          "(then --face names the face).")
     inspect.add_argument("images", nargs="+", help="archived part folders or face images")
     inspect.add_argument("--recipe", default=None, help="recipe file (default: the reference recipe in models/)")
-    inspect.add_argument("--station", default=None, help="station config for the calibration (default: the virtual cell's)")
+    calibration = inspect.add_mutually_exclusive_group()
+    calibration.add_argument("--station", default=None, metavar="STATION.toml",
+                             help="station config whose camera calibration maps pixels to mm (required unless --sim)")
+    calibration.add_argument("--sim", action="store_true",
+                             help="use the virtual cell's calibration (images rendered by `inspector sim`)")
     inspect.add_argument("--face", default="top", help="face shown by single images (default top)")
     inspect.add_argument("--json", action="store_true", help="one JSON object per input")
     inspect.set_defaults(handler=_inspect)
@@ -91,16 +95,42 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--summary", action="store_true", help="yield by hour and defects by class instead of a list")
     results.set_defaults(handler=_results)
 
+    ev = sub.add_parser(
+        "eval", help="inspect a held-out lot with the station's own cycle; escape and line overkill with counts",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Inspect held-out parts on the virtual cell with the station's own cycle (the recipe's thresholds, "
+                    "planner, fine shots and verdict rules: what `inspector run --sim` does, faster than real time) "
+                    "and score each verdict against the recipe's rules applied to the part's true defects. Writes "
+                    "report.json (summary with counts and 95 %% intervals, one row per part) and report.md.",
+        epilog="examples:\n"
+               "  inspector eval --parts 6                        # a quick look: out/eval/report.md\n"
+               "  inspector eval --parts 500 --publish            # docs/eval + README, BENCHMARKS.md, model cards\n"
+               "  inspector eval --recipe candidate.recipe.json --out out/eval-candidate   # a candidate recipe\n"
+               "  inspector eval --publish-from docs/eval/report.json   # regenerate the documents only")
+    ev.add_argument("--recipe", default=None, help="recipe file (default: the reference recipe in models/)")
+    ev.add_argument("--parts", type=int, default=300, help="parts in the lot (default 300)")
+    ev.add_argument("--seed", type=int, default=300_000,
+                    help="seed of the first part (default 300000: the held-out split, never trained or tuned on)")
+    ev.add_argument("--speed-factor", type=float, default=50.0,
+                    help="machine time runs this many times faster than wall time (default 50; verdicts do not depend on it)")
+    ev.add_argument("--workers", type=int, default=2, help="worker processes, each with its own virtual cell (default 2)")
+    ev.add_argument("--out", default=os.path.join("out", "eval"), help="report folder (default out/eval)")
+    ev.add_argument("--publish", action="store_true",
+                    help="also write docs/eval/report.{json,md} and regenerate the figures in README.md, BENCHMARKS.md "
+                         "and the model cards")
+    ev.add_argument("--publish-from", metavar="JSON", help="measure nothing: publish an existing report.json")
+    ev.set_defaults(handler=_eval)
+
     bench = sub.add_parser(
         "bench", help="measure cycle time, inference latency, soak and held-out quality; write BENCHMARKS.md",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Measure the station on the virtual cell and write BENCHMARKS.md (the machine, the commit, the "
                     "command, every figure with its denominator) and PNG plots in docs/bench/. A benchmark, not a "
-                    "test: nothing is asserted. Parts: cycle time per part split by stage against the motion + "
-                    "exposure lower bound (real time); detector / classifier latency on every onnxruntime provider; "
+                    "test: nothing is asserted. Parts: cycle time per part split by stage against bounds from the "
+                    "machine model (the plan run, and the coarse pass alone) and the driver overhead; detector / classifier latency on every onnxruntime provider; "
                     "a soak at the highest speed factor (memory, threads, open files, store write time); escape and "
-                    "overkill on a held-out lot (runs `python -m training eval` in its own process, or reads its "
-                    "report.json) with two-stage vs coarse-only at the same escape rate.",
+                    "line overkill on a held-out lot (runs `inspector eval`, or reads its report.json) with two-stage vs "
+                    "coarse-only at the same escape count.",
         epilog="examples:\n"
                "  inspector bench --quick                      # a few minutes: 3 parts, short soak, 20-part lot\n"
                "  inspector bench                              # full: 30 parts, 15-min soak, 500-part lot (< 1 h on 2 cores)\n"
@@ -122,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--soak-cached-parts", type=int, default=None,
                        help="recorded parts the soak replays in rotation (default 8; quick 3)")
     bench.add_argument("--eval-parts", type=int, default=None,
-                       help="held-out parts for python -m training eval (default 500; quick 20; 0 = skip)")
+                       help="held-out parts for inspector eval (default 500; quick 20; 0 = skip)")
     bench.add_argument("--eval-report", default=None, metavar="JSON",
                        help="read this evaluation report.json instead of running the evaluation")
     bench.add_argument("--recipe", default=None, help="recipe file (default: the reference recipe in models/)")
@@ -131,10 +161,20 @@ def build_parser() -> argparse.ArgumentParser:
                        help="measure nothing: write BENCHMARKS.md and the plots again from a run's bench.json")
     bench.set_defaults(handler=_bench)
 
+    models = sub.add_parser("models", help="production model versions: rollback of a promotion",
+                            description="Roll the production recipe back to its previous version (written as a new "
+                                        "version, audited). Needs a QA user; the PIN comes from INSPECTOR_PIN or a prompt.")
+    models_sub = models.add_subparsers(title="actions", metavar="ACTION")
+    rollback = models_sub.add_parser("rollback", help="restore the previous version of a recipe (models + thresholds)")
+    rollback.add_argument("--recipe", required=True, help="the production recipe file")
+    rollback.add_argument("--user", required=True, help="a QA user (the one who answers for it in the audit log)")
+    rollback.add_argument("--reason", default=None, help="why (goes to the audit log; asked for when left out)")
+    rollback.add_argument("--db", default=DEFAULT_DB, help=f"result store holding users and audit log (default {DEFAULT_DB})")
+    rollback.set_defaults(handler=_models_rollback)
+
     sub.add_parser("station", help="open the station (PyQt6; operator, QA, integrator): --sim on the virtual cell, "
                                    "--config FILE on a real machine (python -m ui station …)")
     for name, text in (("train", "train the detector or the classifier (python -m training train …)"),
-                       ("eval", "evaluate models on a held-out lot (python -m training eval …)"),
                        ("export", "export a checkpoint to a self-describing ONNX model (python -m training export …)"),
                        ("data", "generate data sets from the virtual cell (python -m training data …)")):
         sub.add_parser(name, help=text)
@@ -180,22 +220,33 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
+    if args.station is None and not args.sim:
+        print("inspector inspect: needs --station STATION.toml (the camera calibration that maps pixels to mm); "
+              "pass --sim to use the virtual cell's", file=sys.stderr)
+        return 2
     import json
     from pathlib import Path
-
-    from hardware.sim.cell import station_config_dict
 
     from .demo import REFERENCE_RECIPE
     from .inference.classifier import Classifier
     from .inference.detector import Detector
     from .recipe import Recipe
     from .replay import replay_archive, replay_face_image
+    from .schema import ConfigError
     from .station_config import StationConfig
     from .two_stage import TwoStage
 
     recipe = Recipe.load(args.recipe or REFERENCE_RECIPE)
-    station = (StationConfig.load(args.station) if args.station
-               else StationConfig.from_dict(station_config_dict("none", "none"), source="virtual cell"))
+    if args.sim:
+        from hardware.sim.cell import station_config_dict
+
+        station = StationConfig.from_dict(station_config_dict("none", "none"), source="virtual cell")
+    else:
+        try:
+            station = StationConfig.load(args.station)
+        except ConfigError as exc:
+            print(f"inspector inspect: --station: {exc}", file=sys.stderr)
+            return 2
     views = {view.face: view for view in recipe.views}
     if args.face not in views:
         raise SystemExit(f"inspect: recipe {recipe.id} has no view of face {args.face!r} (has {', '.join(views)})")
@@ -215,6 +266,39 @@ def _inspect(args: argparse.Namespace) -> int:
         else:
             print(f"{result.source}: {result.verdict} — {result.reason}")
     return 1 if failures else 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    import json
+    import shlex
+    from pathlib import Path
+
+    from .demo import PROJECT_ROOT, REFERENCE_RECIPE
+    from .evaluation import EvalOptions, evaluate, publish
+    from .evaluation.report import headline
+
+    if args.publish_from:
+        try:
+            report = json.loads(Path(args.publish_from).read_text(encoding="utf-8"))
+            paths = publish(report, PROJECT_ROOT)
+        except (OSError, ValueError, KeyError) as exc:
+            raise SystemExit(f"inspector eval: --publish-from {args.publish_from}: {exc}")
+        print("\n".join(f"wrote {p}" for p in paths))
+        return 0
+    for name, value, low in (("--parts", args.parts, 1), ("--workers", args.workers, 1)):
+        if value < low:
+            raise SystemExit(f"inspector eval: {name} must be at least {low}, got {value}")
+    if not args.speed_factor > 0 or args.speed_factor > 1000:
+        raise SystemExit(f"inspector eval: --speed-factor must be in (0, 1000], got {args.speed_factor}")
+    options = EvalOptions(recipe=Path(args.recipe or REFERENCE_RECIPE), parts=args.parts, first_seed=args.seed,
+                          speed_factor=args.speed_factor, workers=args.workers, work=Path(args.out))
+    command = "inspector " + " ".join(shlex.quote(a) for a in getattr(args, "argv", ["eval"]))
+    report = evaluate(options, command=command, log=lambda line: print(line, flush=True))
+    print("\n".join(headline(report)[2:]))
+    print(f"report: {Path(args.out) / 'report.md'}")
+    if args.publish:
+        print("\n".join(f"wrote {p}" for p in publish(report, PROJECT_ROOT)))
+    return 0
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -294,6 +378,34 @@ def _results(args: argparse.Namespace) -> int:
             classes = ",".join(sorted({d.defect_class for d in r.defects if d.decision == "defect"})) or "-"
             print(f"{row:6d}  {stamp}  {r.serial:<12} {r.verdict:<5}  {classes:<20} {r.reason}")
         print(f"{len(rows)} records")
+    return 0
+
+
+def _models_rollback(args: argparse.Namespace) -> int:
+    import getpass
+    from pathlib import Path
+
+    from .access import AccessControl, AccessDenied
+    from .promotion import PromotionRefused, rollback
+    from .results.sqlite_store import ResultStore
+
+    if not Path(args.db).is_file() and "://" not in args.db:
+        print(f"inspector models rollback: no result store at {args.db!r} (users and audit log live there; pass --db)",
+              file=sys.stderr)
+        return 2
+    pin = os.environ.get("INSPECTOR_PIN") or getpass.getpass(f"PIN for {args.user}: ")
+    try:
+        reason = args.reason or input("Reason (goes to the audit log): ")
+    except EOFError:
+        reason = ""
+    with ResultStore(args.db) as store:
+        access = AccessControl(store)
+        try:
+            result = rollback(access.login(args.user, pin), access, args.recipe, reason)
+        except (AccessDenied, PromotionRefused) as exc:
+            print(f"inspector models rollback: {exc}", file=sys.stderr)
+            return 1
+    print(result.message)
     return 0
 
 

@@ -16,10 +16,12 @@ from PyQt6.QtCore import QPoint, Qt  # noqa: E402
 
 from inspector.access import AccessControl, AccessDenied  # noqa: E402
 from inspector.demo import REFERENCE_RECIPE, run_sim_lot  # noqa: E402
-from inspector.model_promotion import HELDOUT_LOT, ModelPair  # noqa: E402
+from inspector.promotion import HELDOUT_LOT, GateSplit, ModelPair, SplitRule  # noqa: E402
+from inspector.recipe import Recipe  # noqa: E402
 from inspector.results.sqlite_store import ResultStore  # noqa: E402
 from ui.job_worker import CommandJob, JobStep, parse_progress  # noqa: E402
 from ui.qa_view import QAView  # noqa: E402
+from ui.station_window import qa_station_config  # noqa: E402
 from tests.model_files import candidate_pair  # noqa: E402
 
 
@@ -47,7 +49,8 @@ def station(lot, tmp_path, qtbot):
     boss = access.login("ines", "1111")
     access.add_user("anna", "qa", "2222", by=boss)
     access.add_user("otto", "operator", "3333", by=boss)
-    view = QAView(str(db), access, recipe_path=recipe, models_dir=Path(recipe).parent, work_dir=tmp_path / "qa")
+    view = QAView(str(db), access, recipe_path=recipe, models_dir=Path(recipe).parent, work_dir=tmp_path / "qa",
+                  station_config=qa_station_config(True, None))
     qtbot.addWidget(view)
     view.resize(1280, 800)
     view.show()
@@ -129,6 +132,31 @@ def test_qa_relabels_draws_a_missed_box_and_exports(station, qtbot, tmp_path):
     assert all((path.parent / im["file_name"]).is_file() for im in coco["images"])
     assert str(path) in [p for _, p, _, _, _ in view.review_model.queue.exports()]
     assert view.grab().save(str(tmp_path / "qa_review.png"))
+
+
+def test_without_station_config_qa_says_so(station):
+    """No calibration (a real station whose --config did not load): QA maps nothing from mm with the
+    virtual cell's values; the coarse-frame overlays and the review-set comparison say what is missing."""
+    view, access, _, _ = station
+    view.set_session(access.login("anna", "2222"))
+    panel = view.review
+    item, _ = open_item_with_calls(view)
+    coarse = next((p for p in item.image_paths if Path(p).stem.startswith("coarse_")
+                   and any(d.image_path != Path(p).stem and Path(p).stem == f"coarse_{d.view}" for d in item.defects)),
+                  None)
+    if coarse is None:
+        pytest.skip("no call of these parts is drawn on a coarse frame")
+    panel.show_image(coarse)
+    with_calibration = len(panel.canvas.overlays)
+    view.set_station_config(None)
+    panel.show_image(coarse)
+    assert len(panel.canvas.overlays) < with_calibration
+    assert "no station config" in panel.status.text() and "--config" in panel.status.text()
+    view.promotion.compare_button.click()
+    assert "error: review set: no station config" in view.promotion.log.toPlainText()
+    view.set_station_config(qa_station_config(True, None))
+    panel.show_image(coarse)
+    assert len(panel.canvas.overlays) == with_calibration
 
 
 def canvas_box(*box):
@@ -235,15 +263,19 @@ def test_compare_gate_and_promote(station, qtbot, tmp_path, monkeypatch):
     view.set_session(qa)
     item, index = open_item_with_calls(view)
     view.review_model.confirm(index)
-    # held-out reports already there for both pairs (the eval subprocess is another test's business)
+    panel.split_rule = SplitRule(gate_share=0.999)  # the labelled part lands on the gate side
+    # held-out reports already there for both recipes (the eval subprocess is another test's business)
     panel.heldout_parts.setValue(10)
     panel.candidate_edit.setText(str(candidate))
     panel._candidate_edited()
-    for which, pair in (("production", model.production()), ("candidate", ModelPair.in_folder(candidate))):
-        out = panel._eval_dir(pair, which)
+    candidate_recipe = model.prepare_candidate()
+    assert candidate_recipe == candidate / "candidate.recipe.json"
+    for which, path in (("production", model.recipe_path), ("candidate", candidate_recipe)):
+        out = panel._eval_dir(path, which)
         out.mkdir(parents=True)
-        (out / "report.json").write_text(json.dumps({"part_level": {"defective_parts": 5, "good_parts": 5,
-                                                                    "escapes": 0, "overkill": 1}}))
+        (out / "report.json").write_text(json.dumps({
+            "summary": {"escape": {"count": 0, "of": 5}, "line_overkill": {"count": 1, "of": 5}},
+            "parts": [], "recipe": {"hash": Recipe.load(path).hash}, "lot": {"parts": 10}}))
     assert not panel.promote_button.isEnabled()
     panel.compare_button.click()
     qtbot.waitUntil(lambda: model.gate_result is not None, timeout=60_000)
@@ -259,11 +291,17 @@ def test_compare_gate_and_promote(station, qtbot, tmp_path, monkeypatch):
     view.tabs.setCurrentWidget(panel)
     assert view.grab().save(str(tmp_path / "qa_promote.png"))
     monkeypatch.setattr("ui.qa_view.QInputDialog.getText", lambda *a, **k: ("relabelled dents, review set clean", True))
+    scored = Recipe.load(candidate_recipe)
+    assert model.comparison.candidate_recipe_hash == scored.hash
+    assert model.production_figures["review set"].parts  # judged on the gate side
     panel.promote_button.click()
-    rows = access.audit(target="model:classifier")
-    assert len(rows) == 1 and rows[0].who == "anna" and rows[0].new["version"] == "2.0.0-qa"
+    promoted = Recipe.load(models / "recipe.json")
+    rows = access.audit(target=f"recipe:{promoted.id}")
+    assert len(rows) == 1 and rows[0].who == "anna"
+    assert rows[0].new["models"]["classifier"]["version"] == "2.0.0-qa"
     assert rows[0].reason.startswith("relabelled dents, review set clean")
-    assert list((models / "archive").glob("classifier-*.onnx"))
+    assert promoted.models["classifier"] == "classifier-2.0.0-qa.onnx" and promoted.classes == scored.classes
+    assert promoted.model_sha256("classifier") == scored.model_sha256("classifier")
     assert not panel.promote_button.isEnabled()  # production changed: compare again first
     assert model.gate_result is None and HELDOUT_LOT  # figures cleared with the comparison
 
@@ -280,24 +318,32 @@ def test_retraining_job_from_the_panel(station, qtbot, tmp_path, monkeypatch):
     coarse = next(p for p in item.image_paths if Path(p).stem.startswith("coarse_"))
     view.review_model.add_box(coarse, (10, 10, 40, 30), "burr")
     coco = view.review_model.export(tmp_path / "export")
-    fine = json.loads(review_subset(coco, "fine").read_text())
+    train_side = GateSplit(store, SplitRule(gate_share=0.001))  # this test's parts land on the train side
+    fine = json.loads(review_subset(coco, "fine", train_side).read_text())
     assert fine["images"] and all("_fine_" in im["file_name"] for im in fine["images"])
     ok_id = next(c["id"] for c in fine["categories"] if c["name"] == "clean_spot")
     assert any(a["category_id"] == ok_id for a in fine["annotations"])
     assert all(a["attributes"]["target"] for a in fine["annotations"])
-    coarse_set = json.loads(review_subset(coco, "coarse").read_text())
+    coarse_set = json.loads(review_subset(coco, "coarse", train_side).read_text())
     assert all("_coarse_" in im["file_name"] for im in coarse_set["images"]) and coarse_set["annotations"]
-    steps = retrain_steps("detector", coco, tmp_path / "job", 20, data_root=tmp_path / "none", version="t1")
+    with ResultStore(tmp_path / "other.db") as other:  # a split that put these parts on the gate side
+        gate_side = GateSplit(other, SplitRule(gate_share=0.999))
+        assert json.loads(review_subset(coco, "fine", gate_side).read_text())["images"] == []
+    steps = retrain_steps("detector", coco, tmp_path / "job", 20, split=train_side, data_root=tmp_path / "none",
+                          version="t1")
     assert [s.label for s in steps] == ["import labels", "train detector", "export detector"]
     assert steps[1].command[1:] == ["-m", "training", "train", "detector", "--train", str(tmp_path / "job" / "data"),
                                     "--val", str(tmp_path / "job" / "data"), "--out", str(tmp_path / "job" / "train"),
                                     "--threads", "1", "--iterations", "20"]
-    assert "--epochs" in retrain_steps("classifier", coco, tmp_path / "job2", 3)[1].command
+    assert "--epochs" in retrain_steps("classifier", coco, tmp_path / "job2", 3, split=train_side)[1].command
     # the panel runs the steps in the background (here a short stand-in for training) and picks up the candidate
     panel = view.promotion
     assert panel.latest_export() == coco and panel.start_button.isEnabled()
 
-    def fake_steps(role, coco_path, job_dir, count):
+    panel.split_rule = SplitRule(gate_share=0.001)
+
+    def fake_steps(role, coco_path, job_dir, count, split):
+        assert split.stored() == train_side.stored()
         code = (f"import shutil, pathlib; p = pathlib.Path({str(job_dir)!r}) / 'candidate'; p.mkdir(parents=True); "
                 f"[print(f'{{i}}/{count}', flush=True) for i in range(1, {count} + 1)]; "
                 f"shutil.copy({str(panel.model.production().detector)!r}, p / 'detector.onnx')")

@@ -1,6 +1,6 @@
 """View-models of the QA workspace: the review queue as a filtered gallery with the open item, and
 the retrain → compare → promote flow. Widgets bind to these; every change goes through the core
-(`ReviewQueue.for_session`, `inspector.model_promotion`), which checks the session's role itself."""
+(`ReviewQueue.for_session`, `inspector.promotion`), which checks the session's role itself."""
 from __future__ import annotations
 
 import json
@@ -13,12 +13,15 @@ from PyQt6.QtCore import QAbstractListModel, QModelIndex, QObject, QSize, Qt, py
 from PyQt6.QtGui import QColor, QIcon, QImage, QPainter, QPixmap
 
 from inspector.access import AccessControl, AccessDenied, Session
-from inspector.model_promotion import (HELDOUT_LOT, REVIEW_SET, Comparison, GateResult, GateRule, ModelPair,
-                                       Promotion, SetFigures, gate, promote)
+from inspector.promotion import (HELDOUT_LOT, MODEL_ROLES, REVIEW_SET, Comparison, GateResult, GateRule, GateSplit,
+                                 ModelPair, Promotion, SetFigures, gate, keep_train_side, promote,
+                                 write_candidate_recipe)
+from inspector.recipe import Recipe
 from inspector.planner import face_mm_to_pixel
 from inspector.recipe import DEFECT_CLASSES
 from inspector.results.sqlite_store import ResultStore
 from inspector.review import OK, Label, ReviewItem, ReviewQueue
+from inspector.station_config import CameraConfig, StationConfig
 
 from .job_worker import JobStep, python_module
 
@@ -37,19 +40,21 @@ class Overlay:
     defect_index: int | None = None
 
 
-def _coarse_camera() -> Any:
-    from hardware.sim.cell import station_config_dict
-    from inspector.station_config import StationConfig
-    return StationConfig.from_dict(station_config_dict("none", "none"), source="virtual cell").cameras["coarse"]
+NO_STATION_CONFIG = ("no station config: QA needs the station's camera calibration to map mm to pixels; "
+                     "start the station with --config STATION.toml (or --sim for the virtual cell)")
 
 
-_COARSE = None
+def needs_calibration(item: ReviewItem, image_path: str) -> bool:
+    """Whether drawing `item` on `image_path` maps calls from face mm onto a coarse frame."""
+    stem = Path(image_path).stem
+    return any(d.image_path != stem and stem == f"coarse_{d.view}" for d in item.defects)
 
 
-def overlays_for(item: ReviewItem, image_path: str, labels: list[Label]) -> list[Overlay]:
+def overlays_for(item: ReviewItem, image_path: str, labels: list[Label],
+                 coarse_camera: CameraConfig | None) -> list[Overlay]:
     """Boxes to draw on one archived image: the station's calls (fine boxes on their fine shot,
-    mapped from face mm onto the coarse frame of their view), their latest label, and added boxes."""
-    global _COARSE
+    mapped from face mm onto the coarse frame of their view with the station's `coarse_camera`
+    calibration; not drawn there when it is None), their latest label, and added boxes."""
     stem = Path(image_path).stem
     latest = latest_labels(labels)
     found: list[Overlay] = []
@@ -59,11 +64,9 @@ def overlays_for(item: ReviewItem, image_path: str, labels: list[Label]) -> list
         text = f"{index}: {label or d.defect_class}" + ("" if label else f" {d.score:.2f}")
         if d.image_path == stem:
             found.append(Overlay(tuple(float(v) for v in d.box_px), kind, text, index))
-        elif stem == f"coarse_{d.view}":
-            if _COARSE is None:
-                _COARSE = _coarse_camera()
-            cx, cy = face_mm_to_pixel(_COARSE, *d.position_mm)
-            half = max(8.0, d.size_mm / _COARSE.calibration.mm_per_px / 2 + 4)
+        elif stem == f"coarse_{d.view}" and coarse_camera is not None:
+            cx, cy = face_mm_to_pixel(coarse_camera, *d.position_mm)
+            half = max(8.0, d.size_mm / coarse_camera.calibration.mm_per_px / 2 + 4)
             found.append(Overlay((cx - half, cy - half, cx + half, cy + half), kind, text, index))
     for lb in labels:
         if lb.action == "add_box" and lb.box_px and lb.image_path and Path(lb.image_path).stem == stem:
@@ -177,8 +180,10 @@ class ReviewModel(QObject):
     message = pyqtSignal(str)
     errored = pyqtSignal(str)
 
-    def __init__(self, db: str, parent: QObject | None = None, *, export_root: str | Path | None = None):
+    def __init__(self, db: str, parent: QObject | None = None, *, export_root: str | Path | None = None,
+                 station_config: StationConfig | None = None):
         super().__init__(parent)
+        self.station_config = station_config  # a StationConfig: its calibration maps mm <-> px; None: not known
         self.store = ResultStore(db)
         self.queue = ReviewQueue(self.store, export_root=export_root)
         self.gallery = ReviewGalleryModel(self)
@@ -190,6 +195,15 @@ class ReviewModel(QObject):
 
     def close(self) -> None:
         self.store.close()
+
+    def set_station_config(self, config: StationConfig | None) -> None:
+        """The station's config (e.g. after the integrator rewrote its calibration); redraws the item."""
+        self.station_config = config
+        self.current_changed.emit()
+
+    @property
+    def coarse_camera(self) -> CameraConfig | None:
+        return None if self.station_config is None else self.station_config.cameras["coarse"]
 
     # -- session -------------------------------------------------------------------------------
     def set_session(self, session: Session | None) -> None:
@@ -293,7 +307,8 @@ class ReviewModel(QObject):
 
 # -- retrain, compare, promote -------------------------------------------------------------------------
 class PromotionModel(QObject):
-    """Holds the candidate pair, the comparison and the gate verdict; promotes through the core."""
+    """Holds the candidate pair, the candidate recipe built from it (its pins and thresholds: what the
+    gate scores and what a promotion writes), the comparison and the gate verdict; promotes through the core."""
 
     changed = pyqtSignal()
     message = pyqtSignal(str)
@@ -305,6 +320,7 @@ class PromotionModel(QObject):
         self.access, self.recipe_path, self.models_dir, self.rule = access, Path(recipe_path), Path(models_dir), rule
         self.session: Session | None = None
         self.candidate: ModelPair | None = None
+        self.candidate_recipe: Path | None = None  # written by `prepare_candidate`
         self.comparison: Comparison | None = None
         self.gate_result: GateResult | None = None
         self.production_figures: dict[str, SetFigures] = {}
@@ -319,19 +335,30 @@ class PromotionModel(QObject):
 
     def set_candidate(self, pair: ModelPair | None) -> None:
         if pair != self.candidate:
-            self.candidate = pair
+            self.candidate, self.candidate_recipe = pair, None
             self.production_figures, self.candidate_figures = {}, {}
             self.comparison, self.gate_result = None, None
         self.changed.emit()
+
+    def prepare_candidate(self) -> Path:
+        """Write the candidate recipe (production's recipe, the candidate models pinned, their own
+        thresholds and grey band) beside the candidate models; both sets are scored with it."""
+        if self.candidate is None:
+            raise ValueError("no candidate folder")
+        self.candidate_recipe = Path(write_candidate_recipe(self.recipe_path, self.candidate).source)
+        return self.candidate_recipe
 
     def set_figures(self, which: str, figures: SetFigures) -> None:
         """Record one set's figures for 'production' or 'candidate'; the gate is re-evaluated when
         both sets are there for both pairs."""
         (self.production_figures if which == "production" else self.candidate_figures)[figures.set_name] = figures
         if all(name in self.production_figures and name in self.candidate_figures for name in (REVIEW_SET, HELDOUT_LOT)):
-            self.set_comparison(Comparison(dict(self.production_figures), dict(self.candidate_figures),
-                                           self.production().fingerprint(),
-                                           self.candidate.fingerprint() if self.candidate else {}))
+            candidate = Recipe.load(self.candidate_recipe) if self.candidate_recipe is not None else None
+            self.set_comparison(Comparison(
+                dict(self.production_figures), dict(self.candidate_figures),
+                candidate_recipe_hash=candidate.hash if candidate else "",
+                production_recipe_hash=Recipe.load(self.recipe_path).hash,
+                candidate_models={r: candidate.model_sha256(r) or "" for r in MODEL_ROLES} if candidate else {}))
         else:
             self.changed.emit()
 
@@ -347,15 +374,15 @@ class PromotionModel(QObject):
                 and self.gate_result is not None and self.gate_result.passed)
 
     def promote(self, reason: str) -> Promotion | None:
-        if self.candidate is None or self.comparison is None:
+        if self.candidate_recipe is None or self.comparison is None:
             self.errored.emit("promote: compare a candidate first")
             return None
         if self.session is None:
             self.errored.emit("promote: log in first")
             return None
         try:
-            result = promote(self.session, self.access, self.candidate, self.comparison, recipe_path=self.recipe_path,
-                             reason=reason, rule=self.rule, archive_dir=self.models_dir / "archive")
+            result = promote(self.session, self.access, self.candidate_recipe, self.comparison,
+                             recipe_path=self.recipe_path, reason=reason, rule=self.rule)
         except (AccessDenied, ValueError, OSError) as exc:
             self.errored.emit(str(exc))
             return None
@@ -366,11 +393,13 @@ class PromotionModel(QObject):
 
 
 # -- the retraining job's commands ------------------------------------------------------------------------
-def review_subset(coco: str | Path, kind: str) -> Path:
-    """The exported review labels restricted to one camera's images ('coarse' frames train the
-    detector, 'fine' shots the classifier), written beside the export; returns its path."""
+def review_subset(coco: str | Path, kind: str, split: GateSplit) -> Path:
+    """The exported review labels restricted to train-side parts of `split` (the gate side is what
+    a candidate is scored on: never trained on, never used to pick a checkpoint or thresholds) and to
+    one camera's images ('coarse' frames train the detector, 'fine' shots the classifier), written
+    beside the export; returns its path."""
     coco = Path(coco)
-    doc = json.loads(coco.read_text(encoding="utf-8"))
+    doc, _ = keep_train_side(json.loads(coco.read_text(encoding="utf-8")), split)
     keep = [im for im in doc["images"] if Path(im["file_name"]).stem.split("_", 1)[-1].startswith(f"{kind}_")]
     ids = {im["id"] for im in keep}
     annotations = [a for a in doc["annotations"] if a["image_id"] in ids]
@@ -392,17 +421,18 @@ def review_subset(coco: str | Path, kind: str) -> Path:
     return out
 
 
-def retrain_steps(role: str, coco: str | Path, job_dir: str | Path, steps: int, *, data_root: str | Path = "out/data",
-                  version: str | None = None) -> list[JobStep]:
+def retrain_steps(role: str, coco: str | Path, job_dir: str | Path, steps: int, *, split: GateSplit,
+                  data_root: str | Path = "out/data", version: str | None = None) -> list[JobStep]:
     """The retraining job as `python -m training` steps: import the review labels of the role's
     camera as a set → train (`--iterations` for the detector, `--epochs` for the classifier) on the
     standard training set plus the imported one when the standard set is there, else on the imported
     set alone → export the candidate ONNX to job_dir/candidate/<role>.onnx. Checkpoint choice and
-    thresholds use the standard validation set when it is there, else the imported set itself."""
+    thresholds use the standard validation set when it is there, else the imported set itself. The
+    imported labels are train-side parts only (`split`): the gate side never enters the job."""
     job_dir = Path(job_dir)
     kind = "coarse" if role == "detector" else "fine"
     data, train, candidate = job_dir / "data", job_dir / "train", job_dir / "candidate"
-    subset = review_subset(coco, kind)
+    subset = review_subset(coco, kind, split)
     standard_train, standard_val = Path(data_root) / f"{kind}-train", Path(data_root) / f"{kind}-val"
     val = standard_val if (standard_val / "annotations.coco.json").is_file() else data
     train_sets = [str(standard_train)] if (standard_train / "annotations.coco.json").is_file() else []

@@ -4,9 +4,11 @@ Review: the queue as a gallery of thumbnails with filters (verdict, class, grey 
 open/done); an open item shows the coarse frame with the station's calls, the fine shots and the
 record; per call: confirm, reject, change class; a missed defect is a box dragged on the image;
 notes; export of the reviewed labels (COCO). Retrain & promote: a retraining job in the background
-(`python -m training …` in a QProcess, with progress, cancellable), the candidate compared with
-production on the review set and on the held-out lot side by side, and Promote — enabled only when
-the regression gate passes — asking for the reason that goes to the audit log.
+(`python -m training …` in a QProcess, with progress, cancellable; trained on the train side of the
+review split only), the candidate recipe (candidate models pinned, their own thresholds) compared
+with production on the gate side of the review set and on the held-out lot side by side, and
+Promote — enabled only when the regression gate passes for that recipe — asking for the reason that
+goes to the audit log; the promotion is a new production recipe version.
 
 Thin: `qa_models` holds the state and calls the core, which checks the session's role itself.
 """
@@ -25,14 +27,16 @@ from PyQt6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDateEdit,
                              QVBoxLayout, QWidget)
 
 from inspector.access import AccessControl, Session
-from inspector.model_promotion import (HELDOUT_LOT, MODEL_ROLES, REVIEW_SET, ModelPair, compare_on_review_set,
-                                       eval_command, figures_from_eval_report, labelled_parts)
+from inspector.promotion import (HELDOUT_LOT, MODEL_ROLES, REVIEW_SET, GateSplit, ModelPair, SplitRule,
+                                 compare_on_review_set, eval_command, figures_from_eval_report, labelled_parts)
+from inspector.recipe import Recipe
 from inspector.recipe import DEFECT_CLASSES
 from inspector.results.records import VERDICTS
+from inspector.station_config import StationConfig
 
 from .job_worker import CallWorker, CommandJob, JobStep
-from .qa_models import (DECISION_COLOURS, THUMB, Overlay, PromotionModel, ReviewFilters, ReviewModel, overlays_for,
-                        retrain_steps, thumbnail_source)
+from .qa_models import (DECISION_COLOURS, NO_STATION_CONFIG, THUMB, Overlay, PromotionModel, ReviewFilters, ReviewModel,
+                        needs_calibration, overlays_for, retrain_steps, thumbnail_source)
 
 ANY = "any"
 
@@ -461,7 +465,10 @@ class ReviewPanel(QWidget):
                 self.image_choice.blockSignals(True)
                 self.image_choice.setCurrentIndex(index)
                 self.image_choice.blockSignals(False)
-        self.canvas.set_image(path, overlays_for(item, path, self.model.labels) if item and path else [])
+        self.canvas.set_image(path, overlays_for(item, path, self.model.labels, self.model.coarse_camera)
+                              if item and path else [])
+        if item and path and self.model.station_config is None and needs_calibration(item, path):
+            self._say(f"calls not drawn on the coarse frame: {NO_STATION_CONFIG}", error=True)
         self.add_box_button.setEnabled(self.canvas.pending is not None and self._can("review"))
 
     def _image_chosen(self, index: int) -> None:
@@ -547,6 +554,7 @@ class PromotionPanel(QWidget):
         self._job_purpose = ""
         self._job_dir: Path | None = None
         self._call: CallWorker | None = None
+        self.split_rule = SplitRule()  # how a reviewed part's side (train / gate) is decided the first time
 
         # retraining
         self.retrain_model = QComboBox()
@@ -662,7 +670,7 @@ class PromotionPanel(QWidget):
         self._job_dir = self.work_dir / "jobs" / time.strftime(f"{role}_%Y%m%d_%H%M%S")
         self.log.clear()
         try:
-            steps = retrain_steps(role, coco, self._job_dir, self.retrain_count.value())
+            steps = retrain_steps(role, coco, self._job_dir, self.retrain_count.value(), split=self.gate_split())
         except (OSError, ValueError, KeyError) as exc:
             self._log(f"error: cannot read the export {coco}: {exc}")
             return
@@ -721,20 +729,30 @@ class PromotionPanel(QWidget):
         self.model.set_candidate(ModelPair.in_folder(text) if text else None)
 
     def compare(self) -> None:
-        """Review set in a worker thread (ONNX, in process), then the held-out lot for both pairs as
-        `python -m training eval` subprocesses (cached per model file and lot size)."""
+        """The candidate recipe is written first; then the gate side of the review set in a worker
+        thread (ONNX, in process), then the held-out lot for the production and the candidate recipe
+        as `inspector eval` subprocesses (cached per recipe hash and lot size)."""
+        station = self.review.station_config
+        if station is None:
+            self._log(f"error: review set: {NO_STATION_CONFIG}")
+            return
         self._candidate_edited()
         candidate = self.model.candidate
         if candidate is None or candidate.missing():
             self._log(f"error: candidate incomplete: {', '.join(candidate.missing()) if candidate else 'no folder'}")
             return
-        production = self.model.production()
+        try:
+            candidate_recipe = self.model.prepare_candidate()
+        except (OSError, ValueError) as exc:
+            self._log(f"error: candidate recipe: {exc}")
+            return
+        recipe, split = self.model.recipe_path, self.gate_split()
         parts = labelled_parts(self.review.queue)
-        recipe = self.model.recipe_path
-        self._log(f"comparing on the review set ({len(parts)} labelled part(s))…")
-        self.step_label.setText(f"review set: 0/{len(parts)} parts")
-        call = CallWorker(lambda progress: compare_on_review_set(production, candidate, recipe, parts,
-                                                                 progress=progress), self)
+        self._log(f"candidate recipe {candidate_recipe}; comparing on the gate side of the review set "
+                  f"({len(parts)} labelled part(s) before the split)…")
+        self.step_label.setText("review set: starting")
+        call = CallWorker(lambda progress: compare_on_review_set(recipe, candidate_recipe, parts, station=station,
+                                                                 split=split, progress=progress), self)
         call.progress.connect(self._progress)
         call.progress.connect(lambda d, t: self.step_label.setText(f"review set: {d}/{t} parts"))
         call.done.connect(self._review_compared)
@@ -748,33 +766,48 @@ class PromotionPanel(QWidget):
         production, candidate = result
         self.model.set_figures("production", production)
         self.model.set_figures("candidate", candidate)
+        self._log(f"review set: {production.notes[0]}")
         if production.skipped:
-            self._log(f"review set: {production.skipped} part(s) skipped: " + "; ".join(production.notes[:3]))
+            self._log(f"review set: {production.skipped} part(s) skipped: " + "; ".join(production.notes[1:4]))
         self.run_heldout()
 
-    def _eval_dir(self, pair: ModelPair, which: str) -> Path:
-        tag = "-".join(pair.fingerprint()[r].split(":")[1][:8] for r in MODEL_ROLES)
+    def gate_split(self) -> GateSplit:
+        """The stored train / gate split of reviewed parts (in the review queue's result store)."""
+        return GateSplit(self.review.queue.store, self.split_rule)
+
+    def _eval_dir(self, recipe_path: Path, which: str) -> Path:
+        tag = Recipe.load(recipe_path).hash.split(":")[1][:12]
         return self.work_dir / "eval" / f"{which}-{tag}-{self.heldout_parts.value()}"
+
+    def _recipes(self) -> list[tuple[str, Path]]:
+        if self.model.candidate_recipe is None:
+            return []
+        return [("production", self.model.recipe_path), ("candidate", self.model.candidate_recipe)]
 
     def run_heldout(self) -> None:
         steps = []
-        for which, pair in (("production", self.model.production()), ("candidate", self.model.candidate)):
-            if pair is None:
-                return
-            out = self._eval_dir(pair, which)
-            if (out / "report.json").is_file():
-                self.model.set_figures(which, figures_from_eval_report(out / "report.json"))
-            else:
+        for which, recipe in self._recipes():
+            out = self._eval_dir(recipe, which)
+            if not self._read_report(which, recipe):
                 steps.append(JobStep(f"held-out lot, {which}",
-                                     eval_command(pair, parts=self.heldout_parts.value(), out=out)))
+                                     eval_command(recipe, parts=self.heldout_parts.value(), out=out)))
         if steps:
             self.start_job(steps, "eval")
 
     def _eval_finished(self, ok: bool) -> None:
-        for which, pair in (("production", self.model.production()), ("candidate", self.model.candidate)):
-            report = self._eval_dir(pair, which) / "report.json" if pair is not None else None
-            if report is not None and report.is_file():
-                self.model.set_figures(which, figures_from_eval_report(report))
+        for which, recipe in self._recipes():
+            self._read_report(which, recipe)
+
+    def _read_report(self, which: str, recipe: Path) -> bool:
+        """Figures from the held-out report of exactly this recipe (a report of another is refused)."""
+        report = self._eval_dir(recipe, which) / "report.json"
+        if not report.is_file():
+            return False
+        try:
+            self.model.set_figures(which, figures_from_eval_report(report, recipe_hash=Recipe.load(recipe).hash))
+        except ValueError as exc:
+            self._log(f"error: held-out lot, {which}: {exc}")
+        return True
 
     def shutdown(self) -> None:
         """Stop the background job and let a running comparison finish (closing the window)."""
@@ -842,13 +875,16 @@ class QAView(QWidget):
     session_changed = pyqtSignal(object)
 
     def __init__(self, db: str, access: AccessControl, *, recipe_path: str | Path, models_dir: str | Path,
-                 parent: QWidget | None = None, work_dir: str | Path | None = None):
+                 parent: QWidget | None = None, work_dir: str | Path | None = None,
+                 station_config: StationConfig | None = None):
         super().__init__(parent)
         db = str(db)
         self.work_dir = Path(work_dir) if work_dir is not None else (
             Path(db).parent / "qa" if "://" not in db else Path("out") / "qa")
         self.access = access
-        self.review_model = ReviewModel(db, self, export_root=self.work_dir / "exports")
+        # the station's calibration (mm <-> px) for overlays and the review-set comparison; None: those
+        # actions say so instead of guessing (the station window passes the --sim or --config one)
+        self.review_model = ReviewModel(db, self, export_root=self.work_dir / "exports", station_config=station_config)
         self.promotion_model = PromotionModel(access, recipe_path, models_dir, parent=self)
         self.review = ReviewPanel(self.review_model)
         self.promotion = PromotionPanel(self.review_model, self.promotion_model, self.work_dir)
@@ -867,6 +903,9 @@ class QAView(QWidget):
     @property
     def session(self) -> Session | None:
         return self.review_model.session
+
+    def set_station_config(self, config: StationConfig | None) -> None:
+        self.review_model.set_station_config(config)
 
     def set_session(self, session: Session | None) -> None:
         self.review_model.set_session(session)

@@ -50,6 +50,21 @@ except Exception as exc:  # noqa: BLE001
     IntegratorView = None  # type: ignore[assignment,misc]
     log.info("integrator workspace not available: %s", exc)
 
+
+def qa_station_config(sim: bool, config: str | None) -> StationConfig | None:
+    """The calibration the QA workspace maps mm <-> px with: the virtual cell's with --sim, the
+    --config file's otherwise; None (QA then says what is missing) when that file does not load."""
+    if sim:
+        from hardware.sim.cell import station_config_dict
+
+        return StationConfig.from_dict(station_config_dict("none", "none"), source="virtual cell")
+    try:
+        return StationConfig.load(config) if config else None
+    except (ValueError, OSError) as exc:
+        log.warning("QA workspace: no station calibration: %s", exc)
+        return None
+
+
 @dataclass(frozen=True)
 class ModelsLoaded:
     """The lot's models are ready: one line per model (name, version, execution provider)."""
@@ -526,7 +541,7 @@ class StationWindow(QMainWindow):
         if QAView is not None:
             try:
                 self.qa = QAView(station.db, station.access, recipe_path=station.recipe_path,
-                                 models_dir=station.models_dir)
+                                 models_dir=station.models_dir, station_config=qa_station_config(sim, config))
                 self.tabs.addTab(self._page(self.qa), "QA review")
             except Exception:  # noqa: BLE001
                 log.exception("QA workspace failed to open")
@@ -538,6 +553,8 @@ class StationWindow(QMainWindow):
                 if config is not None:
                     self.integrator.set_station_config(config)
                 self.integrator.connect_requested.connect(self._connect_requested)
+                if self.qa is not None:
+                    self.integrator.calibration_written.connect(self.qa.set_station_config)
                 self.integrator.disconnect_requested.connect(station.disconnect_devices)
                 self.integrator.recipe_saved.connect(lambda _result: station.select_recipe(station.recipe_path))
             except Exception:  # noqa: BLE001

@@ -27,13 +27,21 @@ if TYPE_CHECKING:
     from ..access import Session
 
 
+def _train_side_export(store: ResultStore, out: Path) -> tuple[Path, int]:
+    """The export a retraining hook gets: the train side of the stored split only, so the promotion
+    gate's parts are never trained on."""
+    from ..promotion.gate_split import GateSplit  # promotion imports the review package: import here
+
+    return write_coco(store, out, keep_serial=GateSplit(store).is_train)
+
+
 class ReviewQueue:
     def __init__(self, store: ResultStore, *, hook: LabelHook | None = None,
                  export_root: str | Path | None = None):
         self.store = store
         self.export_root = Path(export_root) if export_root is not None else Path(store.path).parent / "review_exports"
         self._retrain = None if hook is None else RetrainTrigger(
-            hook, self.export_root, pending=self.pending_labels, export=partial(write_coco, store),
+            hook, self.export_root, pending=self.pending_labels, export=partial(_train_side_export, store),
             record=self._record_export)
         store.create_tables(REVIEW_SCHEMA)
         self._tx = store.transaction
