@@ -89,3 +89,22 @@ def test_eval_rejects_bad_options_in_one_line(capsys):
                        (["eval", "--workers", "0"], "--workers must be at least 1")):
         with pytest.raises(SystemExit, match=text):
             main(argv)
+
+
+def test_published_figures_are_the_report_and_the_report_is_of_the_shipped_recipe():
+    """README, BENCHMARKS.md and the model cards carry exactly the block rendered from docs/eval/report.json,
+    and that report was measured with the reference recipe and models as they are now (else: re-run
+    `inspector eval --parts 500 --publish`)."""
+    from inspector.demo import PROJECT_ROOT
+    from inspector.evaluation.report import headline
+
+    report = json.loads((PROJECT_ROOT / "docs" / "eval" / "report.json").read_text())
+    block = "\n".join([BEGIN, *headline(report), END])
+    for doc in ("README.md", "BENCHMARKS.md", "models/detector.card.md", "models/classifier.card.md"):
+        assert block in (PROJECT_ROOT / doc).read_text(encoding="utf-8"), doc
+    recipe = Recipe.load(REFERENCE_RECIPE)
+    assert report["recipe"]["hash"] == recipe.hash
+    assert {role: m["sha256"] for role, m in report["models"].items()} == recipe.model_pins
+    s = report["summary"]
+    assert len(report["parts"]) == s["parts"] == s["escape"]["of"] + s["line_overkill"]["of"]
+    assert s["escape"]["count"] == sum(p["truth"] == "FAIL" and p["verdict"] == "PASS" for p in report["parts"])
