@@ -147,14 +147,14 @@ def coarse_only_curve(plt, data: dict, plots_dir: Path) -> Path | None:
     ax.plot(esc, ovk, "-", color="#4c72b0", label="coarse only (detector threshold × k swept)")
     t = q["two_stage"]
     ax.scatter([100 * t["escapes"] / d if d else 0], [100 * t["overkill"] / g if g else 0], color="#c44e52", zorder=3,
-               label="two-stage (shipped)")
+               label="two-stage (the station)")
     same = q.get("coarse_only_at_same_escape")
     if same:
-        label = "coarse only, same escape rate" + (f" (k={same['k']:.2f})" if same["k"] is not None else "")
+        label = "coarse only, same escapes" + (f" (k={same['k']:.2f})" if same["k"] is not None else "")
         ax.scatter([100 * same["escapes"] / d if d else 0], [100 * same["overkill"] / g if g else 0], marker="s",
                    color="#4c72b0", zorder=3, label=label)
-    ax.set_xlabel(f"escape rate % (of {d} defective parts)")
-    ax.set_ylabel(f"overkill % (of {g} good parts)")
+    ax.set_xlabel(f"escape % (of {d} parts the rules fail)")
+    ax.set_ylabel(f"line overkill % (of {g} good parts)")
     ax.set_title("What the fine stage buys")
     ax.legend(fontsize=8)
     fig.tight_layout()
