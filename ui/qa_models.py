@@ -16,9 +16,8 @@ from inspector.access import AccessControl, AccessDenied, Session
 from inspector.promotion import (HELDOUT_LOT, MODEL_ROLES, REVIEW_SET, Comparison, GateResult, GateRule, GateSplit,
                                  ModelPair, Promotion, SetFigures, gate, keep_train_side, promote,
                                  write_candidate_recipe)
-from inspector.recipe import Recipe
 from inspector.planner import face_mm_to_pixel
-from inspector.recipe import DEFECT_CLASSES
+from inspector.recipe import DEFECT_CLASSES, Recipe
 from inspector.results.sqlite_store import ResultStore
 from inspector.review import OK, Label, ReviewItem, ReviewQueue
 from inspector.station_config import CameraConfig, StationConfig

@@ -29,8 +29,7 @@ from PyQt6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDateEdit,
 from inspector.access import AccessControl, Session
 from inspector.promotion import (HELDOUT_LOT, MODEL_ROLES, REVIEW_SET, GateSplit, ModelPair, SplitRule,
                                  compare_on_review_set, eval_command, figures_from_eval_report, labelled_parts)
-from inspector.recipe import Recipe
-from inspector.recipe import DEFECT_CLASSES
+from inspector.recipe import DEFECT_CLASSES, Recipe
 from inspector.results.records import VERDICTS
 from inspector.station_config import StationConfig
 
