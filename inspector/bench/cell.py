@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Iterator
 
 from hardware.sim.cell import VirtualCell
-from hardware.sim.dynamics import SETTLE_S
 
 from ..cycle import InspectionCycle
 from ..devices import Devices, open_devices
@@ -37,29 +36,24 @@ class TimedStore(ResultStore):
 
 
 @dataclass
-class MotionLedger:
-    """Motion time as the machine dynamics plan it (trapezoids, slowest axis, settle), per move,
-    beside the time the driver waits for it (which adds the serial round trip and status polls)."""
+class PoseLog:
+    """The poses the cycle commands, in order (the machine-model bounds are computed from them):
+    wraps `move_to` of this bench's own driver instance."""
 
-    planned_s: list[float] = field(default_factory=list)
+    poses: list[tuple[float, ...]] = field(default_factory=list)
 
     def install(self, motion) -> None:
         move_to = motion.move_to
-        estimate = getattr(motion, "estimate_move_s", None)
 
-        def timed_move_to(pose, *args, **kwargs):
-            if estimate is not None:
-                try:
-                    self.planned_s.append(estimate(pose_tuple(pose)) + SETTLE_S)
-                except Exception:  # noqa: BLE001 - an estimate must never break the move
-                    pass
+        def logged_move_to(pose, *args, **kwargs):
+            self.poses.append(pose_tuple(pose))
             return move_to(pose, *args, **kwargs)
 
-        motion.move_to = timed_move_to  # this bench's own driver instance only
+        motion.move_to = logged_move_to
 
-    def take(self) -> list[float]:
-        moves, self.planned_s = self.planned_s, []
-        return moves
+    def take(self) -> list[tuple[float, ...]]:
+        poses, self.poses = self.poses, []
+        return poses
 
 
 @dataclass
@@ -69,7 +63,7 @@ class BenchCell:
     cycle: InspectionCycle
     store: TimedStore
     cameras: dict
-    ledger: MotionLedger
+    poses: PoseLog
 
     def start_part(self, key: str) -> None:
         for camera in self.cameras.values():
@@ -96,13 +90,13 @@ def bench_cell(recipe: Recipe, detector: Detector, classifier: Classifier, db: P
                                              pose_source=inner.pose_source)
             cameras[role].configure(exposure_us=inner.settings.exposure_us, gain=inner.settings.gain)
             devices.cameras[role] = cameras[role]
-        ledger = MotionLedger()
-        ledger.install(devices.motion)
+        poses = PoseLog()
+        poses.install(devices.motion)
         cycle = InspectionCycle(station, devices, recipe, detector, classifier, store)
         try:
             cycle.home()
-            ledger.take()
-            yield BenchCell(cell, devices, cycle, store, cameras, ledger)
+            poses.take()  # homing is not part of any part's plan
+            yield BenchCell(cell, devices, cycle, store, cameras, poses)
         finally:
             cycle.close()
             devices.close()

@@ -36,7 +36,7 @@ from ..inference.classifier import Classifier
 from ..inference.detector import Detector
 from ..recipe import Recipe
 from .cell import bench_cell
-from .frames import FrameTape, pose_tuple
+from .frames import FrameTape
 from .machine import dynamics_figures
 from .stats import summary
 
@@ -45,26 +45,6 @@ MODEL = ("bound_plan", "bound_coarse", "plan_motion", "plan_exposure", "coarse_m
          "fine_cost", "view_move_min")  # machine seconds, from the machine model
 DERIVED = ("motion_overhead", "ratio", "critical_compute", "compute", "critical_share", "other", "fine_shots")
 RECORD_SPEED_FACTOR = 50.0
-
-
-@dataclass
-class PoseLog:
-    """The poses the cycle commands, in order: wraps `move_to` of this bench's own driver instance."""
-
-    poses: list[tuple[float, ...]] = field(default_factory=list)
-
-    def install(self, motion) -> None:
-        move_to = motion.move_to
-
-        def logged_move_to(pose, *args, **kwargs):
-            self.poses.append(pose_tuple(pose))
-            return move_to(pose, *args, **kwargs)
-
-        motion.move_to = logged_move_to
-
-    def take(self) -> list[tuple[float, ...]]:
-        poses, self.poses = self.poses, []
-        return poses
 
 
 def plan_bounds(recipe: Recipe, start, poses, dynamics: Dynamics) -> dict[str, float]:
@@ -139,17 +119,14 @@ def time_lot(recipe: Recipe, detector: Detector, classifier: Classifier, tape: F
                     tape=tape, mode="replay") as bench:
         dynamics = Dynamics.of(bench.cell.motion.limits, bench.cell.motion.settle_s)
         result.dynamics = dynamics_figures(dynamics)
-        poses = PoseLog()
-        poses.install(bench.devices.motion)
         start = tuple(bench.cell.motion.home_position)  # bench_cell homed the stage
         for n, key in enumerate(keys):
             part = bench.cell.load_part(make_part(tape.seeds[key]))
             assert part is not None
             bench.start_part(key)
             _, record = bench.cycle.inspect(part.serial, part.serial)
-            bench.ledger.take()  # the driver's own estimates: not used for the bounds
             t = {s: float(record.timings_s.get(s, 0.0)) for s in STAGES}
-            moved = poses.take()
+            moved = bench.poses.take()
             model = plan_bounds(recipe, start, moved, dynamics)
             critical = t["detect_wait"] + t["planning"] + t["classify"]
             compute = t["detect"] + t["planning"] + t["classify"]

@@ -11,6 +11,8 @@ import sys
 import threading
 from pathlib import Path
 
+from hardware.sim.dynamics import AXIS_ORDER
+
 
 def cpu_model() -> str:
     try:
@@ -109,7 +111,7 @@ def dynamics_figures(dynamics) -> dict:
     """A `hardware.sim.dynamics.Dynamics` as plain figures for bench.json and the report."""
     return {"settle_s": dynamics.settle_s,
             "axes": {a: {"max_rate": lim.max_rate, "acceleration": lim.acceleration}
-                     for a, lim in zip("xyzab", dynamics.limits)}}
+                     for a, lim in zip(AXIS_ORDER, dynamics.limits)}}
 
 
 def describe_dynamics(figures: dict | None) -> str:

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from ..evaluation import EvalOptions, evaluate
 from ..evaluation import figures as fig
-from ..evaluation.report import BEGIN, END, headline
+from ..evaluation.report import BEGIN, END, headline, outcome_table, recall_table
 from ..recipe import Recipe
 
 
@@ -81,18 +81,9 @@ def section_lines(q: dict[str, Any], img: Callable[[str, str], list[str]]) -> li
         return out + [f"Not measured in this run: {q.get('reason', '`--skip quality`')}.", ""]
     source = "run by the bench" if q.get("how") == "run" else f"read from `{q['path']}`"
     out += [f"From `inspector eval` ({source}; {q.get('seconds')} s).", "", BEGIN, *headline(report), END, ""]
-    recall = report["defects"]["recall"]
     out += ["Coarse detector: true defects proposed for a fine shot, per class and size (found/total):", "",
-            "| class | " + " | ".join(fig.bin_names()) + " | all |", "|---|" + "---|" * (len(fig.bin_names()) + 1)]
-    for cls, bins in recall.items():
-        out.append(f"| {cls} | " + " | ".join(fig.short(bins[b]) if b in bins else "–"
-                                             for b in fig.bin_names() + ["all"]) + " |")
-    outcome = report["defects"]["outcome"]
-    out += ["", "End to end per true defect (detector → fine shot → classifier):", "",
-            "| group | " + " | ".join(fig.OUTCOMES) + " |", "|---|" + "---|" * len(fig.OUTCOMES)]
-    for key in [k for k in outcome if k not in fig.bin_names() and k != "all"] + fig.bin_names() + ["all"]:
-        if key in outcome:
-            out.append(f"| {key} | " + " | ".join(fig.short(outcome[key][o]) for o in fig.OUTCOMES) + " |")
+            *recall_table(report["defects"]), "",
+            "End to end per true defect (detector → fine shot → classifier):", "", *outcome_table(report["defects"])]
     co = q.get("coarse_only")
     out += ["", "### Two-stage vs coarse-only at the same escape count", ""]
     if co is None:

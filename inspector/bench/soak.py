@@ -110,7 +110,7 @@ def run_soak(recipe: Recipe, detector: Detector, classifier: Classifier, tape: F
             t = time.perf_counter()
             _, record = bench.cycle.inspect(f"SOAK-{index + 1:05d}", f"SOAK-{index + 1:05d}")
             result.part_s.append(time.perf_counter() - t)
-            bench.ledger.take()  # the soak does not use planned motion; keep the bench's own ledger from growing
+            bench.poses.take()  # the soak does not use the poses; keep the bench's own log from growing
             result.verdicts[record.verdict] = result.verdicts.get(record.verdict, 0) + 1
             result.parts = index + 1
             if result.parts % every == 0:

@@ -59,13 +59,19 @@ class GateSplit:
 
     def __init__(self, store: ResultStore, rule: SplitRule = SplitRule()):
         self.store, self.rule = store, rule
+        self._known: dict[str, str] = {}  # sides already read or stored: a side never changes
         store.create_tables(SPLIT_SCHEMA)
 
     def sides(self, serials: Iterable[str]) -> dict[str, str]:
-        wanted = sorted({str(s) for s in serials})
+        asked = {str(s) for s in serials}
+        wanted = sorted(asked - set(self._known))
+        if wanted:
+            self._known.update(self._decide(wanted))
+        return {s: self._known[s] for s in asked}
+
+    def _decide(self, wanted: list[str]) -> dict[str, str]:
+        """Read the stored sides of `wanted`, store a side for each serial not seen before."""
         found: dict[str, str] = {}
-        if not wanted:
-            return found
         with self.store.transaction() as ex:
             for chunk in _chunks(wanted, 500):
                 found.update(_select(ex, chunk))
@@ -89,12 +95,6 @@ class GateSplit:
         """(train side, gate side) of `parts`, each in the given order."""
         sides = self.sides(p.serial for p in parts)
         return ([p for p in parts if sides[str(p.serial)] == TRAIN], [p for p in parts if sides[str(p.serial)] == GATE])
-
-    def gate_parts(self, parts: Sequence[P]) -> list[P]:
-        return self.split(parts)[1]
-
-    def train_parts(self, parts: Sequence[P]) -> list[P]:
-        return self.split(parts)[0]
 
     def stored(self) -> dict[str, str]:
         """Every decided serial → side."""
