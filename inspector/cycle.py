@@ -24,26 +24,23 @@ from hardware.pose import StagePose
 
 from .archive import ImageArchive
 from .devices import Devices
-from .events import CandidatesFound, EventBus, Fault, FineShotTaken, PartStarted, VerdictReady, ViewCaptured
+from .events import Alarm, CandidatesFound, EventBus, Fault, FineShotTaken, PartStarted, VerdictReady, ViewCaptured
 from .inference.classifier import Classifier
 from .inference.detector import DetectionResult, Detector
 from .planner import Candidate
+from .plausibility import IMPLAUSIBLE, ImplausibleFrame
 from .recipe import Recipe, View
 from .results.records import DefectRecord, PartRecord
 from .results.sqlite_store import ResultStore
 from .review import ReviewQueue
 from .station_config import StationConfig
-from .two_stage import TwoStage, coarse_image_name, fine_image_name
+from .two_stage import IncompleteInspection, TwoStage, coarse_image_name, fine_image_name
 
 log = logging.getLogger(__name__)
 
 
 class Cancelled(Exception):
     """The operator stopped the cycle."""
-
-
-class IncompleteInspection(Exception):
-    """The part could not be inspected fully (e.g. more candidates than the recipe allows)."""
 
 
 @dataclass
@@ -69,6 +66,7 @@ class InspectionCycle:
         self._cancel = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="detect")
         self.stages = TwoStage(recipe, station, detector, classifier)
+        self.implausible_in_row = 0
 
     # -- operator controls (any thread) ---------------------------------------------------------------
     def pause(self) -> None:
@@ -117,11 +115,17 @@ class InspectionCycle:
         except Cancelled:
             verdict, reason = "ERROR", "cancelled by operator: part not fully inspected"
             self._safe_state()
+        except (ImplausibleFrame, IncompleteInspection) as exc:  # the cell works; what it saw cannot be judged
+            verdict, reason = "ERROR", str(exc)
+            log.warning("part %s: %s", part_id, reason)
+            self._safe_state()
+            self.events.publish(Fault(part_id, reason))
         except Exception as exc:  # noqa: BLE001 - any fault ends the part as ERROR, never PASS
             verdict, reason = "ERROR", f"{type(exc).__name__}: {exc}"
             log.warning("part %s: %s\n%s", part_id, reason, traceback.format_exc())
             self._safe_state()
             self.events.publish(Fault(part_id, reason))
+        self._count_implausible(part_id, reason if verdict == "ERROR" else "")
         clock.add("total", time.perf_counter() - t0)
         paths: list[str] = []
         if self.archive is not None and images and self.archive.wants(verdict):
@@ -138,6 +142,17 @@ class InspectionCycle:
         self._enqueue_for_review(row, record)
         self.events.publish(VerdictReady(part_id, record, row))
         return row, record
+
+    def _count_implausible(self, part_id: str, reason: str) -> None:
+        """`alarm_after` parts in a row ended by implausible frames: the cell itself is wrong (lights,
+        camera, fixture), not the parts. Raise the alarm once per run of them."""
+        if not reason.startswith(IMPLAUSIBLE):
+            self.implausible_in_row = 0
+            return
+        self.implausible_in_row += 1
+        if self.implausible_in_row == self.recipe.plausibility.alarm_after:
+            self.events.publish(Alarm(part_id, f"{self.implausible_in_row} parts in a row with implausible frames "
+                                               f"(last: {reason}); check lights, cameras and fixture"))
 
     def _enqueue_for_review(self, row: int, record: PartRecord) -> None:
         """NG, grey-band and ERROR parts (and archived PASS samples) go to the QA review queue. The record
@@ -158,7 +173,7 @@ class InspectionCycle:
             images[coarse_image_name(view)] = frame
             self.events.publish(ViewCaptured(part_id, view.name, frame))
             # detection of this view runs while the stage travels to the next one
-            pending.append((view, self._pool.submit(self.stages.detect, frame)))
+            pending.append((view, self._pool.submit(self.stages.check_and_detect, view, frame)))
         candidates: list[Candidate] = []
         for view, future in pending:
             waited = time.perf_counter()
@@ -180,7 +195,9 @@ class InspectionCycle:
             self._checkpoint()
             self._move(shot.pose, clock)
             frame = self._capture("fine", reim.light_program, reim.exposure_us, reim.gain, clock)
-            images[fine_image_name(index, shot.face)] = frame
+            name = fine_image_name(index, shot.face)
+            images[name] = frame
+            self.stages.check_fine(name, frame)
             decisions = self.stages.classify(shot, frame)
             clock.add("classify", decisions.classify_s)
             judged.append(decisions)

@@ -50,6 +50,13 @@ class Fault:
     reason: str
 
 
+@dataclass(frozen=True)
+class Alarm:
+    """The station needs a person: e.g. several parts in a row with implausible frames."""
+    part_id: str
+    message: str
+
+
 @dataclass
 class EventBus:
     _subscribers: list[Callable[[object], None]] = field(default_factory=list)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 from hardware.pose import StagePose
 
@@ -90,13 +90,16 @@ def merge_candidates(candidates: Sequence[Candidate], distance_mm: float) -> lis
     return groups
 
 
-def plan_fine_shots(candidates: Sequence[Candidate], recipe: Recipe, station: StationConfig) -> list[FineShot]:
+def plan_fine_shots(candidates: Sequence[Candidate], recipe: Recipe, station: StationConfig,
+                    crop_side: Callable[[tuple[float, float, float, float]], float] | None = None) -> list[FineShot]:
     """One shot per merged group, ordered face by face starting where the coarse pass ended (the
     recipe's views backwards: no rotation back to the first face) and, within a face, by nearest
-    neighbour from the previous shot to keep travel short."""
+    neighbour from the previous shot to keep travel short. A member whose crop (`crop_side` of its
+    fine box, in fine px; default the box itself) would not lie inside the frame with the recipe's
+    margin when the shot aims at the group's centre leaves the group and gets a shot of its own."""
     views = {view.face: view for view in recipe.views}
     offset = (recipe.fixture_offset.x, recipe.fixture_offset.y)
-    groups = merge_candidates(candidates, recipe.reimaging.merge_distance_mm)
+    groups = _covered_groups(merge_candidates(candidates, recipe.reimaging.merge_distance_mm), recipe, station, crop_side)
     shots: list[FineShot] = []
     for view in reversed(recipe.views):
         on_face = [g for g in groups if g[0].face == view.face]
@@ -110,6 +113,43 @@ def plan_fine_shots(candidates: Sequence[Candidate], recipe: Recipe, station: St
                                                              recipe.reimaging.focus_offset_mm, offset),
                                   tuple(nearest)))
     return shots
+
+
+def _covered_groups(groups: list[list[Candidate]], recipe: Recipe, station: StationConfig, crop_side) -> list[list[Candidate]]:
+    out: list[list[Candidate]] = []
+    queue = list(groups)
+    while queue:
+        group = queue.pop(0)
+        u, v = _centre(group)
+        aim = FineShot(group[0].face, u, v, StagePose(0.0, 0.0, 0.0), tuple(group))
+        inside = [c for c in group if uncovered_px(c, aim, station, recipe.reimaging.frame_margin_mm, crop_side) <= 0]
+        if len(group) == 1 or len(inside) == len(group):
+            out.append(group)
+            continue
+        kept = inside or group[:1]  # the lead is aimed at alone if nothing fits around the centre
+        out.append(kept)
+        queue.extend([c] for c in group if c not in kept)
+    return out
+
+
+def uncovered_px(candidate: Candidate, shot: FineShot, station: StationConfig, margin_mm: float,
+                 crop_side: Callable[[tuple[float, float, float, float]], float] | None = None) -> float:
+    """How far (fine px) the candidate's crop reaches beyond the fine frame less the margin; ≤ 0 when
+    it is imaged in full."""
+    fine = station.cameras["fine"]
+    x0, y0, x1, y1 = fine_box_px(candidate, shot, station)
+    side = crop_side((x0, y0, x1, y1)) if crop_side is not None else max(x1 - x0, y1 - y0)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    margin = margin_mm / fine.calibration.mm_per_px
+    return max(margin + side / 2 - cx, cx + side / 2 - (fine.width_px - margin),
+               margin + side / 2 - cy, cy + side / 2 - (fine.height_px - margin))
+
+
+def max_merge_distance_mm(station: StationConfig, margin_mm: float) -> float:
+    """The farthest two candidates may lie apart and still share one shot: half the fine camera's
+    shorter field of view, less the margin."""
+    fine = station.cameras["fine"]
+    return min(fine.width_px, fine.height_px) * fine.calibration.mm_per_px / 2 - margin_mm
 
 
 def fine_box_px(candidate: Candidate, shot: FineShot, station: StationConfig) -> tuple[float, float, float, float]:

@@ -17,11 +17,13 @@ from typing import Any
 from hardware.lights.base import LightProgram
 from hardware.pose import StagePose as Pose
 
+from .plausibility import FrameLimits
 from .schema import ConfigError, Section, load_document
 
 FACES = ("top", "north", "south", "east", "west")
 DEFECT_CLASSES = ("scratch", "dent", "burr", "stain")
 ANY_ZONE = "*"
+MAX_MERGE_MM = 5.0  # no fine camera of this cell class sees more than 10 mm; the station checks its own
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class Reimaging:
     gain: float = 1.0
     focus_offset_mm: float = 0.0
     merge_distance_mm: float = 1.0  # candidates closer than this share one fine shot
+    frame_margin_mm: float = 0.2  # a candidate's crop must lie this far inside its fine frame
     max_shots: int = 40  # more candidates than this → ERROR (the part is not fully inspected)
 
 
@@ -73,6 +76,27 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class Plausibility:
+    """What good frames look like (learned at commissioning, `inspector commission`) and what to do
+    when frames are not: `alarm_after` implausible parts in a row raise the station's alarm."""
+    views: dict[str, FrameLimits] = field(default_factory=dict)  # view name → limits of its coarse frames
+    fine: FrameLimits | None = None  # limits of every fine shot
+    fixture_tolerance_mm: float = 0.5  # how far the part's outline may sit from where commissioning saw it
+    alarm_after: int = 3
+    commissioned: str = ""  # how the limits were learned (parts, source, date)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"fixture_tolerance_mm": self.fixture_tolerance_mm, "alarm_after": self.alarm_after}
+        if self.commissioned:
+            out["commissioned"] = self.commissioned
+        if self.views:
+            out["views"] = {name: limits.as_dict() for name, limits in self.views.items()}
+        if self.fine is not None:
+            out["fine"] = self.fine.as_dict()
+        return out
+
+
+@dataclass(frozen=True)
 class Recipe:
     id: str
     version: int
@@ -87,6 +111,8 @@ class Recipe:
     zones: dict[str, Zone]
     rules: tuple[Rule, ...]
     model_pins: dict[str, str] = field(default_factory=dict)  # role → sha256 (64 hex) the file must have
+    plausibility: Plausibility = field(default_factory=Plausibility)
+    novelty_limit: float | None = None  # fine crops beyond it are "unknown" (review); None: the model's limit
     source: str = field(default="<memory>", compare=False)
 
     # -- identity ------------------------------------------------------------------------------
@@ -144,6 +170,8 @@ class Recipe:
             "zones": {k: {"face": z.face, "rect_mm": list(z.rect_mm)} for k, z in self.zones.items()},
             "rules": [{"class": r.defect_class, "zone": r.zone, "min_size_mm": r.min_size_mm, "max_count": r.max_count}
                       for r in self.rules],
+            "plausibility": self.plausibility.to_dict(),
+            **({"novelty": {"limit": self.novelty_limit}} if self.novelty_limit is not None else {}),
         }
 
     @classmethod
@@ -229,7 +257,8 @@ class Recipe:
             exposure_us=re_section.get("exposure_us", float, 1500.0, positive=True),
             gain=re_section.get("gain", float, 1.0, positive=True),
             focus_offset_mm=re_section.get("focus_offset_mm", float, 0.0, min_value=-5, max_value=5),
-            merge_distance_mm=re_section.get("merge_distance_mm", float, 1.0, min_value=0),
+            merge_distance_mm=re_section.get("merge_distance_mm", float, 1.0, min_value=0, max_value=MAX_MERGE_MM),
+            frame_margin_mm=re_section.get("frame_margin_mm", float, 0.2, min_value=0, max_value=2),
             max_shots=re_section.get("max_shots", int, 40, min_value=1))
         if reimaging.light_program not in light_programs:
             raise re_section.error("light_program", f"no light program {reimaging.light_program!r}")
@@ -257,10 +286,58 @@ class Recipe:
                               min_size_mm=r.get("min_size_mm", float, 0.0, min_value=0),
                               max_count=r.get("max_count", int, 0, min_value=0)))
             r.reject_unknown()
+        plausibility = _plausibility(top.section("plausibility", optional=True), {v.name for v in views})
+        novelty_limit = None
+        novelty = top.section("novelty", optional=True)
+        if novelty is not None:
+            novelty_limit = novelty.get("limit", float, positive=True)
+            novelty.reject_unknown()
         top.reject_unknown()
         return cls(id=recipe_id, version=version, description=description, fixture=fixture,
                    fixture_offset=fixture_offset, light_programs=light_programs, views=tuple(views), models=models,
-                   model_pins=model_pins, classes=classes, reimaging=reimaging, zones=zones, rules=tuple(rules), source=source)
+                   model_pins=model_pins, classes=classes, reimaging=reimaging, zones=zones, rules=tuple(rules),
+                   plausibility=plausibility, novelty_limit=novelty_limit, source=source)
+
+
+_LIMIT_PAIRS = ("p5", "p50", "p95", "part_share", "centre_px")
+_LIMIT_NUMBERS = ("saturated_max", "sharpness_min", "centre_tolerance_px")
+
+
+def _frame_limits(section: Section) -> FrameLimits:
+    values: dict[str, Any] = {}
+    for key in _LIMIT_PAIRS:
+        if section.has(key):
+            pair = section.get_vector(key, 2)
+            if pair[0] > pair[1] and key != "centre_px":
+                raise section.error(key, f"expected [low, high] with low ≤ high, got {list(pair)}")
+            values[key] = pair
+    for key in _LIMIT_NUMBERS:
+        if section.has(key):
+            values[key] = section.get(key, float, min_value=0)
+    if section.has("frames"):
+        values["frames"] = section.get("frames", int, min_value=0)
+    section.reject_unknown()
+    return FrameLimits(**values)
+
+
+def _plausibility(section: Section | None, view_names: set[str]) -> Plausibility:
+    if section is None:
+        return Plausibility()
+    views = {}
+    views_section = section.section("views", optional=True)
+    if views_section is not None:
+        for name in list(views_section.data):
+            if name not in view_names:
+                raise views_section.error(name, f"no view {name!r} in this recipe (views: {', '.join(sorted(view_names))})")
+            views[name] = _frame_limits(views_section.section(name))  # type: ignore[arg-type]
+        views_section.reject_unknown()
+    fine_section = section.section("fine", optional=True)
+    result = Plausibility(views=views, fine=_frame_limits(fine_section) if fine_section is not None else None,
+                          fixture_tolerance_mm=section.get("fixture_tolerance_mm", float, 0.5, min_value=0),
+                          alarm_after=section.get("alarm_after", int, 3, min_value=1),
+                          commissioned=section.get("commissioned", str, ""))
+    section.reject_unknown()
+    return result
 
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")

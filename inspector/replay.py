@@ -11,16 +11,17 @@ Two inputs:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from .planner import FineShot
+from .plausibility import ImplausibleFrame, check_frame
 from .recipe import View
 from .results.records import DefectRecord
-from .two_stage import ShotDecisions, TwoStage, coarse_image_name, fine_image_name
+from .two_stage import IncompleteInspection, ShotDecisions, TwoStage, coarse_image_name, fine_image_name
 
 
 @dataclass(frozen=True)
@@ -45,35 +46,51 @@ def read_mono(path: Path) -> np.ndarray:
 
 
 def replay_archive(folder: str | Path, stages: TwoStage) -> ReplayResult:
+    """Every archived frame passes the same plausibility checks as in the live cycle; an implausible
+    frame or a candidate not imaged gives ERROR with the reason, as it would have on the line."""
     folder = Path(folder)
-    candidates = []
-    for view in stages.recipe.views:
-        path = folder / f"{coarse_image_name(view)}.png"
-        if not path.is_file():
-            raise ValueError(f"replay: {folder} has no {path.name} for view {view.name!r} of recipe {stages.recipe.id}")
-        candidates.extend(stages.candidates(view, stages.detect(read_mono(path))))
-    judged: list[ShotDecisions] = []
-    for index, shot in enumerate(stages.plan(candidates)):
-        path = folder / f"{fine_image_name(index, shot.face)}.png"
-        if not path.is_file():
-            raise ValueError(f"replay: {folder} lacks fine shot {path.name}: the archive was made with another "
-                             f"recipe or model (its candidates differ)")
-        judged.append(stages.classify(shot, read_mono(path)))
+    try:
+        candidates = []
+        for view in stages.recipe.views:
+            path = folder / f"{coarse_image_name(view)}.png"
+            if not path.is_file():
+                raise ValueError(f"replay: {folder} has no {path.name} for view {view.name!r} of recipe {stages.recipe.id}")
+            candidates.extend(stages.candidates(view, stages.check_and_detect(view, read_mono(path))))
+        judged: list[ShotDecisions] = []
+        for index, shot in enumerate(stages.plan(candidates)):
+            name = fine_image_name(index, shot.face)
+            path = folder / f"{name}.png"
+            if not path.is_file():
+                raise ValueError(f"replay: {folder} lacks fine shot {path.name}: the archive was made with another "
+                                 f"recipe or model (its candidates differ)")
+            frame = read_mono(path)
+            stages.check_fine(name, frame)
+            judged.append(stages.classify(shot, frame))
+    except (ImplausibleFrame, IncompleteInspection) as exc:
+        return ReplayResult(str(folder), "ERROR", str(exc), ())
     verdict, defects = stages.verdict(judged)
     return ReplayResult(str(folder), verdict.verdict, verdict.reason, tuple(defects))
 
 
 def replay_face_image(path: str | Path, view: View, stages: TwoStage) -> ReplayResult:
-    """A face imaged at the fine camera's scale: downscale for the coarse stage, crop for the fine."""
+    """A face imaged at the fine camera's scale: downscale for the coarse stage, crop for the fine.
+    The coarse rendition must pass the view's brightness, saturation and focus limits (not its
+    outline position: a file is not framed as the view is)."""
     image = read_mono(Path(path))
     coarse_cam, fine_cam = stages.station.cameras["coarse"], stages.station.cameras["fine"]
     scale = fine_cam.calibration.mm_per_px / coarse_cam.calibration.mm_per_px
     coarse = _fit(cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA),
                   coarse_cam.height_px, coarse_cam.width_px)
-    judged = []
-    full_h, full_w = image.shape
-    for shot in stages.plan(stages.candidates(view, stages.detect(coarse))):
-        judged.append(stages.classify(shot, _fine_crop(image, shot, stages, full_w, full_h)))
+    limits = stages.recipe.plausibility.views.get(view.name)
+    try:
+        check_frame(coarse, limits and replace(limits, part_share=None, centre_px=None), f"image {Path(path).name}",
+                    outline=False)
+        judged = []
+        full_h, full_w = image.shape
+        for shot in stages.plan(stages.candidates(view, stages.detect(coarse))):
+            judged.append(stages.classify(shot, _fine_crop(image, shot, stages, full_w, full_h)))
+    except (ImplausibleFrame, IncompleteInspection) as exc:
+        return ReplayResult(str(path), "ERROR", str(exc), ())
     verdict, defects = stages.verdict(judged)
     return ReplayResult(str(path), verdict.verdict, verdict.reason, tuple(defects))
 

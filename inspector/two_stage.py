@@ -8,13 +8,20 @@ from typing import Sequence
 
 import numpy as np
 
-from .inference.classifier import Classifier
+from .inference.classifier import Classifier, roi_square
 from .inference.detector import DetectionResult, Detector
-from .planner import Candidate, FineShot, fine_box_px, pixel_to_face_mm, plan_fine_shots
+from .plausibility import FrameStats, check_frame
+from .planner import (Candidate, FineShot, fine_box_px, max_merge_distance_mm, pixel_to_face_mm, plan_fine_shots,
+                      uncovered_px)
 from .recipe import Recipe, View
 from .results.records import DefectRecord
+from .schema import ConfigError
 from .station_config import StationConfig
 from .verdict import Finding, Verdict, decide, judge_scores
+
+
+class IncompleteInspection(Exception):
+    """The part could not be inspected fully (a candidate not imaged, more shots than allowed …)."""
 
 
 @dataclass(frozen=True)
@@ -29,9 +36,29 @@ class TwoStage:
     def __init__(self, recipe: Recipe, station: StationConfig, detector: Detector, classifier: Classifier):
         self.recipe, self.station, self.detector, self.classifier = recipe, station, detector, classifier
         self.thresholds = {name: policy.detect_threshold for name, policy in recipe.classes.items()}
+        reim = recipe.reimaging
+        bound = max_merge_distance_mm(station, reim.frame_margin_mm)
+        if reim.merge_distance_mm > bound:
+            raise ConfigError(recipe.source, "reimaging.merge_distance_mm",
+                              f"{reim.merge_distance_mm} mm is more than this station's fine camera can cover in one "
+                              f"shot (≤ {bound:.2f} mm: half its shorter field of view less the {reim.frame_margin_mm} mm margin)")
+
+    # -- frames ---------------------------------------------------------------------------------
+    def check_coarse(self, view: View, frame: np.ndarray) -> FrameStats:
+        """Raise ImplausibleFrame unless the frame looks like the view's commissioned frames."""
+        return check_frame(frame, self.recipe.plausibility.views.get(view.name), f"coarse frame of view {view.name!r}",
+                           mm_per_px=self.station.cameras["coarse"].calibration.mm_per_px)
+
+    def check_fine(self, name: str, frame: np.ndarray) -> FrameStats:
+        return check_frame(frame, self.recipe.plausibility.fine, f"fine shot {name}",
+                           mm_per_px=self.station.cameras["fine"].calibration.mm_per_px, outline=False)
 
     def detect(self, frame: np.ndarray) -> DetectionResult:
         return self.detector.detect(frame, thresholds=self.thresholds)
+
+    def check_and_detect(self, view: View, frame: np.ndarray) -> DetectionResult:
+        self.check_coarse(view, frame)
+        return self.detect(frame)
 
     def candidates(self, view: View, result: DetectionResult) -> tuple[Candidate, ...]:
         coarse = self.station.cameras["coarse"]
@@ -45,10 +72,22 @@ class TwoStage:
                                    max(w, h) * coarse.calibration.mm_per_px))
         return tuple(found)
 
+    def _crop_side(self, box: tuple[float, float, float, float]) -> float:
+        return roi_square(box, self.classifier.roi)[2]
+
     def plan(self, candidates: Sequence[Candidate]) -> list[FineShot]:
-        return plan_fine_shots(candidates, self.recipe, self.station)
+        return plan_fine_shots(candidates, self.recipe, self.station, self._crop_side)
 
     def classify(self, shot: FineShot, frame: np.ndarray) -> ShotDecisions:
+        """Classify the shot's candidates; IncompleteInspection when one of them is not inside the
+        frame with the recipe's margin (its crop would be padded, not imaged)."""
+        margin = self.recipe.reimaging.frame_margin_mm
+        for cand in shot.candidates:
+            beyond = uncovered_px(cand, shot, self.station, margin, self._crop_side)
+            if beyond > 0:
+                raise IncompleteInspection(
+                    f"candidate {cand.defect_class} at ({cand.u_mm:.2f}, {cand.v_mm:.2f}) mm on {cand.face} reaches "
+                    f"{beyond:.0f} px beyond its fine frame's {margin} mm margin: not fully imaged")
         boxes = tuple(fine_box_px(c, shot, self.station) for c in shot.candidates)
         result = self.classifier.classify(frame, boxes)
         decisions = tuple(judge_scores(item.scores, self.recipe.classes) for item in result.items)

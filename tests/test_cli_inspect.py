@@ -19,16 +19,20 @@ MISSING = ("inspector inspect: needs --station STATION.toml (the camera calibrat
 
 @pytest.fixture(scope="module")
 def face_png(tmp_path_factory):
-    """The top face of a part with defects, rendered by the virtual cell's coarse camera and
-    upscaled to the fine camera's scale (what `inspect IMAGE --face top` expects)."""
+    """The top face of a part with defects, rendered by the virtual cell's coarse camera under the
+    recipe's light for that view and upscaled to the fine camera's scale (what `inspect IMAGE
+    --face top` expects)."""
     from hardware.sim.gallery import showcase_defects
     from hardware.sim.geometry import COARSE_CAMERA, FINE_CAMERA, face_view_pose
     from hardware.sim.part import make_part
     from hardware.sim.render import render
+    from inspector.recipe import Recipe
 
+    recipe = Recipe.load(REFERENCE_RECIPE)
+    top = next(v for v in recipe.views if v.face == "top")
     part = make_part(7, defects=showcase_defects())
-    image = render(part, face_view_pose("top", COARSE_CAMERA), {"coaxial": 100}, COARSE_CAMERA,
-                   exposure_us=2000, seed=7).image
+    image = render(part, face_view_pose("top", COARSE_CAMERA), recipe.light_programs[top.light_program]["steps"][0]["levels"],
+                   COARSE_CAMERA, exposure_us=top.exposure_us, seed=7).image
     scale = COARSE_CAMERA.mm_per_px / FINE_CAMERA.mm_per_px
     path = tmp_path_factory.mktemp("face") / "face.png"
     cv2.imwrite(str(path), cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC))
@@ -66,4 +70,17 @@ def test_sim_replays_a_rendered_face(face_png, model_paths, tmp_path, capsys):
     out = capsys.readouterr().out.strip().splitlines()
     assert code == 0 and len(out) == 1
     result = json.loads(out[0])
-    assert result["verdict"] in ("PASS", "FAIL", "ERROR") and result["reason"]
+    assert result["verdict"] == "FAIL" and "burr" in result["reason"]  # the showcase part has defects beyond every rule
+
+
+def test_black_white_and_blurred_images_are_errors_with_the_reason(face_png, tmp_path, capsys):
+    """The shipped recipe is commissioned: a frame unlike its good frames is never judged."""
+    image = cv2.imread(str(face_png), cv2.IMREAD_GRAYSCALE)
+    files = {"black.png": image * 0, "white.png": image * 0 + 255, "blurred.png": cv2.GaussianBlur(image, (0, 0), 15)}
+    for name, pixels in files.items():
+        cv2.imwrite(str(tmp_path / name), pixels)
+    code = main(["inspect", "--sim", "--face", "top", *(str(tmp_path / name) for name in files)])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert code == 0 and len(lines) == 3
+    for line, expected in zip(lines, ("too dark", "saturated", "out of focus")):
+        assert ": ERROR — implausible image " in line and expected in line, line
