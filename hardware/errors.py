@@ -45,3 +45,11 @@ class ControllerAlarm(HardwareError):
 
 class StatusTimeout(HardwareError):
     """A slow action (move, home, settle) did not finish within its timeout."""
+
+
+class ReadbackMismatch(HardwareError):
+    """A device acknowledged a setting but reads back another (it ignored or clamped the command)."""
+
+    def __init__(self, device: str, channel: object, detail: str):
+        self.device, self.channel = device, channel
+        super().__init__(f"{device}: channel {channel} {detail}")

@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--recipe", default=None, help="recipe file (default: the reference recipe in models/)")
     run.add_argument("--db", default=DEFAULT_DB, help=f"result store (default {DEFAULT_DB})")
     run.add_argument("--archive", default=os.path.join("out", "archive"), help="image archive folder ('' for none)")
+    from hardware.sim.faults import FAULT_KINDS  # light: the names only
+    run.add_argument("--fault", action="append", default=[], choices=FAULT_KINDS, metavar="KIND",
+                     help="inject a fault into the virtual cell once it is homed; it holds for the whole lot "
+                          f"(repeat for several): {', '.join(FAULT_KINDS)}")
     run.set_defaults(handler=_run)
 
     inspect = sub.add_parser("inspect", help="run the two-stage logic on stored images (audit, model check)",
@@ -119,6 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also write docs/eval/report.{json,md} and regenerate the figures in README.md, BENCHMARKS.md "
                          "and the model cards")
     ev.add_argument("--publish-from", metavar="JSON", help="measure nothing: publish an existing report.json")
+    ev.add_argument("--faults", action="store_true",
+                    help="instead of the held-out lot: the fault matrix (every virtual-cell fault, --fault-parts parts each)")
+    ev.add_argument("--fault-parts", type=int, default=10, help="parts per fault (default 10, half defective)")
+    ev.add_argument("--unknown-kinds", metavar="DIR",
+                    help="instead of the held-out lot: per defect kind, DIR/<kind>/classifier.onnx (trained without "
+                         "that kind) inspects a lot whose only defects are of that kind")
+    ev.add_argument("--unknown-parts", type=int, default=50, help="parts per kind (default 50)")
     ev.set_defaults(handler=_eval)
 
     bench = sub.add_parser(
@@ -160,6 +171,25 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--report-from", default=None, metavar="JSON",
                        help="measure nothing: write BENCHMARKS.md and the plots again from a run's bench.json")
     bench.set_defaults(handler=_bench)
+
+    com = sub.add_parser(
+        "commission", help="learn what good frames look like (per view and fine shot) and write them into the recipe",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Learn the frame checks of a recipe from good parts: brightness percentiles, saturated share, "
+                    "sharpness and (coarse views) the part's outline and position. Frames outside these limits end a "
+                    "part as ERROR. Writes the next version of the recipe.",
+        epilog="examples:\n"
+               "  inspector commission --sim --parts 30                       # the reference recipe on the virtual cell\n"
+               "  inspector commission --recipe R.json --station S.toml --from-archive archive/20261130/*   # real cell")
+    com.add_argument("--recipe", default=None, help="recipe file (default: the reference recipe in models/)")
+    source = com.add_mutually_exclusive_group(required=True)
+    source.add_argument("--sim", action="store_true", help="inspect good parts on the virtual cell")
+    source.add_argument("--from-archive", nargs="+", metavar="PART_DIR", help="archived folders of known-good parts")
+    com.add_argument("--station", default=None, help="station config (camera calibration; required with --from-archive)")
+    com.add_argument("--parts", type=int, default=30, help="parts to inspect with --sim (default 30)")
+    com.add_argument("--seed", type=int, default=250_000, help="seed of the first --sim part (default 250000)")
+    com.add_argument("--out", default=None, help="where the new recipe version goes (default: over --recipe)")
+    com.set_defaults(handler=_commission)
 
     models = sub.add_parser("models", help="production model versions: rollback of a promotion",
                             description="Roll the production recipe back to its previous version (written as a new "
@@ -215,7 +245,7 @@ def _run(args: argparse.Namespace) -> int:
         raise SystemExit("inspector run: --parts must be at least 1")
     run_sim_lot(args.parts, first_seed=args.seed, speed_factor=args.speed_factor,
                 recipe_path=args.recipe or REFERENCE_RECIPE, db=args.db, archive_dir=args.archive or None,
-                out=lambda line: print(line, flush=True))
+                out=lambda line: print(line, flush=True), faults=args.fault)
     return 0
 
 
@@ -277,6 +307,10 @@ def _eval(args: argparse.Namespace) -> int:
     from .evaluation import EvalOptions, evaluate, publish
     from .evaluation.report import headline
 
+    if args.faults or args.unknown_kinds:
+        from .evaluation.robustness import main as robustness
+
+        return robustness(args, Path(args.recipe or REFERENCE_RECIPE), PROJECT_ROOT)
     if args.publish_from:
         try:
             report = json.loads(Path(args.publish_from).read_text(encoding="utf-8"))
@@ -339,6 +373,39 @@ def _bench(args: argparse.Namespace) -> int:
         overrides["recipe"] = Path(args.recipe)
     options = BenchOptions.quick_defaults(**overrides) if args.quick else BenchOptions(**overrides)
     run_bench(options, log=lambda line: print(line, flush=True))
+    return 0
+
+
+def _commission(args: argparse.Namespace) -> int:
+    from . import commissioning
+    from .demo import REFERENCE_RECIPE
+    from .recipe import Recipe
+    from .station_config import StationConfig
+
+    recipe_path = args.recipe or REFERENCE_RECIPE
+    recipe = Recipe.load(recipe_path)
+    if args.sim:
+        from hardware.sim.cell import station_config_dict
+
+        station = StationConfig.from_dict(station_config_dict("none", "none"), source="virtual cell")
+        sample = commissioning.sample_sim(recipe, args.parts, first_seed=args.seed)
+        source = f"the virtual cell (seeds {args.seed}–{args.seed + args.parts - 1})"
+    else:
+        if args.station is None:
+            print("inspector commission: --from-archive needs --station STATION.toml (the camera calibration)", file=sys.stderr)
+            return 2
+        station = StationConfig.load(args.station)
+        sample = commissioning.sample_archive(args.from_archive, recipe)
+        source = f"{len(args.from_archive)} archived parts"
+    try:
+        new = commissioning.learn(recipe, sample, station, source=source)
+    except ValueError as exc:
+        print(f"inspector commission: {exc}", file=sys.stderr)
+        return 1
+    path = commissioning.write_recipe(new, args.out or recipe_path)
+    print(f"{path}: recipe {new.id} v{new.version} ({new.hash})")
+    for line in commissioning.plausibility_summary(new.plausibility):
+        print(line)
     return 0
 
 

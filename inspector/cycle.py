@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hardware.errors import HardwareError
 from hardware.lights.base import LightProgram
 from hardware.pose import StagePose
 
@@ -115,12 +116,12 @@ class InspectionCycle:
         except Cancelled:
             verdict, reason = "ERROR", "cancelled by operator: part not fully inspected"
             self._safe_state()
-        except (ImplausibleFrame, IncompleteInspection) as exc:  # the cell works; what it saw cannot be judged
-            verdict, reason = "ERROR", str(exc)
-            log.warning("part %s: %s", part_id, reason)
+        except (ImplausibleFrame, IncompleteInspection, HardwareError) as exc:  # expected faults: one line
+            verdict, reason = "ERROR", str(exc) if not isinstance(exc, HardwareError) else f"{type(exc).__name__}: {exc}"
+            log.info("part %s: %s", part_id, reason)
             self._safe_state()
             self.events.publish(Fault(part_id, reason))
-        except Exception as exc:  # noqa: BLE001 - any fault ends the part as ERROR, never PASS
+        except Exception as exc:  # noqa: BLE001 - anything else is a defect of ours: ERROR, never PASS, with a trace
             verdict, reason = "ERROR", f"{type(exc).__name__}: {exc}"
             log.warning("part %s: %s\n%s", part_id, reason, traceback.format_exc())
             self._safe_state()
@@ -180,7 +181,7 @@ class InspectionCycle:
             result = future.result()
             clock.add("detect_wait", time.perf_counter() - waited)
             clock.add("detect", result.timings.total_ms / 1000.0)
-            found = self.stages.candidates(view, result)
+            found = self.stages.candidates(view, result, images[coarse_image_name(view)])
             candidates.extend(found)
             self.events.publish(CandidatesFound(part_id, view.name, found))
         t = time.perf_counter()
@@ -197,7 +198,7 @@ class InspectionCycle:
             frame = self._capture("fine", reim.light_program, reim.exposure_us, reim.gain, clock)
             name = fine_image_name(index, shot.face)
             images[name] = frame
-            self.stages.check_fine(name, frame)
+            self.stages.check_fine(name, frame, shot)
             decisions = self.stages.classify(shot, frame)
             clock.add("classify", decisions.classify_s)
             judged.append(decisions)

@@ -6,9 +6,10 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 from hardware.sim.cell import VirtualCell
+from hardware.sim.faults import check_kind
 from hardware.sim.part import PartInstance, make_part
 
 from .archive import ImageArchive
@@ -88,10 +89,10 @@ def machine_fault(devices: Devices) -> str | None:
 
 def run_lot(cycle: InspectionCycle, parts: int, *, cell: VirtualCell | None = None, first_seed: int = 0,
             home: bool = True, out=print, on_ready: Callable[[InspectionCycle], None] | None = None,
-            note: str = "") -> LotTally:
+            note: str = "", part_maker: Callable[[int], PartInstance] = make_part) -> LotTally:
     """Inspect `parts` parts with a ready cycle on devices its caller owns (and closes).
 
-    With `cell` the virtual cell loads part `first_seed + i` into the fixture before each part and
+    With `cell` the virtual cell loads `part_maker(first_seed + i)` into the fixture before each part and
     the tally scores the verdict against its ground truth; without it (real hardware) the part is
     whatever is in the fixture and gets a station serial. The lot stops at a cancel or when the
     machine is in alarm or disconnected (the operator resets it first)."""
@@ -113,8 +114,10 @@ def run_lot(cycle: InspectionCycle, parts: int, *, cell: VirtualCell | None = No
             out(f"stopped: {fault}")
             break
         if cell is not None:
-            part = cell.load_part(make_part(first_seed + index))
-            assert part is not None
+            wanted = part_maker(first_seed + index)
+            part = cell.load_part(wanted)
+            if part is None:  # the fixture stayed empty (a no-part fault): scored against the part meant
+                part = wanted
             serial = part.serial
         else:
             part, serial = None, f"{cycle.station.name}-{lot}-{index + 1:03d}"
@@ -136,9 +139,14 @@ def run_lot(cycle: InspectionCycle, parts: int, *, cell: VirtualCell | None = No
 
 def run_sim_lot(parts: int, *, first_seed: int, speed_factor: float, recipe_path: str | Path, db: str | Path,
                 archive_dir: str | Path | None, out=print, on_event: Callable[[object], None] | None = None,
-                on_ready: Callable[[InspectionCycle], None] | None = None) -> LotTally:
+                on_ready: Callable[[InspectionCycle], None] | None = None, faults: Iterable[str] = (),
+                part_maker: Callable[[int], PartInstance] = make_part) -> LotTally:
     """Inspect `parts` parts on a fresh virtual cell. `on_event` receives every cycle event;
-    `on_ready` gets the cycle once homed (a GUI keeps it to pause or cancel)."""
+    `on_ready` gets the cycle once homed (a GUI keeps it to pause or cancel). `faults` (kinds of
+    hardware.sim.faults) are injected into the cell once it is homed and hold for the whole lot."""
+    kinds = tuple(faults)
+    for kind in kinds:  # 'kind' or 'kind@camera' (a camera fault in another camera than the coarse one)
+        check_kind(kind.partition("@")[0])
     recipe = Recipe.load(recipe_path)
     detector, classifier = open_models(recipe, out)
     with VirtualCell(seed=first_seed, speed_factor=speed_factor) as cell, ResultStore(db) as store:
@@ -148,9 +156,18 @@ def run_sim_lot(parts: int, *, first_seed: int, speed_factor: float, recipe_path
                                 archive=ImageArchive(archive_dir) if archive_dir else None)
         if on_event is not None:
             cycle.events.subscribe(on_event)
+
+        def ready(homed: InspectionCycle) -> None:
+            for kind in kinds:
+                name, _, camera = kind.partition("@")
+                cell.inject_fault(name, camera=camera or None)
+            if on_ready is not None:
+                on_ready(homed)
+
+        note = f"speed factor {speed_factor:g}" + (f"; injected faults: {', '.join(kinds)}" if kinds else "")
         try:
-            tally = run_lot(cycle, parts, cell=cell, first_seed=first_seed, out=out, on_ready=on_ready,
-                            note=f"speed factor {speed_factor:g}")
+            tally = run_lot(cycle, parts, cell=cell, first_seed=first_seed, out=out, on_ready=ready, note=note,
+                            part_maker=part_maker)
         finally:
             cycle.close()
             devices.close()

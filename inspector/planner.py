@@ -28,6 +28,7 @@ class Candidate:
     u_mm: float
     v_mm: float
     size_mm: float
+    detail: float = 0.0  # peak fine detail about it in the coarse frame (plausibility.detail_peak); 0: not measured
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,10 @@ generic limits (`GENERIC`): an all-black or all-white frame is never inspected.
 Statistics (8-bit mono):
 - brightness: the 5th, 50th and 95th percentiles of the grey levels;
 - saturation: the share of pixels at ≥ 250;
-- sharpness: the variance of the Laplacian of the frame smoothed with σ = 1.5 px (the smoothing
-  removes sensor noise, which would otherwise dominate; a defocused frame loses its edges);
+- sharpness: the standard deviation of the frame's band of detail between Gaussian scales σ = 1
+  and 3 px (a difference of Gaussians: it scales with contrast, not with its square, so dimmer
+  light alone does not read as defocus; a blur of σ = 3 px leaves under half of it). A featureless patch has little of it in focus too, so the
+  fine-shot limit is weaker than the coarse views' (every fine shot holds a candidate, which helps);
 - outline (coarse views): the share of the frame the part covers (Otsu threshold on a 4×
   downscaled, smoothed frame; largest component) and that component's centroid in pixels.
 """
@@ -27,7 +29,7 @@ import numpy as np
 from .inference.detector import to_mono
 
 SATURATED_LEVEL = 250
-SHARPNESS_SIGMA_PX = 1.5
+SHARPNESS_SIGMAS_PX = (1.0, 3.0)  # the band of detail that defocus removes first and sensor noise hardly reaches
 OUTLINE_SCALE = 4  # the outline is found on a frame downscaled by this factor
 
 
@@ -80,8 +82,9 @@ def frame_stats(image: np.ndarray, *, outline: bool = False) -> FrameStats:
     mono = to_mono(image)
     p5, p50, p95 = (float(v) for v in np.percentile(mono, (5, 50, 95)))
     saturated = float(np.count_nonzero(mono >= SATURATED_LEVEL)) / mono.size
-    smooth = cv2.GaussianBlur(mono.astype(np.float32), (0, 0), SHARPNESS_SIGMA_PX)
-    sharpness = float(cv2.Laplacian(smooth, cv2.CV_32F).var())
+    pixels = mono.astype(np.float32)
+    band = cv2.GaussianBlur(pixels, (0, 0), SHARPNESS_SIGMAS_PX[0]) - cv2.GaussianBlur(pixels, (0, 0), SHARPNESS_SIGMAS_PX[1])
+    sharpness = float(band.std())
     share, centre = _outline(mono) if outline else (None, None)
     return FrameStats(round(p5, 2), round(p50, 2), round(p95, 2), round(saturated, 5), round(sharpness, 4),
                       share, centre)
@@ -100,9 +103,35 @@ def _outline(mono: np.ndarray) -> tuple[float, tuple[float, float] | None]:
     return round(share, 5), (round(float(cx) * OUTLINE_SCALE, 2), round(float(cy) * OUTLINE_SCALE, 2))
 
 
+DETAIL_SIGMAS_PX = (0.7, 2.5)  # at the coarse camera's scale
+DETAIL_MIN_SIGNIFICANCE = 14.0  # a peak below 14 × the region's own band noise is texture or noise: not judged
+FOCUS_RATIO_MIN = 0.25  # a fine shot must show its candidates with ≥ 25 % of the detail the coarse frame saw
+
+
+def detail_peak(region: np.ndarray) -> tuple[float, float]:
+    """(peak, significance) of the fine detail (|difference of Gaussians|) in a region at the coarse
+    scale: what makes a candidate a candidate, and what defocus flattens first. Significance is the
+    peak over the region's robust band noise (1.4826 × MAD)."""
+    if region.size == 0:
+        return 0.0, 0.0
+    pixels = region.astype(np.float32)
+    band = np.abs(cv2.GaussianBlur(pixels, (0, 0), DETAIL_SIGMAS_PX[0]) - cv2.GaussianBlur(pixels, (0, 0), DETAIL_SIGMAS_PX[1]))
+    peak = float(band.max())
+    noise = 1.4826 * float(np.median(np.abs(band - np.median(band)))) + 1e-3
+    return peak, peak / noise
+
+
+def around(image: np.ndarray, cx: float, cy: float, half: float) -> np.ndarray:
+    """The square region of `image` within `half` px of (cx, cy), clipped to the frame."""
+    h, w = image.shape[:2]
+    x0, x1 = int(max(round(cx - half), 0)), int(min(round(cx + half), w))
+    y0, y1 = int(max(round(cy - half), 0)), int(min(round(cy + half), h))
+    return image[y0:y1, x0:x1]
+
+
 def learn_limits(stats: Sequence[FrameStats], *, centre_tolerance_px: float = 0.0) -> FrameLimits:
     """Limits from known-good frames: each observed range widened by a margin (brightness ±20 % and
-    8 grey levels, saturation ×2 + 2 %, sharpness down to 35 % of the least sharp, outline share
+    8 grey levels, saturation ×2 + 2 %, sharpness down to half of the least sharp, outline share
     ±25 %), the outline centre at the mean with `centre_tolerance_px` plus the observed spread."""
     if not stats:
         raise ValueError("plausibility: no good frames to learn limits from")
@@ -123,21 +152,25 @@ def learn_limits(stats: Sequence[FrameStats], *, centre_tolerance_px: float = 0.
     return FrameLimits(p5=widen([s.p5 for s in stats]), p50=widen([s.p50 for s in stats]),
                        p95=widen([s.p95 for s in stats]),
                        saturated_max=round(min(1.0, max(s.saturated for s in stats) * 2 + 0.02), 5),
-                       sharpness_min=round(min(s.sharpness for s in stats) * 0.35, 4),
+                       sharpness_min=round(min(s.sharpness for s in stats) * 0.5, 4),
                        part_share=part_share, centre_px=centre, centre_tolerance_px=tolerance, frames=len(stats))
 
 
 def problems(stats: FrameStats, limits: FrameLimits, *, mm_per_px: float = 0.0) -> list[str]:
     """Every way `stats` falls outside `limits`, worst first, as short phrases."""
     found = []
-    if stats.p95 < limits.p95[0] or stats.p50 < limits.p50[0]:
-        found.append(f"too dark (median {stats.p50:.0f}, 95th percentile {stats.p95:.0f}; "
-                     f"limits ≥ {limits.p50[0]:.0f} / ≥ {limits.p95[0]:.0f})")
+    if stats.p95 < limits.p95[0]:
+        found.append(f"too dark: no light or no part (95th percentile {stats.p95:.0f}, limit ≥ {limits.p95[0]:.0f})")
+    elif stats.p50 < limits.p50[0]:
+        found.append(f"too dark (median {stats.p50:.0f}, limit ≥ {limits.p50[0]:.0f})")
     if stats.saturated > limits.saturated_max:
         found.append(f"saturated ({stats.saturated:.0%} of pixels ≥ {SATURATED_LEVEL}, limit {limits.saturated_max:.0%})")
-    elif stats.p5 > limits.p5[1] or stats.p50 > limits.p50[1]:
-        found.append(f"too bright (median {stats.p50:.0f}, 5th percentile {stats.p5:.0f}; "
-                     f"limits ≤ {limits.p50[1]:.0f} / ≤ {limits.p5[1]:.0f})")
+    elif stats.p50 > limits.p50[1]:
+        found.append(f"too bright (median {stats.p50:.0f}, limit ≤ {limits.p50[1]:.0f})")
+    elif stats.p5 > limits.p5[1]:
+        found.append(f"too bright (5th percentile {stats.p5:.0f}, limit ≤ {limits.p5[1]:.0f})")
+    if found:  # without light, or blown out, there is no contrast to judge focus or outline by
+        return found
     if stats.sharpness < limits.sharpness_min:
         found.append(f"out of focus or off the focal plane (sharpness {stats.sharpness:.3g}, limit ≥ {limits.sharpness_min:.3g})")
     if limits.part_share is not None:

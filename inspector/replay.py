@@ -55,7 +55,8 @@ def replay_archive(folder: str | Path, stages: TwoStage) -> ReplayResult:
             path = folder / f"{coarse_image_name(view)}.png"
             if not path.is_file():
                 raise ValueError(f"replay: {folder} has no {path.name} for view {view.name!r} of recipe {stages.recipe.id}")
-            candidates.extend(stages.candidates(view, stages.check_and_detect(view, read_mono(path))))
+            frame = read_mono(path)
+            candidates.extend(stages.candidates(view, stages.check_and_detect(view, frame), frame))
         judged: list[ShotDecisions] = []
         for index, shot in enumerate(stages.plan(candidates)):
             name = fine_image_name(index, shot.face)
@@ -64,7 +65,7 @@ def replay_archive(folder: str | Path, stages: TwoStage) -> ReplayResult:
                 raise ValueError(f"replay: {folder} lacks fine shot {path.name}: the archive was made with another "
                                  f"recipe or model (its candidates differ)")
             frame = read_mono(path)
-            stages.check_fine(name, frame)
+            stages.check_fine(name, frame, shot)
             judged.append(stages.classify(shot, frame))
     except (ImplausibleFrame, IncompleteInspection) as exc:
         return ReplayResult(str(folder), "ERROR", str(exc), ())
@@ -87,7 +88,7 @@ def replay_face_image(path: str | Path, view: View, stages: TwoStage) -> ReplayR
                     outline=False)
         judged = []
         full_h, full_w = image.shape
-        for shot in stages.plan(stages.candidates(view, stages.detect(coarse))):
+        for shot in stages.plan(stages.candidates(view, stages.detect(coarse), coarse)):
             judged.append(stages.classify(shot, _fine_crop(image, shot, stages, full_w, full_h)))
     except (ImplausibleFrame, IncompleteInspection) as exc:
         return ReplayResult(str(path), "ERROR", str(exc), ())

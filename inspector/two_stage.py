@@ -6,11 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+import cv2
 import numpy as np
 
 from .inference.classifier import Classifier, roi_square
-from .inference.detector import DetectionResult, Detector
-from .plausibility import FrameStats, check_frame
+from .inference.detector import DetectionResult, Detector, to_mono
+from .plausibility import DETAIL_MIN_SIGNIFICANCE, FOCUS_RATIO_MIN, IMPLAUSIBLE, FrameStats, ImplausibleFrame, around, check_frame, detail_peak
 from .planner import (Candidate, FineShot, fine_box_px, max_merge_distance_mm, pixel_to_face_mm, plan_fine_shots,
                       uncovered_px)
 from .recipe import Recipe, View
@@ -49,9 +50,31 @@ class TwoStage:
         return check_frame(frame, self.recipe.plausibility.views.get(view.name), f"coarse frame of view {view.name!r}",
                            mm_per_px=self.station.cameras["coarse"].calibration.mm_per_px)
 
-    def check_fine(self, name: str, frame: np.ndarray) -> FrameStats:
-        return check_frame(frame, self.recipe.plausibility.fine, f"fine shot {name}",
-                           mm_per_px=self.station.cameras["fine"].calibration.mm_per_px, outline=False)
+    def check_fine(self, name: str, frame: np.ndarray, shot: FineShot) -> FrameStats:
+        """The fine frame's own limits, then focus judged on its candidates: a featureless patch cannot
+        show defocus, but a candidate with real structure in the coarse frame (significance ≥
+        DETAIL_MIN_SIGNIFICANCE) must still show in the fine frame, at the coarse scale, with at least
+        FOCUS_RATIO_MIN of its detail there. A shot whose candidates are all faint is not judged on focus."""
+        what = f"fine shot {name}"
+        stats = check_frame(frame, self.recipe.plausibility.fine, what,
+                            mm_per_px=self.station.cameras["fine"].calibration.mm_per_px, outline=False)
+        coarse, fine = self.station.cameras["coarse"], self.station.cameras["fine"]
+        scale = fine.calibration.mm_per_px / coarse.calibration.mm_per_px
+        ratios = []
+        for cand in shot.candidates:
+            if cand.detail <= 0:
+                continue
+            x0, y0, x1, y1 = fine_box_px(cand, shot, self.station)
+            # a wider region in the fine frame: the coarse → fine mapping may be off by the fixture's and the
+            # calibration's tolerances, and an edge just inside the coarse region must not fall outside
+            half = (_detail_half(cand.box_px[2] - cand.box_px[0], cand.box_px[3] - cand.box_px[1]) + REGISTRATION_SLACK_PX) / scale
+            region = around(to_mono(frame), (x0 + x1) / 2, (y0 + y1) / 2, half)
+            small = cv2.resize(region, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if region.size else region
+            ratios.append(detail_peak(small)[0] / cand.detail)
+        if ratios and max(ratios) < FOCUS_RATIO_MIN:
+            raise ImplausibleFrame(f"{IMPLAUSIBLE}{what}: out of focus or off the focal plane (its candidates show at "
+                                   f"most {max(ratios):.0%} of the detail the coarse frame saw; limit {FOCUS_RATIO_MIN:.0%})")
+        return stats
 
     def detect(self, frame: np.ndarray) -> DetectionResult:
         return self.detector.detect(frame, thresholds=self.thresholds)
@@ -60,16 +83,23 @@ class TwoStage:
         self.check_coarse(view, frame)
         return self.detect(frame)
 
-    def candidates(self, view: View, result: DetectionResult) -> tuple[Candidate, ...]:
+    def candidates(self, view: View, result: DetectionResult, frame: np.ndarray | None = None) -> tuple[Candidate, ...]:
+        """Detections as candidates in face mm; with the coarse `frame`, each also keeps how much fine
+        detail the coarse camera saw about it (the fine shot must show at least part of it)."""
         coarse = self.station.cameras["coarse"]
         offset = (self.recipe.fixture_offset.x, self.recipe.fixture_offset.y)
+        mono = to_mono(frame) if frame is not None else None
         found = []
         for detection in result.detections:
             u, v = pixel_to_face_mm(coarse, *detection.center_px, offset)
             w, h = detection.size_px
+            detail = 0.0
+            if mono is not None:
+                peak, significance = detail_peak(around(mono, *detection.center_px, _detail_half(w, h)))
+                detail = peak if significance >= DETAIL_MIN_SIGNIFICANCE else 0.0
             found.append(Candidate(view.name, view.face, detection.class_name, float(detection.score),
                                    tuple(float(b) for b in detection.box_px), u, v,
-                                   max(w, h) * coarse.calibration.mm_per_px))
+                                   max(w, h) * coarse.calibration.mm_per_px, round(detail, 3)))
         return tuple(found)
 
     def _crop_side(self, box: tuple[float, float, float, float]) -> float:
@@ -106,6 +136,14 @@ class TwoStage:
                     position_mm=(round(cand.u_mm, 3), round(cand.v_mm, 3)), size_mm=round(cand.size_mm, 3),
                     decision=decision, image_path=fine_image_name(index, shot.face)))
         return decide(findings, self.recipe), records
+
+
+REGISTRATION_SLACK_PX = 6.0  # coarse px (0.3 mm in the virtual cell)
+
+
+def _detail_half(width_px: float, height_px: float) -> float:
+    """Half the side (coarse px) of the region a candidate's detail is measured in."""
+    return max(width_px, height_px, 4.0) + 3.0
 
 
 def coarse_image_name(view: View) -> str:

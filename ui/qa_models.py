@@ -276,8 +276,10 @@ class ReviewModel(QObject):
     def reject(self, defect_index: int) -> int | None:
         return self._do(f"reject defect {defect_index}", lambda a, i: a.reject(i, defect_index))
 
-    def change_class(self, defect_index: int, new_class: str) -> int | None:
-        return self._do(f"defect {defect_index} → {new_class}", lambda a, i: a.change_class(i, defect_index, new_class))
+    def change_class(self, defect_index: int, new_class: str, name: str | None = None) -> int | None:
+        """`name` (class 'unknown' only) names the new kind."""
+        return self._do(f"defect {defect_index} → {new_class}" + (f" ({name})" if name else ""),
+                        lambda a, i: a.change_class(i, defect_index, new_class, name=name))
 
     def add_box(self, image_path: str, box: tuple[int, int, int, int], defect_class: str) -> int | None:
         return self._do(f"missed {defect_class} on {Path(image_path).stem}",

@@ -31,6 +31,7 @@ from inspector.promotion import (HELDOUT_LOT, MODEL_ROLES, REVIEW_SET, GateSplit
                                  compare_on_review_set, eval_command, figures_from_eval_report, labelled_parts)
 from inspector.recipe import DEFECT_CLASSES, Recipe
 from inspector.results.records import VERDICTS
+from inspector.review import UNKNOWN
 from inspector.station_config import StationConfig
 
 from .job_worker import CallWorker, CommandJob, JobStep
@@ -156,7 +157,7 @@ class ReviewPanel(QWidget):
         self.verdict_filter = QComboBox()
         self.verdict_filter.addItems([ANY, *VERDICTS])
         self.class_filter = QComboBox()
-        self.class_filter.addItems([ANY, *DEFECT_CLASSES])
+        self.class_filter.addItems([ANY, *DEFECT_CLASSES, UNKNOWN])
         self.grey_filter = QCheckBox("grey band only")
         self.status_filter = QComboBox()
         self.status_filter.addItems(["open", "done", ANY])
@@ -256,7 +257,10 @@ class ReviewPanel(QWidget):
         self.confirm_button = QPushButton("Confirm")
         self.reject_button = QPushButton("Reject")
         self.class_choice = QComboBox()
-        self.class_choice.addItems(DEFECT_CLASSES)
+        self.class_choice.addItems([*DEFECT_CLASSES, UNKNOWN])
+        self.kind_name = QLineEdit()  # only for 'unknown': QA may name the new kind
+        self.kind_name.setPlaceholderText("name of the new kind (optional)")
+        self.kind_name.setVisible(False)
         self.change_button = QPushButton("Change class")
         self.draw_button = QPushButton("Draw missed box")
         self.draw_button.setCheckable(True)
@@ -274,7 +278,10 @@ class ReviewPanel(QWidget):
         actions = QGridLayout()
         actions.addWidget(self.confirm_button, 0, 0)
         actions.addWidget(self.reject_button, 0, 1)
-        actions.addWidget(self.class_choice, 1, 0)
+        choice_row = QHBoxLayout()
+        choice_row.addWidget(self.class_choice)
+        choice_row.addWidget(self.kind_name, 1)
+        actions.addLayout(choice_row, 1, 0)
         actions.addWidget(self.change_button, 1, 1)
         actions.addWidget(self.draw_button, 2, 0)
         actions.addWidget(self.box_class, 2, 1)
@@ -332,8 +339,10 @@ class ReviewPanel(QWidget):
         self.defects.itemSelectionChanged.connect(self._defect_chosen)
         self.confirm_button.clicked.connect(lambda: self._with_defect(model.confirm))
         self.reject_button.clicked.connect(lambda: self._with_defect(model.reject))
+        self.class_choice.currentTextChanged.connect(lambda text: self.kind_name.setVisible(text == UNKNOWN))
         self.change_button.clicked.connect(
-            lambda: self._with_defect(lambda i: model.change_class(i, self.class_choice.currentText())))
+            lambda: self._with_defect(lambda i: model.change_class(i, self.class_choice.currentText(),
+                                                                   name=self.chosen_kind_name())))
         self.draw_button.toggled.connect(self.canvas.set_drawing)
         self.canvas.box_drawn.connect(lambda *box: self.add_box_button.setEnabled(self._can("review")))
         self.add_box_button.clicked.connect(self.add_drawn_box)
@@ -490,6 +499,11 @@ class ReviewPanel(QWidget):
         self.canvas.update()
         self.update_permissions()
 
+    def chosen_kind_name(self) -> str | None:
+        """The name typed for a new kind when the chosen class is 'unknown'; None otherwise or empty."""
+        text = self.kind_name.text().strip()
+        return text if self.class_choice.currentText() == UNKNOWN and text else None
+
     def _with_defect(self, action) -> None:
         index = self.selected_defect()
         if index is None:
@@ -526,6 +540,7 @@ class ReviewPanel(QWidget):
         for button in (self.confirm_button, self.reject_button, self.change_button):
             button.setEnabled(review and has_defect)
         self.class_choice.setEnabled(review and has_defect)
+        self.kind_name.setEnabled(review and has_defect)
         for widget in (self.draw_button, self.box_class, self.close_button):
             widget.setEnabled(review and open_item)
         self.add_box_button.setEnabled(review and open_item and self.canvas.pending is not None)

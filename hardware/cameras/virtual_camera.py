@@ -2,9 +2,12 @@
 
 At trigger it takes a snapshot of the scene (the part in the fixture, the stage pose the motion
 emulator reports, the light levels the light emulator holds for this exposure); `grab` renders it.
+An empty fixture renders as the background, as a real camera would show it. Camera faults of the
+cell (hardware.sim.faults) act here: no frame, black frames, a stuck gain, a knocked focus.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Protocol
 
@@ -20,6 +23,7 @@ class SceneSnapshot:
     lights: Mapping[str, float]  # role → effective level % during the exposure
     moving: bool = False
     target: Any = None  # hardware.sim.target.CalibrationTarget when that is in the fixture instead of a part
+    faults: frozenset[tuple[str, str]] = frozenset()  # (fault kind, camera role) of the cell's camera faults
 
 
 class Scene(Protocol):
@@ -52,25 +56,37 @@ class VirtualCamera(Camera):
         self._snapshot = self.scene.snapshot(self.settings.exposure_us)
 
     def _read_exposure(self, timeout_s: float) -> tuple[np.ndarray, tuple, dict]:
-        from ..sim.render import render  # the renderer is heavy; only the virtual cell needs it
+        # the renderer is heavy; only the virtual cell needs it
+        from ..sim.faults import camera_exposure
+        from ..sim.render import render, render_background
 
         if self.fail_next is not None:
             reason, self.fail_next = self.fail_next, None
             raise CameraError(f"camera {self.name!r}: {reason}")
         snapshot = self._snapshot
         assert snapshot is not None
+        faults = {kind for kind, role in snapshot.faults if role == self.name}
+        if "camera-timeout" in faults:
+            time.sleep(timeout_s)
+            raise CameraError(f"camera {self.name!r}: no frame within {timeout_s:g} s (grab timed out)")
+        spec, gain = camera_exposure(faults, self.spec, self.settings.gain)
         if snapshot.target is not None:
-            return self._render_target(snapshot)
-        if snapshot.part is None:
-            raise CameraError(f"camera {self.name!r}: no part in the fixture")
-        result = render(snapshot.part, snapshot.pose, dict(snapshot.lights), self.spec,
-                        exposure_us=self.settings.exposure_us, gain=self.settings.gain,
-                        seed=self._noise_seed(snapshot.part))
-        meta = {"face": result.face, "defocus_mm": result.defocus_mm, "moving": snapshot.moving,
-                "part_serial": snapshot.part.serial}
-        return result.image, tuple(result.truth), meta
+            image, truth, meta = self._render_target(snapshot, spec, gain)
+        elif snapshot.part is None:
+            image = render_background(dict(snapshot.lights), spec, exposure_us=self.settings.exposure_us, gain=gain,
+                                      seed=self._noise_seed(None))
+            truth, meta = (), {"moving": snapshot.moving}
+        else:
+            result = render(snapshot.part, snapshot.pose, dict(snapshot.lights), spec,
+                            exposure_us=self.settings.exposure_us, gain=gain, seed=self._noise_seed(snapshot.part))
+            image, truth = result.image, tuple(result.truth)
+            meta = {"face": result.face, "defocus_mm": result.defocus_mm, "moving": snapshot.moving,
+                    "part_serial": snapshot.part.serial}
+        if "black-frames" in faults:
+            image = np.zeros_like(image)
+        return image, truth, meta
 
-    def _render_target(self, snapshot: SceneSnapshot) -> tuple[np.ndarray, tuple, dict]:
+    def _render_target(self, snapshot: SceneSnapshot, spec: Any, gain: float) -> tuple[np.ndarray, tuple, dict]:
         from ..sim.target import render_target
 
         target = snapshot.target
@@ -78,9 +94,8 @@ class VirtualCamera(Camera):
             pitch_mm = target.pitch_mm(self.spec)
         except ValueError:  # this camera resolves none of its grids
             pitch_mm = None
-        result = render_target(target, snapshot.pose, dict(snapshot.lights), self.spec,
-                               exposure_us=self.settings.exposure_us, gain=self.settings.gain,
-                               seed=self._noise_seed(target))
+        result = render_target(target, snapshot.pose, dict(snapshot.lights), spec,
+                               exposure_us=self.settings.exposure_us, gain=gain, seed=self._noise_seed(target))
         # the truth of a calibration frame: the camera's true scale, and the pitch of the grid meant for it
         meta = {"face": result.face, "defocus_mm": result.defocus_mm, "moving": snapshot.moving,
                 "target": target.serial, "target_pitch_mm": pitch_mm,

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Callable, ClassVar, Iterator, Mapping, Union
 
+from ..errors import ReadbackMismatch
+
 CHANNEL_ROLES = ("coaxial", "ring", "low_angle", "backlight", "seg_n", "seg_e", "seg_s", "seg_w")
 MODES = ("continuous", "strobe")
 ChannelId = Union[int, str]  # an output number (Gardasoft: 1…8) or a vendor's letter / name ("A", "CH1")
@@ -79,6 +81,7 @@ class Parameter:
 
 
 PERCENT = Parameter("level", "%", (0.0, 100.0))
+LEVEL_READBACK_TOLERANCE = 0.05  # % : units print levels to two decimals
 
 
 # -- wiring ---------------------------------------------------------------------------------------------
@@ -280,6 +283,10 @@ OFF = ChannelSetting("off")
 UNKNOWN = ChannelSetting()
 
 
+def _shown(setting: ChannelSetting) -> str:
+    return f"{setting.mode} {setting.percent:g} %" if setting.percent > 0 else "off"
+
+
 class LightController(ABC):
     """One controller; each protocol is a subclass implementing `_send_level` / `_send_strobe`.
 
@@ -373,6 +380,25 @@ class LightController(ABC):
                         self.set_strobe(role, step.pulse_us, step.delay_us, level)
                 elif force or self._settings[role] != ChannelSetting("continuous", level):
                     self.set_level(role, level)
+            self._check_read_back()
+
+    def read_back(self) -> Mapping[ChannelId, ChannelSetting] | None:
+        """Channel → the mode and level the unit holds; None where the protocol cannot read back."""
+        return None
+
+    def _check_read_back(self) -> None:
+        """After `apply`: a channel the unit holds otherwise than set raises ReadbackMismatch naming
+        it, and is left unknown so the next apply re-sends it."""
+        held = self.read_back()
+        for role, channel in self.channels.items():
+            wanted, actual = self._settings[role], (held or {}).get(channel)
+            if wanted.mode == "unknown" or actual is None:
+                continue
+            if abs(actual.percent - wanted.percent) > LEVEL_READBACK_TOLERANCE or (
+                    wanted.percent > 0 and actual.mode != wanted.mode):
+                self._settings[role] = UNKNOWN
+                raise ReadbackMismatch(self.name, f"{channel} ({role})",
+                                       f"reads back {_shown(actual)} but {_shown(wanted)} was set")
 
     def levels(self) -> dict[str, ChannelSetting]:
         """What this driver last set, per role (ChannelSetting is frozen)."""

@@ -17,6 +17,11 @@ What the units document (Gardasoft RTxxx user manual §12–13; RC1xx and TR-HT2
       `VR`           firmware version, e.g. `RT420-20 (HW02) V031`
       `GR`           read and clear the last event/error (`Evt<c>,<e>`), or only the prompt
       `TRc`          simulate a trigger input
+      `ST`           status: one line per channel of `KEY value` fields separated by commas, e.g.
+                     `CH 1, MD 0, S 35.00%, DL 0.000ms, PU 0.000ms, ...` (MD 0 continuous,
+                     1 pulse, 2 switched, 3 selected; S the brightness %), then the general line
+                     `TM 1, TP 20.00ms`. Over Ethernet the manual asks for `ST0` (general) and
+                     `STc` (one channel) instead. Used to read back what `apply` set.
 Differences from the issue's shorthand, where the real units win: the version command is `VR` (no
 `VE` exists); the RT times are sent with an explicit `us` suffix, because a bare number means
 milliseconds to the unit; the prompt has no line end, so it is used as the reply terminator.
@@ -30,7 +35,7 @@ from typing import Mapping
 
 from ..errors import ControllerError, ProtocolError
 from ..transport import LineTransport
-from .base import ChannelId, ChannelMap, LightController, Parameter
+from .base import ChannelId, ChannelMap, ChannelSetting, LightController, Parameter
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +45,8 @@ REPLY_LINE_END = "\n\r"  # as the manuals print it: LF then CR between reply lin
 ERROR = re.compile(r"^Err\s*(?P<code>\d+)$")
 EVENT = re.compile(r"^Evt\s*(?P<channel>\d+)\s*,\s*(?P<code>\d+);?$")
 WARNING_CODES = frozenset({5})
+STATUS_FIELD = re.compile(r"^(?P<key>[A-Z]+)\s*(?P<value>[-+]?\d+(?:\.\d*)?)")
+STATUS_MODES = {0: "continuous", 1: "strobe", 2: "switched", 3: "selected"}  # ST's MD field
 ERROR_MEANINGS = {
     1: "a parameter value is invalid",
     2: "command not recognised",
@@ -76,6 +83,24 @@ def rs_command(channel: int, percent: float) -> str:
 
 def rt_command(channel: int, pulse_us: float, delay_us: float, percent: float) -> str:
     return f"RT{channel},{format_number(pulse_us)}us,{format_number(delay_us)}us,{format_number(percent, 2)}"
+
+
+def parse_status(lines: list[str], *, device: str) -> dict[int, ChannelSetting]:
+    """Channel → (mode, percent) from `ST` / `STc` lines; lines without a CH field are skipped.
+    Pure: ProtocolError for a channel line without MD or S."""
+    held: dict[int, ChannelSetting] = {}
+    for line in lines:
+        fields = {}
+        for part in line.split(","):
+            if match := STATUS_FIELD.match(part.strip()):
+                fields[match.group("key")] = float(match.group("value"))
+        if "CH" not in fields:
+            continue
+        if "MD" not in fields or "S" not in fields:
+            raise ProtocolError(f"{device}: status line {line[:60]!r} lacks the mode (MD) or level (S)")
+        mode = STATUS_MODES.get(int(fields["MD"]), f"mode {int(fields['MD'])}")
+        held[int(fields["CH"])] = ChannelSetting(mode, fields["S"])
+    return held
 
 
 @dataclass(frozen=True)
@@ -136,6 +161,7 @@ class GardasoftController(LightController):
                                  f"got {channel!r}")
         self.transport = transport
         self.transport.eol = PROMPT.encode("ascii")
+        self.transport.max_line_bytes = max(self.transport.max_line_bytes, 4096)  # ST: a line per channel
         self.echo = echo
         self.version = ""
         self.warnings: list[tuple[str, int]] = []  # (command, code) the unit accepted with an adjustment
@@ -173,6 +199,17 @@ class GardasoftController(LightController):
 
     def simulate_trigger(self, role: str) -> None:
         self.command(f"TR{self.channels.channel(role, self.name)}")
+
+    def read_back(self) -> dict[int, ChannelSetting]:
+        """Every channel's mode and level as the unit holds them: one `ST` on a serial line; one `STc`
+        per wired channel over Ethernet (echo off), as the manual asks there."""
+        with self._lock:
+            if self.echo:
+                return parse_status(self.command("ST"), device=self.name)
+            held: dict[int, ChannelSetting] = {}
+            for channel in self.channels.values():
+                held.update(parse_status(self.command(f"ST{channel}"), device=self.name))
+            return held
 
     def _send_level(self, channel: ChannelId, percent: float) -> None:
         self.command(rs_command(int(channel), percent))

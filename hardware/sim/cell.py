@@ -8,6 +8,7 @@ from typing import Mapping
 
 from ..cameras.virtual_camera import SceneSnapshot, VirtualCamera
 from ..lights.template import TemplateProtocolSpec
+from .faults import CellFaults
 from .geometry import CAMERAS, CameraSpec
 from .grbl_emulator import GrblEmulator
 from .light_emulators import GardasoftEmulator, TemplateEmulator
@@ -37,6 +38,7 @@ class VirtualCell:
             self.wiring = TEMPLATE_WIRING
         else:
             raise ValueError(f"light_protocol must be 'gardasoft' or 'template', got {light_protocol!r}")
+        self.faults = CellFaults(CAMERAS)  # faults on demand: see hardware.sim.faults
         self._held: PartInstance | CalibrationTarget | None = make_part(seed)  # what the fixture holds
         self._parked_part: PartInstance | None = None  # the part set aside while a target is loaded
         self._target_loads = 0
@@ -73,7 +75,7 @@ class VirtualCell:
 
     @part.setter
     def part(self, part: PartInstance | None) -> None:
-        self._held = part
+        self._held = self.faults.place(part)
 
     @property
     def target(self) -> CalibrationTarget | None:
@@ -84,7 +86,7 @@ class VirtualCell:
     def load_part(self, part: PartInstance | int | None) -> PartInstance | None:
         """Put a part in the fixture (a PartInstance or a seed), or empty it with None."""
         self._parked_part = None
-        self._held = make_part(part) if isinstance(part, int) else part
+        self.part = make_part(part) if isinstance(part, int) else part
         return self.part
 
     def load_target(self, target: CalibrationTarget | int | None = None) -> CalibrationTarget:
@@ -105,6 +107,14 @@ class VirtualCell:
             self._held, self._parked_part = self._parked_part, None
         return self.part
 
+    def inject_fault(self, kind: str, *, camera: str | None = None) -> None:
+        """Make a fault (hardware.sim.faults.FAULT_KINDS) a state of the cell until `clear_faults()`;
+        a camera fault sits in `camera` (default the coarse one)."""
+        self.faults.inject(self, kind, camera)
+
+    def clear_faults(self) -> None:
+        self.faults.clear(self)
+
     def target_pitch_mm(self, camera_role: str) -> float | None:
         """Pitch of the loaded target's grid meant for that camera (None without a target)."""
         target = self.target
@@ -113,9 +123,10 @@ class VirtualCell:
     def snapshot(self, exposure_us: float) -> SceneSnapshot:
         held = self._held  # one read: a load from another thread swaps it atomically
         return SceneSnapshot(part=held if isinstance(held, PartInstance) else None, pose=self.motion.machine_pose(),
-                             lights=self.lights.effective_levels(self.wiring, exposure_us),
+                             lights=self.faults.lights(self.lights.effective_levels(self.wiring, exposure_us)),
                              moving=self.motion.is_moving,
-                             target=held if isinstance(held, CalibrationTarget) else None)
+                             target=held if isinstance(held, CalibrationTarget) else None,
+                             faults=self.faults.camera_faults())
 
     def camera(self, role: str, *, seed: int = 0) -> VirtualCamera:
         if role not in CAMERAS:

@@ -51,6 +51,10 @@ class _LightEmulator(PtyDevice):
         super().__init__(name)
         self.channels: dict[ChannelId, EmulatedChannel] = {cid: OFF for cid in channel_ids}
         self.saved: dict[ChannelId, EmulatedChannel] = dict(self.channels)
+        # fault injection: setting commands are answered with the unit's error reply (Gardasoft: this
+        # `Err` code) and change nothing; settings for `ignored` channels are acknowledged, not applied
+        self.refuse_settings: int | None = None
+        self.ignored: set[ChannelId] = set()
 
     def channel_state(self) -> dict[ChannelId, EmulatedChannel]:
         """Channel id → state, a consistent copy (safe from any thread)."""
@@ -83,10 +87,11 @@ class _UnitError(Exception):
 
 class GardasoftEmulator(_LightEmulator):
     """A Gardasoft RT-series unit on RS232: echoes what it receives, ends each reply line with LF CR
-    and each reply with the bare prompt `>`. Commands: VR, AW, GR, RSc,s, RTc,p,d,s[,r], TRc;
-    several per line with `;`; spaces ignored. Errors: Err 1 invalid value (bad channel, level out of
-    range), Err 2 unknown command, Err 3 number format, Err 4 parameter count; Err 5 warns that a
-    timing was adjusted (delay below the minimum, pulse too long for an overdrive level)."""
+    and each reply with the bare prompt `>`. Commands: VR, AW, GR, RSc,s, RTc,p,d,s[,r], TRc, and
+    ST / ST0 / STc (settings report); several per line with `;`; spaces ignored. Errors: Err 1
+    invalid value (bad channel, level out of range), Err 2 unknown command, Err 3 number format,
+    Err 4 parameter count; Err 5 warns that a timing was adjusted (delay below the minimum, pulse
+    too long for an overdrive level)."""
 
     MIN_DELAY_US = 10.0  # the VTR1 manual gives 0.01 ms as the shortest delay; RTxxx answer Err 5 to 0
     # RTxxx manual §7.2: longest pulse per brightness band (overdrive above 100 % only for short pulses)
@@ -102,7 +107,7 @@ class GardasoftEmulator(_LightEmulator):
         self.save_fails = False  # fault injection: AW answers Err 9
         self._typed = bytearray()
         self._handlers = {"VR": self._vr, "AW": self._aw, "GR": self._gr, "RS": self._rs, "RT": self._rt,
-                          "TR": self._tr}
+                          "TR": self._tr, "ST": self._st}
 
     # -- the serial line -----------------------------------------------------------------------------
     def on_bytes(self, data: bytes) -> None:
@@ -139,6 +144,8 @@ class GardasoftEmulator(_LightEmulator):
         handler = self._handlers.get(command[:2].upper())
         if handler is None:
             return self._error(2)
+        if self.refuse_settings is not None and handler in (self._rs, self._rt):
+            return self._error(self.refuse_settings)
         try:
             return handler(command[2:])
         except _UnitError as exc:
@@ -170,10 +177,26 @@ class GardasoftEmulator(_LightEmulator):
         self.triggers[self._channel(channel)] += 1
         return []
 
+    def _st(self, args: str) -> list[str]:
+        """ST: a line per channel, then the general line; ST0 only the general line; STc one channel."""
+        (which,) = _split(args, (0, 1)) or ("",)
+        general = "TM 0, TP 20.00ms"
+        if which == "":
+            return [self._status_line(channel) for channel in self.channels] + [general]
+        channel = 0 if which == "0" else self._channel(which)
+        return [general] if channel == 0 else [self._status_line(channel)]
+
+    def _status_line(self, channel: int) -> str:
+        state = self.channels[channel]
+        mode = 1 if state.mode == "strobe" else 0
+        return (f"CH {channel}, MD {mode}, S {state.percent:.2f}%, DL {state.delay_us / 1000:.3f}ms, "
+                f"PU {state.pulse_us / 1000:.3f}ms, IP {channel}, FL 0, CS 0.00A, RA 0.00A")
+
     def _rs(self, args: str) -> list[str]:
         channel_text, level_text = _split(args, (2,))
         channel, percent = self._channel(channel_text), _number(level_text, (0.0, 100.0))
-        self.channels[channel] = EmulatedChannel("continuous", percent) if percent > 0 else OFF
+        if channel not in self.ignored:
+            self.channels[channel] = EmulatedChannel("continuous", percent) if percent > 0 else OFF
         return []
 
     def _rt(self, args: str) -> list[str]:
@@ -193,7 +216,8 @@ class GardasoftEmulator(_LightEmulator):
         if pulse_us > longest:
             pulse_us = longest
             replies = self._error(5, channel)
-        self.channels[channel] = EmulatedChannel("strobe", percent, pulse_us, delay_us)
+        if channel not in self.ignored:
+            self.channels[channel] = EmulatedChannel("strobe", percent, pulse_us, delay_us)
         return replies
 
     def _channel(self, text: str) -> int:
@@ -327,6 +351,8 @@ class TemplateEmulator(_LightEmulator):
             if key == "save":
                 self._save()
                 return self._answer(command, True)
+            if self.refuse_settings is not None:
+                return self._answer(command, False)
             fields = {name: text for name, text in match.groupdict().items() if text is not None}
             channel = self._channel(fields)
             try:
@@ -338,10 +364,12 @@ class TemplateEmulator(_LightEmulator):
             if channel is None or not 0 <= percent <= 100:
                 return self._answer(command, False)
             if key == "set_level":
-                self.channels[channel] = EmulatedChannel("continuous", percent) if percent > 0 else OFF
+                state = EmulatedChannel("continuous", percent) if percent > 0 else OFF
             else:
-                self.channels[channel] = EmulatedChannel("strobe", percent, float(numbers["pulse_us"]),
-                                                         float(numbers.get("delay_us", 0)))
+                state = EmulatedChannel("strobe", percent, float(numbers["pulse_us"]),
+                                        float(numbers.get("delay_us", 0)))
+            if channel not in self.ignored:
+                self.channels[channel] = state
             return self._answer(command, True)
         self._answer(command, False)
 

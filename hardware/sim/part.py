@@ -62,8 +62,17 @@ class PartInstance:
 
 def make_part(seed: int, *, defect_probability: float = 0.5, max_defects: int = 3, max_nuisances: int = 4,
               faces: tuple[str, ...] = FACES, defects: tuple[Defect, ...] | None = None,
-              fixture_error: tuple[float, float, float] | None = None) -> PartInstance:
-    """A part for `seed`. Pass `defects` (and `fixture_error`) to place them explicitly."""
+              fixture_error: tuple[float, float, float] | None = None,
+              kinds: tuple[str, ...] | None = None) -> PartInstance:
+    """A part for `seed`. Pass `defects` (and `fixture_error`) to place them explicitly; `kinds`
+    limits which defect kinds are drawn (default all four; e.g. ("dent",) for a part whose only
+    true defects are dents — nuisances are drawn as usual). With `kinds` None the part is the same
+    as it always was for that seed."""
+    if kinds is not None:
+        unknown = [k for k in kinds if k not in DEFECT_KINDS]
+        if not kinds or unknown:
+            raise ValueError(f"make_part kinds {tuple(kinds)!r}: expected defect kinds among {', '.join(DEFECT_KINDS)}")
+    drawn = DEFECT_KINDS if kinds is None else tuple(kinds)
     rng = random.Random(seed * 7919 + 17)
     if fixture_error is None:
         fixture_error = tuple(round(rng.uniform(-t, t), 4) for t in FIXTURE_TOLERANCE)  # type: ignore[assignment]
@@ -72,7 +81,7 @@ def make_part(seed: int, *, defect_probability: float = 0.5, max_defects: int = 
         placed: list[Defect] = []
         if rng.random() < defect_probability:
             for _ in range(rng.randint(1, max_defects)):
-                placed.append(random_defect(rng, len(placed), rng.choice(DEFECT_KINDS), rng.choice(faces)))
+                placed.append(random_defect(rng, len(placed), rng.choice(drawn), rng.choice(faces)))
         for _ in range(rng.randint(0, max_nuisances)):
             placed.append(random_defect(rng, len(placed), rng.choice(NUISANCE_KINDS), rng.choice(faces)))
         defects = tuple(placed)

@@ -28,6 +28,7 @@ SEGMENT_AZIMUTH_DEG = {"seg_e": 0.0, "seg_n": 90.0, "seg_w": 180.0, "seg_s": 270
 SEGMENT_ELEVATION_DEG = 40.0
 FULL_SCALE = 230.0  # grey level of a perfect mirror under 100 % coaxial at 2 ms exposure, gain 1
 REFERENCE_EXPOSURE_US = 2000.0
+BACKGROUND = 0.03  # what the fixture around the part returns of a top light
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,19 @@ def render(part: PartInstance, pose: StagePose, lights: Mapping[str, float], cam
     return RenderResult(image=image, truth=tuple(truth), face=face_name, defocus_mm=round(float(defocus), 4))
 
 
+def render_background(lights: Mapping[str, float], camera: CameraSpec, *, exposure_us: float, gain: float = 1.0,
+                      seed: int = 0, defocus_mm: float = 0.0) -> np.ndarray:
+    """What the camera sees of an empty fixture: the background around the part (dim under the top
+    lights, bright against the backlight), with the same camera model and noise."""
+    unknown = set(lights) - set(LIGHT_ROLES)
+    if unknown:
+        raise ValueError(f"unknown light role(s) {sorted(unknown)}; expected {', '.join(LIGHT_ROLES)}")
+    level = sum(max(0.0, percent) / 100.0 * (1.0 if role == "backlight" else BACKGROUND)
+                for role, percent in lights.items())
+    irradiance = np.full((camera.height_px, camera.width_px), level, np.float32)
+    return _camera(irradiance, camera, defocus_mm, exposure_us, gain, seed)
+
+
 # -- surface ------------------------------------------------------------------------------------
 def _texture(face: str, u: np.ndarray, v: np.ndarray, phase: tuple[float, float]) -> np.ndarray:
     """Brushed streaks along u on the top face; periodic milling marks across the side faces."""
@@ -188,7 +202,7 @@ def _slopes(height: np.ndarray, px: float) -> tuple[np.ndarray, np.ndarray, np.n
 def _shade(role: str, tilt, gx, gy, albedo, specular, scatter, solid, blind) -> np.ndarray:
     if role == "backlight":  # bright wherever light passes: around the part and through its through-holes
         return ((solid == 0) & ~blind).astype(np.float32)
-    background = 0.03 * (1 - solid)
+    background = BACKGROUND * (1 - solid)
     if role == "coaxial":
         surface = specular * albedo * np.exp(-(tilt / 7.0) ** 2) + 0.06 * albedo + 0.1 * scatter
     elif role == "low_angle":

@@ -27,6 +27,21 @@ OUTCOME_RANK = {"not proposed": 0, "not imaged": 1, "ok": 2, "review": 3, "defec
 
 
 @dataclass(frozen=True)
+class PartMix:
+    """Which parts a lot holds: the production mix (default), only some defect kinds, or defective
+    and good parts alternating. Picklable, for the worker processes."""
+    kinds: tuple[str, ...] | None = None  # only these defect kinds (every part defective)
+    alternate: bool = False  # even seeds defective, odd seeds without defects
+
+    def make(self, seed: int) -> Any:
+        if self.kinds is not None:
+            return make_part(seed, kinds=self.kinds, defect_probability=1.0)
+        if self.alternate:
+            return make_part(seed, defect_probability=1.0 if seed % 2 == 0 else 0.0)
+        return make_part(seed)
+
+
+@dataclass(frozen=True)
 class EvalOptions:
     recipe: Path
     parts: int
@@ -56,19 +71,23 @@ def inspect_lot(options: EvalOptions, log: Callable[[str], None] = print) -> lis
     return rows
 
 
-def inspect_chunk(recipe_path: str, first_seed: int, count: int, speed_factor: float, db: str) -> list[dict[str, Any]]:
-    """Inspect `count` consecutive seeds on a fresh virtual cell with the station's own cycle."""
+def inspect_chunk(recipe_path: str, first_seed: int, count: int, speed_factor: float, db: str,
+                  mix: PartMix | None = None, faults: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Inspect `count` consecutive seeds on a fresh virtual cell with the station's own cycle
+    (parts as `mix` makes them, default the production mix; `faults` injected into the cell)."""
     probe = Probe()
     lines: list[str] = []
+    mix = mix or PartMix()
     tally = run_sim_lot(count, first_seed=first_seed, speed_factor=speed_factor, recipe_path=recipe_path, db=db,
-                        archive_dir=None, out=lines.append, on_event=probe.on_event, on_ready=probe.attach)
-    if len(tally.rows) != count:
+                        archive_dir=None, out=lines.append, on_event=probe.on_event, on_ready=probe.attach,
+                        faults=faults, part_maker=mix.make)
+    if len(tally.rows) != count and not faults:
         raise RuntimeError(f"the lot from seed {first_seed} stopped after {len(tally.rows)} of {count} parts: "
                            f"{lines[-1] if lines else 'no reason given'}")
     rows = []
     for index, (record, truth) in enumerate(tally.rows):
         seed = first_seed + index
-        part = make_part(seed)  # the same part the cell loaded: its true defects, for the per-defect outcome
+        part = mix.make(seed)  # the same part the cell loaded: its true defects, for the per-defect outcome
         rows.append(part_row(seed, part, record, truth, probe.parts.get(record.part_id)))
     return rows
 

@@ -153,12 +153,14 @@ def stamp_card(model: Path, report: dict[str, Any]) -> list[Path]:
     return [json_path, replace_block(md_path, block)] if md_path.is_file() else [json_path]
 
 
-def replace_block(path: Path, lines: list[str]) -> Path:
+def replace_block(path: Path, lines: list[str], begin: str = BEGIN) -> Path:
+    """Replace the lines between `begin` and the next END marker of `path`."""
     text = path.read_text(encoding="utf-8")
-    start, stop = text.find(BEGIN), text.find(END)
+    start = text.find(begin)
+    stop = text.find(END, start) if start >= 0 else -1
     if start < 0 or stop < start:
-        raise ValueError(f"{path}: no generated block (the lines {BEGIN!r} … {END!r}) to replace")
-    write_atomic(path, (text[:start + len(BEGIN)] + "\n" + "\n".join(lines) + "\n" + text[stop:]).encode("utf-8"))
+        raise ValueError(f"{path}: no generated block (the lines {begin!r} … {END!r}) to replace")
+    write_atomic(path, (text[:start + len(begin)] + "\n" + "\n".join(lines) + "\n" + text[stop:]).encode("utf-8"))
     return path
 
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..recipe import DEFECT_CLASSES, Recipe
-from ..review import LABEL_ACTIONS, ReviewQueue
+from ..recipe import Recipe
+from ..review import DEFECT_LABELS, LABEL_ACTIONS, ReviewQueue
 from .figures import REVIEW_SET, SetFigures
 from .gate_split import GateSplit
 
@@ -28,9 +28,10 @@ class LabelledPart:
 
 def labelled_parts(queue: ReviewQueue) -> list[LabelledPart]:
     """Parts whose truth the review labels settle. A part counts as defective when its latest label
-    on some station call is a defect class, a missed box was added, or an item of it was closed with
-    unrejected defect calls; good when it has labels and every call on it ended as 'ok'. Parts with
-    only open, unlabelled calls are left out (nobody has looked yet)."""
+    on some station call is a defect class or 'unknown' (a real defect the models do not know), a
+    missed box was added, or an item of it was closed with unrejected defect calls; good when it has
+    labels and every call on it ended as 'ok'. Parts with only open, unlabelled calls are left out
+    (nobody has looked yet)."""
     labels = queue.labels()
     items = queue.items()
     rows = sorted({lb.part_row for lb in labels if lb.action in LABEL_ACTIONS}
@@ -48,7 +49,7 @@ def labelled_parts(queue: ReviewQueue) -> list[LabelledPart]:
                 continue
             if lb.action in ("confirm", "reject", "change_class") and lb.defect_index is not None and lb.new:
                 latest[lb.defect_index] = lb.new
-            elif lb.action == "add_box" and lb.new in DEFECT_CLASSES:
+            elif lb.action == "add_box" and lb.new in DEFECT_LABELS:
                 added = True
         closed = any(it.status == "done" for it in items if it.part_row == row)
         calls = []
@@ -59,7 +60,7 @@ def labelled_parts(queue: ReviewQueue) -> list[LabelledPart]:
                 calls.append(d.defect_class)
             elif d.decision in ("defect", "review"):
                 calls.append(None)  # unresolved
-        defective = added or any(c in DEFECT_CLASSES for c in calls)
+        defective = added or any(c in DEFECT_LABELS for c in calls)  # an 'unknown' defect is a defect too
         if not defective and any(c is None for c in calls):
             continue
         found.append(LabelledPart(row, item.serial, Path(item.image_paths[0]).parent, defective))

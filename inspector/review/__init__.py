@@ -4,8 +4,9 @@
 from .coco_export import COCO_NAME
 from .hooks import HookResult, LabelHook, RetrainTrigger
 from .queue import ReviewQueue, SessionReview
-from .records import (ACTIONS, KINDS, LABEL_ACTIONS, LABEL_CLASSES, OK, REVIEW_SCHEMA, STATUSES, Label,
-                      ReviewItem)
+from .records import (ACTIONS, DEFECT_LABELS, KINDS, LABEL_ACTIONS, LABEL_CLASSES, OK, REVIEW_SCHEMA, STATUSES,
+                      UNKNOWN, Label, ReviewItem)
 
-__all__ = ["ACTIONS", "COCO_NAME", "HookResult", "KINDS", "LABEL_ACTIONS", "LABEL_CLASSES", "Label", "LabelHook",
-           "OK", "REVIEW_SCHEMA", "RetrainTrigger", "ReviewItem", "ReviewQueue", "SessionReview", "STATUSES"]
+__all__ = ["ACTIONS", "COCO_NAME", "DEFECT_LABELS", "HookResult", "KINDS", "LABEL_ACTIONS", "LABEL_CLASSES", "Label",
+           "LabelHook", "OK", "REVIEW_SCHEMA", "RetrainTrigger", "ReviewItem", "ReviewQueue", "SessionReview", "STATUSES",
+           "UNKNOWN"]

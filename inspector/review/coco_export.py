@@ -1,5 +1,12 @@
 """COCO export of the review labels: every labelled part image with its boxes, as plain COCO JSON
-(the format `training.data.coco` reads back), plus the archived-image helpers it needs."""
+(the format `training.data.coco` reads back), plus the archived-image helpers it needs.
+
+A defect whose class is 'unknown' (QA's label, or the station's call left unlabelled) is a real
+defect of a kind the models do not know: no example of any of their classes, and the image that
+shows it is no negative either (training would learn the defect as background). Such images are
+left out of `images`/`annotations`; each unknown defect is listed under `info["unknown"]` (part,
+image, box, the name QA gave the kind) with the count of images left out, so a new class can be
+built from them once it has a name and enough examples."""
 from __future__ import annotations
 
 import json
@@ -14,7 +21,7 @@ from typing import Any, Callable, Sequence
 from ..recipe import DEFECT_CLASSES
 from ..results.records import DefectRecord, PartRecord
 from ..results.sqlite_store import ResultStore
-from .records import LABEL_ACTIONS, OK, Label, label_from_row
+from .records import LABEL_ACTIONS, OK, UNKNOWN, Label, label_from_row
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +43,8 @@ def write_coco(store: ResultStore, out: Path, *,
     cat_ids = {name: i + 1 for i, name in enumerate(DEFECT_CLASSES)}
     images: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
+    unknown: list[dict[str, Any]] = []
+    left_out = 0
     (out / "images").mkdir(parents=True, exist_ok=True)
     for row in sorted(labelled_rows):
         record = store.get(row)
@@ -52,12 +61,24 @@ def write_coco(store: ResultStore, out: Path, *,
             return per_image.setdefault(path, {"boxes": [], "rejected": [], "unresolved": []})
 
         explicit_images: set[str] = set()
+        unknown_images: set[str] = set()
+
+        def note_unknown(path: str, box: Sequence[int], lb: Label | None, **where: Any) -> None:
+            unknown_images.add(path)
+            if lb is not None:
+                explicit_images.add(path)
+            unknown.append({"part_row": row, "serial": record.serial, "archived_path": path, "box_px": list(box),
+                            "name": lb.text if lb else None, "who": lb.who if lb else None,
+                            "source": "label" if lb else "station", **where})
+
         for index, d in enumerate(record.defects):
             path = _defect_image(record, d)
             if path is None:
                 continue
             lb = latest.get(index)
-            if lb is not None:
+            if (lb.new if lb is not None else d.defect_class) == UNKNOWN:
+                note_unknown(path, d.box_px, lb, defect_index=index)
+            elif lb is not None:
                 explicit_images.add(path)
                 if lb.new == OK:
                     slot(path)["rejected"].append({"defect_index": index, "box_px": list(d.box_px),
@@ -72,14 +93,17 @@ def write_coco(store: ResultStore, out: Path, *,
                 slot(path)["unresolved"].append({"defect_index": index, "box_px": list(d.box_px),
                                                  "station_class": d.defect_class, "decision": d.decision})
         for lb in part_labels:
-            if lb.action == "add_box" and lb.image_path and lb.box_px:
+            if lb.action == "add_box" and lb.image_path and lb.box_px and lb.new == UNKNOWN:
+                note_unknown(lb.image_path, lb.box_px, lb, action="add_box")
+            elif lb.action == "add_box" and lb.image_path and lb.box_px:
                 explicit_images.add(lb.image_path)
                 slot(lb.image_path)["boxes"].append((lb.new, lb.box_px, {"source": "review", "who": lb.who,
                                                                         "action": "add_box"}))
         wanted = set(explicit_images)
         if row in closed:  # a closed item vouches for every archived image of the part
             wanted |= {p for p in record.image_paths if Path(p).is_file()}
-        for path in sorted(wanted):
+        left_out += len(wanted & unknown_images)
+        for path in sorted(wanted - unknown_images):
             size = image_size(path)
             if size is None:
                 log.warning("review export: archived image %s of part row %d is missing; skipped", path, row)
@@ -102,7 +126,8 @@ def write_coco(store: ResultStore, out: Path, *,
                                     "bbox": [x0, y0, w, h], "area": w * h, "iscrowd": 0,
                                     "attributes": {**attrs, "serial": record.serial, "part_row": row}})
     doc = {"info": {"description": "station QA review labels", "source": "review", "exported_at": time.time(),
-                    "label_upto": upto, "split": "review"},
+                    "label_upto": upto, "split": "review",
+                    "unknown": {"images_left_out": left_out, "defects": unknown}},
            "images": images, "annotations": annotations,
            "categories": [{"id": i, "name": n, "supercategory": "defect"} for n, i in cat_ids.items()]}
     path = out / COCO_NAME

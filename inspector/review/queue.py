@@ -16,12 +16,12 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from ..recipe import DEFECT_CLASSES
 from ..results.records import VERDICTS, PartRecord
 from ..results.sqlite_store import ResultStore
 from .coco_export import image_size, resolve_image, write_coco
 from .hooks import HookResult, LabelHook, RetrainTrigger
-from .records import KINDS, LABEL_ACTIONS, LABEL_CLASSES, OK, REVIEW_SCHEMA, STATUSES, Label, ReviewItem, label_from_row
+from .records import (DEFECT_LABELS, KINDS, LABEL_ACTIONS, LABEL_CLASSES, OK, REVIEW_SCHEMA, STATUSES, UNKNOWN, Label,
+                      ReviewItem, kind_name, label_from_row)
 
 if TYPE_CHECKING:
     from ..access import Session
@@ -234,14 +234,19 @@ class ReviewQueue:
         """A false call: nothing there (class 'ok')."""
         return self._relabel(item, defect_index, who, "reject", OK)
 
-    def change_class(self, item: int | ReviewItem, defect_index: int, new_class: str, who: str) -> int:
-        return self._relabel(item, defect_index, who, "change_class", new_class)
+    def change_class(self, item: int | ReviewItem, defect_index: int, new_class: str, who: str, *,
+                     name: str | None = None) -> int:
+        """Relabel a call. `new_class` 'unknown' says: a real defect, of a kind the models do not know;
+        `name` (optional, only with 'unknown') names that kind, kept in the label's text."""
+        return self._relabel(item, defect_index, who, "change_class", new_class, name)
 
-    def _relabel(self, item: int | ReviewItem, defect_index: int, who: str, action: str, new: str | None) -> int:
+    def _relabel(self, item: int | ReviewItem, defect_index: int, who: str, action: str, new: str | None,
+                 name: str | None = None) -> int:
         item_id = _item_id(item)
         who = _who(f"review item {item_id}", who)
         if new is not None and new not in LABEL_CLASSES:
             raise ValueError(f"review item {item_id}: unknown class {new!r}, expected one of {', '.join(LABEL_CLASSES)}")
+        name = kind_name(f"review item {item_id}", new, name)
         with self._tx() as ex:
             part_row = self._open_item(ex, item_id)
             defects = ex("SELECT defect_class, decision FROM defects WHERE part_row = ? ORDER BY id", (part_row,)).fetchall()
@@ -250,32 +255,36 @@ class ReviewQueue:
                 raise ValueError(f"review item {item_id}: defect index {defect_index!r} out of range "
                                  f"(the part has {len(defects)} defect(s))")
             station_class, decision = defects[defect_index]
-            last = ex("SELECT new_value FROM review_labels WHERE part_row = ? AND defect_index = ? AND action IN"
+            last = ex("SELECT new_value, text FROM review_labels WHERE part_row = ? AND defect_index = ? AND action IN"
                       " ('confirm', 'reject', 'change_class') ORDER BY id DESC LIMIT 1", (part_row, defect_index)).fetchone()
             old = last[0] if last else f"{station_class} ({decision})"
             if action == "confirm":
                 new = last[0] if last and last[0] != OK else station_class
-                if new not in DEFECT_CLASSES:
+                if new not in DEFECT_LABELS:
                     raise ValueError(f"review item {item_id}: defect {defect_index} is {new!r}, not a defect class; "
                                      f"use change_class")
-            elif action == "change_class" and last is not None and last[0] == new:
-                raise ValueError(f"review item {item_id}: defect {defect_index} is already labelled {new!r}")
-            label = ex("INSERT INTO review_labels (item_id, part_row, action, defect_index, who, at, old_value, new_value)"
-                       " VALUES (?,?,?,?,?,?,?,?) RETURNING id",
-                       (item_id, part_row, action, defect_index, who, time.time(), old, new)).fetchone()[0]
+                if new == UNKNOWN and last is not None:
+                    name = last[1]  # confirming keeps the name QA gave the kind
+            elif action == "change_class" and last is not None and (last[0], last[1]) == (new, name):
+                raise ValueError(f"review item {item_id}: defect {defect_index} is already labelled {new!r}"
+                                 + (f" named {name!r}" if name else ""))
+            label = ex("INSERT INTO review_labels (item_id, part_row, action, defect_index, who, at, old_value, new_value,"
+                       " text) VALUES (?,?,?,?,?,?,?,?,?) RETURNING id",
+                       (item_id, part_row, action, defect_index, who, time.time(), old, new, name)).fetchone()[0]
         if self._retrain is not None:
             self._retrain.after_label()
         return int(label)
 
     def add_box(self, item: int | ReviewItem, image_path: str, box_px: Sequence[int], defect_class: str,
-                who: str) -> int:
+                who: str, *, name: str | None = None) -> int:
         """A defect the station missed: box (x0, y0, x1, y1) in `image_path`'s pixels (the archived
-        image's full path, or its stem such as 'fine_03_top')."""
+        image's full path, or its stem such as 'fine_03_top'); class 'unknown' may carry a `name`."""
         item_id = _item_id(item)
         who = _who(f"review item {item_id}", who)
-        if defect_class not in DEFECT_CLASSES:
+        if defect_class not in DEFECT_LABELS:
             raise ValueError(f"review item {item_id}: unknown class {defect_class!r} for a missed defect, "
-                             f"expected one of {', '.join(DEFECT_CLASSES)}")
+                             f"expected one of {', '.join(DEFECT_LABELS)}")
+        name = kind_name(f"review item {item_id}", defect_class, name)
         try:
             box = tuple(int(v) for v in box_px)
         except (TypeError, ValueError):
@@ -295,8 +304,8 @@ class ReviewQueue:
             if box[2] > size[0] or box[3] > size[1]:
                 raise ValueError(f"review item {item_id}: box {box} lies outside the {size[0]}×{size[1]} image {path}")
             label = ex("INSERT INTO review_labels (item_id, part_row, action, image_path, x0, y0, x1, y1, who, at,"
-                       " old_value, new_value) VALUES (?,?, 'add_box', ?,?,?,?,?,?,?, NULL, ?) RETURNING id",
-                       (item_id, part_row, path, *box, who, time.time(), defect_class)).fetchone()[0]
+                       " old_value, new_value, text) VALUES (?,?, 'add_box', ?,?,?,?,?,?,?, NULL, ?, ?) RETURNING id",
+                       (item_id, part_row, path, *box, who, time.time(), defect_class, name)).fetchone()[0]
         if self._retrain is not None:
             self._retrain.after_label()
         return int(label)
@@ -339,11 +348,12 @@ class ReviewQueue:
 
     # -- export ----------------------------------------------------------------------------------
     def pending_labels(self) -> int:
-        """Labels (confirm, reject, change_class, add_box) written since the last export."""
+        """Labels (confirm, reject, change_class, add_box) written since the last export; a label
+        'unknown' gives training nothing to learn and does not count."""
         marks = ",".join(f"'{a}'" for a in LABEL_ACTIONS)
         with self._read() as ex:
-            return int(ex(f"SELECT COUNT(*) FROM review_labels WHERE action IN ({marks}) AND id > ?",
-                          (self._exported_upto(ex),)).fetchone()[0])
+            return int(ex(f"SELECT COUNT(*) FROM review_labels WHERE action IN ({marks}) AND id > ?"
+                          " AND (new_value IS NULL OR new_value != ?)", (self._exported_upto(ex), UNKNOWN)).fetchone()[0])
 
     @staticmethod
     def _exported_upto(ex: Any) -> int:
@@ -355,8 +365,10 @@ class ReviewQueue:
         """Write every labelled part image (an explicit label on it, or a closed item of its part) as
         COCO: boxes [x, y, w, h] in that image's pixels, categories the defect classes, PNGs copied
         under out_dir/images/. Rejected calls (and relabels to 'ok') become no box: the image is kept
-        as a negative and the rejected box is listed in the image's `rejected` attribute. PNGs are
-        hard-linked when the file system allows, copied otherwise. Returns the JSON's path."""
+        as a negative and the rejected box is listed in the image's `rejected` attribute. An image
+        showing a defect of class 'unknown' is left out (listed under info['unknown'], see
+        `coco_export`). PNGs are hard-linked when the file system allows, copied otherwise. Returns
+        the JSON's path."""
         path, upto = write_coco(self.store, Path(out_dir))
         self._record_export(path, upto, None, None)
         return path
@@ -397,11 +409,13 @@ class SessionReview:
     def reject(self, item: int | ReviewItem, defect_index: int) -> int:
         return self.queue.reject(item, defect_index, self._who("review"))
 
-    def change_class(self, item: int | ReviewItem, defect_index: int, new_class: str) -> int:
-        return self.queue.change_class(item, defect_index, new_class, self._who("review"))
+    def change_class(self, item: int | ReviewItem, defect_index: int, new_class: str, *,
+                     name: str | None = None) -> int:
+        return self.queue.change_class(item, defect_index, new_class, self._who("review"), name=name)
 
-    def add_box(self, item: int | ReviewItem, image_path: str, box_px: Sequence[int], defect_class: str) -> int:
-        return self.queue.add_box(item, image_path, box_px, defect_class, self._who("review"))
+    def add_box(self, item: int | ReviewItem, image_path: str, box_px: Sequence[int], defect_class: str, *,
+                name: str | None = None) -> int:
+        return self.queue.add_box(item, image_path, box_px, defect_class, self._who("review"), name=name)
 
     def note(self, item: int | ReviewItem, text: str) -> int:
         return self.queue.note(item, text, self._who("review"))

@@ -8,7 +8,13 @@ from ..recipe import DEFECT_CLASSES
 from ..results.records import DefectRecord
 
 OK = "ok"
-LABEL_CLASSES = tuple(DEFECT_CLASSES) + (OK,)
+# A real defect of a kind the models do not know: the station sends such crops to review with this
+# class, and QA labels a call with it (optionally naming the new kind in the label's `text`). No
+# training export feeds it to the models as one of their classes (see `coco_export`).
+UNKNOWN = "unknown"
+DEFECT_LABELS = tuple(DEFECT_CLASSES) + (UNKNOWN,)  # labels that say "a real defect here"
+LABEL_CLASSES = DEFECT_LABELS + (OK,)
+MAX_NAME_CHARS = 80  # a name QA gives an unknown kind: one short line
 KINDS = ("ng", "grey", "error", "pass_sample", "override")
 STATUSES = ("open", "done")
 LABEL_ACTIONS = ("confirm", "reject", "change_class", "add_box")  # count towards retraining
@@ -99,3 +105,14 @@ def label_from_row(r: tuple) -> Label:
     box = None if r[6] is None else (int(r[6]), int(r[7]), int(r[8]), int(r[9]))
     return Label(id=r[0], item_id=r[1], part_row=r[2], action=r[3], defect_index=r[4], image_path=r[5], box_px=box,
                  who=r[10], at=r[11], old=r[12], new=r[13], text=r[14])
+
+
+def kind_name(where: str, label: str | None, name: str | None) -> str | None:
+    """The name QA gives an unknown kind: one short line, and only with the label 'unknown'."""
+    if name is None:
+        return None
+    if label != UNKNOWN:
+        raise ValueError(f"{where}: a kind name ({name!r}) goes only with class {UNKNOWN!r}, not {label!r}")
+    if not isinstance(name, str) or not name.strip() or "\n" in name or len(name.strip()) > MAX_NAME_CHARS:
+        raise ValueError(f"{where}: kind name {name!r} must be one line of 1–{MAX_NAME_CHARS} characters")
+    return name.strip()
