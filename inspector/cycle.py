@@ -68,6 +68,10 @@ class InspectionCycle:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="detect")
         self.stages = TwoStage(recipe, station, detector, classifier)
         self.implausible_in_row = 0
+        # the fine camera's focus, as last judged: a fine shot shows defocus only on a candidate with real
+        # structure, so until one has shown focus (since the start, or since a shot out of focus) a part
+        # whose shots show none cannot PASS
+        self.fine_focus_suspect: str | None = "no fine shot has shown focus since the station started"
 
     # -- operator controls (any thread) ---------------------------------------------------------------
     def pause(self) -> None:
@@ -109,10 +113,11 @@ class InspectionCycle:
         clock = _Clock()
         images: dict[str, np.ndarray] = {}
         defects: list[DefectRecord] = []
+        extra: dict = {}
         self.events.publish(PartStarted(part_id, serial))
         t0 = time.perf_counter()
         try:
-            verdict, reason, defects = self._run(part_id, clock, images)
+            verdict, reason, defects = self._run(part_id, clock, images, extra)
         except Cancelled:
             verdict, reason = "ERROR", "cancelled by operator: part not fully inspected"
             self._safe_state()
@@ -138,7 +143,8 @@ class InspectionCycle:
                             station=self.station.name, recipe_id=self.recipe.id, recipe_version=self.recipe.version,
                             recipe_hash=self.recipe.hash, model_versions=self.model_versions, provider=self.provider,
                             verdict=verdict, reason=reason, defects=tuple(defects),
-                            timings_s={k: round(v, 4) for k, v in clock.totals.items()}, image_paths=tuple(paths))
+                            timings_s={k: round(v, 4) for k, v in clock.totals.items()}, image_paths=tuple(paths),
+                            extra=extra)
         row = self.store.write(record)
         self._enqueue_for_review(row, record)
         self.events.publish(VerdictReady(part_id, record, row))
@@ -165,7 +171,7 @@ class InspectionCycle:
             log.warning("part %s: not queued for review now (%s); it will be on the next refresh",
                         record.part_id, exc)
 
-    def _run(self, part_id: str, clock: _Clock, images: dict[str, np.ndarray]):
+    def _run(self, part_id: str, clock: _Clock, images: dict[str, np.ndarray], extra: dict):
         pending: list[tuple[View, Future[DetectionResult]]] = []
         for view in self.recipe.views:
             self._checkpoint()
@@ -198,7 +204,13 @@ class InspectionCycle:
             frame = self._capture("fine", reim.light_program, reim.exposure_us, reim.gain, clock)
             name = fine_image_name(index, shot.face)
             images[name] = frame
-            self.stages.check_fine(name, frame, shot)
+            try:
+                if self.stages.check_fine(name, frame, shot):
+                    self.fine_focus_suspect = None  # verified in focus on this shot
+            except ImplausibleFrame as exc:
+                if "out of focus" in str(exc):
+                    self.fine_focus_suspect = f"the last shot that did (part {part_id}) was out of focus"
+                raise
             decisions = self.stages.classify(shot, frame)
             clock.add("classify", decisions.classify_s)
             judged.append(decisions)
@@ -206,6 +218,10 @@ class InspectionCycle:
                                               _boxes_in_frame(decisions.boxes, frame)))
         self.devices.lights.all_off()
         verdict, defects = self.stages.verdict(judged)
+        extra.update(self.stages.record_extra(judged))
+        if verdict.verdict == "PASS" and shots and self.fine_focus_suspect is not None:
+            raise ImplausibleFrame(f"{IMPLAUSIBLE}fine shots: focus not verified (none shows a candidate with enough "
+                                   f"structure to judge it; {self.fine_focus_suspect})")
         return verdict.verdict, verdict.reason, defects
 
     def _move(self, pose: StagePose, clock: _Clock) -> None:

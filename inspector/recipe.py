@@ -53,6 +53,7 @@ class Reimaging:
     focus_offset_mm: float = 0.0
     merge_distance_mm: float = 1.0  # candidates closer than this share one fine shot
     frame_margin_mm: float = 0.2  # a candidate's crop must lie this far inside its fine frame
+    size_uncertainty_mm: float = 0.02  # a defect measured this close below a rule's size limit goes to review
     max_shots: int = 40  # more candidates than this → ERROR (the part is not fully inspected)
 
 
@@ -259,6 +260,7 @@ class Recipe:
             focus_offset_mm=re_section.get("focus_offset_mm", float, 0.0, min_value=-5, max_value=5),
             merge_distance_mm=re_section.get("merge_distance_mm", float, 1.0, min_value=0, max_value=MAX_MERGE_MM),
             frame_margin_mm=re_section.get("frame_margin_mm", float, 0.2, min_value=0, max_value=2),
+            size_uncertainty_mm=re_section.get("size_uncertainty_mm", float, 0.02, min_value=0, max_value=1),
             max_shots=re_section.get("max_shots", int, 40, min_value=1))
         if reimaging.light_program not in light_programs:
             raise re_section.error("light_program", f"no light program {reimaging.light_program!r}")

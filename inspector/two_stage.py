@@ -4,11 +4,12 @@ replay both call these, so an archive replays to the same decisions."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import cv2
 import numpy as np
 
+from .fine_size import FineSize, measure_defect
 from .inference.classifier import Classifier, roi_square
 from .inference.detector import DetectionResult, Detector, to_mono
 from .plausibility import DETAIL_MIN_SIGNIFICANCE, FOCUS_RATIO_MIN, IMPLAUSIBLE, FrameStats, ImplausibleFrame, around, check_frame, detail_peak
@@ -18,7 +19,7 @@ from .recipe import Recipe, View
 from .results.records import DefectRecord
 from .schema import ConfigError
 from .station_config import StationConfig
-from .verdict import Finding, Verdict, decide, judge_scores
+from .verdict import OK, Finding, Verdict, decide, judge_scores
 
 
 class IncompleteInspection(Exception):
@@ -31,12 +32,27 @@ class ShotDecisions:
     boxes: tuple[tuple[float, float, float, float], ...]
     decisions: tuple[tuple[str, float, str], ...]  # (class, score, decision) per candidate
     classify_s: float
+    novelty: tuple[float | None, ...] = ()  # per candidate; None: the model has no novelty output
+    fine_sizes: tuple[FineSize | None, ...] = ()  # per candidate that is a defect or under review
+
+
+def rule_size(candidate: Candidate, fine: FineSize | None) -> float:
+    """The size the rules judge: measured on the fine image where it could be (a blob cut off by the
+    frame's border is a lower bound: the coarse size then stands if larger), else the coarse size."""
+    if fine is None:
+        return candidate.size_mm
+    return max(fine.size_mm, candidate.size_mm) if fine.clipped else fine.size_mm
 
 
 class TwoStage:
     def __init__(self, recipe: Recipe, station: StationConfig, detector: Detector, classifier: Classifier):
         self.recipe, self.station, self.detector, self.classifier = recipe, station, detector, classifier
         self.thresholds = {name: policy.detect_threshold for name, policy in recipe.classes.items()}
+        # the recipe's novelty limit, else the model's; a recipe that sets one needs a model that scores it
+        self.novelty_limit = recipe.novelty_limit if recipe.novelty_limit is not None else classifier.novelty_limit
+        if recipe.novelty_limit is not None and not classifier.has_novelty:
+            raise ConfigError(recipe.source, "novelty.limit", f"classifier {classifier.info.path} has no novelty output "
+                                                              "to hold the limit against")
         reim = recipe.reimaging
         bound = max_merge_distance_mm(station, reim.frame_margin_mm)
         if reim.merge_distance_mm > bound:
@@ -50,13 +66,14 @@ class TwoStage:
         return check_frame(frame, self.recipe.plausibility.views.get(view.name), f"coarse frame of view {view.name!r}",
                            mm_per_px=self.station.cameras["coarse"].calibration.mm_per_px)
 
-    def check_fine(self, name: str, frame: np.ndarray, shot: FineShot) -> FrameStats:
+    def check_fine(self, name: str, frame: np.ndarray, shot: FineShot) -> bool:
         """The fine frame's own limits, then focus judged on its candidates: a featureless patch cannot
         show defocus, but a candidate with real structure in the coarse frame (significance ≥
         DETAIL_MIN_SIGNIFICANCE) must still show in the fine frame, at the coarse scale, with at least
-        FOCUS_RATIO_MIN of its detail there. A shot whose candidates are all faint is not judged on focus."""
+        FOCUS_RATIO_MIN of its detail there. A shot whose candidates are all faint is not judged on
+        focus: returns whether its focus was verified."""
         what = f"fine shot {name}"
-        stats = check_frame(frame, self.recipe.plausibility.fine, what,
+        check_frame(frame, self.recipe.plausibility.fine, what,
                             mm_per_px=self.station.cameras["fine"].calibration.mm_per_px, outline=False)
         coarse, fine = self.station.cameras["coarse"], self.station.cameras["fine"]
         scale = fine.calibration.mm_per_px / coarse.calibration.mm_per_px
@@ -74,7 +91,7 @@ class TwoStage:
         if ratios and max(ratios) < FOCUS_RATIO_MIN:
             raise ImplausibleFrame(f"{IMPLAUSIBLE}{what}: out of focus or off the focal plane (its candidates show at "
                                    f"most {max(ratios):.0%} of the detail the coarse frame saw; limit {FOCUS_RATIO_MIN:.0%})")
-        return stats
+        return bool(ratios)
 
     def detect(self, frame: np.ndarray) -> DetectionResult:
         return self.detector.detect(frame, thresholds=self.thresholds)
@@ -120,22 +137,49 @@ class TwoStage:
                     f"{beyond:.0f} px beyond its fine frame's {margin} mm margin: not fully imaged")
         boxes = tuple(fine_box_px(c, shot, self.station) for c in shot.candidates)
         result = self.classifier.classify(frame, boxes)
-        decisions = tuple(judge_scores(item.scores, self.recipe.classes) for item in result.items)
-        return ShotDecisions(shot, boxes, decisions, result.timings.total_ms / 1000.0)
+        decisions = tuple(judge_scores(item.scores, self.recipe.classes, item.novelty, self.novelty_limit)
+                          for item in result.items)
+        mm_per_px = self.station.cameras["fine"].calibration.mm_per_px
+        sizes = tuple(measure_defect(frame, box, mm_per_px, name) if decision != OK else None
+                      for box, (name, _, decision) in zip(boxes, decisions))
+        return ShotDecisions(shot, boxes, decisions, result.timings.total_ms / 1000.0,
+                             tuple(item.novelty for item in result.items), sizes)
 
     def verdict(self, judged: Sequence[ShotDecisions]) -> tuple[Verdict, list[DefectRecord]]:
         findings, records = [], []
         for index, shot_decisions in enumerate(judged):
             shot = shot_decisions.shot
-            for cand, box, (name, score, decision) in zip(shot.candidates, shot_decisions.boxes,
-                                                          shot_decisions.decisions):
-                findings.append(Finding(name, score, decision, cand.face, cand.u_mm, cand.v_mm, cand.size_mm, cand.view))
+            sizes = shot_decisions.fine_sizes or (None,) * len(shot.candidates)
+            for cand, box, (name, score, decision), fine in zip(shot.candidates, shot_decisions.boxes,
+                                                                shot_decisions.decisions, sizes):
+                size = rule_size(cand, fine)
+                findings.append(Finding(name, score, decision, cand.face, cand.u_mm, cand.v_mm, size, cand.view))
                 records.append(DefectRecord(
                     defect_class=name, score=round(score, 4), view=cand.view,
                     box_px=tuple(int(round(v)) for v in box), stage="fine", face=cand.face,  # type: ignore[arg-type]
-                    position_mm=(round(cand.u_mm, 3), round(cand.v_mm, 3)), size_mm=round(cand.size_mm, 3),
+                    position_mm=(round(cand.u_mm, 3), round(cand.v_mm, 3)), size_mm=round(size, 3),
                     decision=decision, image_path=fine_image_name(index, shot.face)))
         return decide(findings, self.recipe), records
+
+    @staticmethod
+    def record_extra(judged: Sequence[ShotDecisions]) -> dict[str, Any]:
+        """What the part record keeps beside its defects: which candidates (indices into the record's
+        defects) each fine shot covered and where it aimed, and per defect both sizes and the novelty."""
+        shots, defects, index = [], [], 0
+        for number, shot_decisions in enumerate(judged):
+            shot = shot_decisions.shot
+            count = len(shot.candidates)
+            shots.append({"image": fine_image_name(number, shot.face), "aim_mm": [round(shot.u_mm, 3), round(shot.v_mm, 3)],
+                          "candidates": list(range(index, index + count))})
+            index += count
+            sizes = shot_decisions.fine_sizes or (None,) * count
+            novelty = shot_decisions.novelty or (None,) * count
+            for cand, fine, nov in zip(shot.candidates, sizes, novelty):
+                defects.append({"coarse_size_mm": round(cand.size_mm, 3),
+                                "fine_size_mm": None if fine is None else round(fine.size_mm, 3),
+                                "fine_size_clipped": None if fine is None else fine.clipped,
+                                "novelty": None if nov is None else round(nov, 3)})
+        return {"fine_shots": shots, "defects": defects}
 
 
 REGISTRATION_SLACK_PX = 6.0  # coarse px (0.3 mm in the virtual cell)

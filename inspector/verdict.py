@@ -13,6 +13,7 @@ from typing import Mapping, Sequence
 from .recipe import ANY_ZONE, ClassPolicy, Recipe, Rule
 
 OK = "ok"
+UNKNOWN = "unknown"  # a crop unlike the training data: review, never ok
 GREY_BAND_REASON = "in the grey band"  # in the reason of a part failed only for uncertain findings
 
 
@@ -35,19 +36,22 @@ class Verdict:
     violations: tuple[str, ...] = ()
 
 
-def judge_scores(class_scores: Mapping[str, float], classes: Mapping[str, ClassPolicy]) -> tuple[str, float, str]:
-    """(class, score, decision) for one fine shot from the classifier's per-class probabilities."""
+def judge_scores(class_scores: Mapping[str, float], classes: Mapping[str, ClassPolicy], novelty: float | None = None,
+                 novelty_limit: float | None = None) -> tuple[str, float, str]:
+    """(class, score, decision) for one fine crop from the classifier's per-class probabilities. A
+    crop beyond the novelty limit (unlike anything the classifier was trained on) is not cleared as
+    ok: it is `unknown`, under review; a confident defect call stands."""
     candidates = [(score, name) for name, score in class_scores.items() if name != OK and name in classes]
     if not candidates:
-        return OK, float(class_scores.get(OK, 1.0)), OK
-    score, name = max(candidates)
-    policy = classes[name]
-    if score >= policy.accept_threshold:
-        return name, score, "defect"
-    low, high = policy.grey_band
-    if low <= score < high:
-        return name, score, "review"
-    return name, score, OK
+        name, score, decision = OK, float(class_scores.get(OK, 1.0)), OK
+    else:
+        score, name = max(candidates)
+        policy = classes[name]
+        low, high = policy.grey_band
+        decision = "defect" if score >= policy.accept_threshold else "review" if low <= score < high else OK
+    if decision != "defect" and novelty is not None and novelty_limit is not None and novelty > novelty_limit:
+        return UNKNOWN, score, "review"
+    return name, score, decision
 
 
 def decide(findings: Sequence[Finding], recipe: Recipe) -> Verdict:
@@ -68,6 +72,14 @@ def decide(findings: Sequence[Finding], recipe: Recipe) -> Verdict:
         violations.append(f"{count} {name} (no rule tolerates this class)")
     if violations:
         return Verdict("FAIL", "; ".join(violations), tuple(violations))
+    margin = recipe.reimaging.size_uncertainty_mm
+    near = [f for rule in recipe.rules for f in defects if f.defect_class == rule.defect_class
+            and rule.min_size_mm - margin <= f.size_mm < rule.min_size_mm and _in_zone(f, rule, recipe)]
+    if near:
+        largest = max(near, key=lambda f: f.size_mm)
+        return Verdict("FAIL", f"{len(near)} defect(s) {GREY_BAND_REASON} of size: within {margin:.2f} mm below a "
+                               f"rule's limit (largest {largest.defect_class} {largest.size_mm:.3f} mm on {largest.face}): "
+                               "to review")
     review = [f for f in findings if f.decision == "review"]
     if review:
         classes = ", ".join(sorted({f.defect_class for f in review}))

@@ -4,6 +4,10 @@ Each candidate becomes a square crop about its box centre: side = max(min_side_p
 the box's longer side), cut with edge replication where it leaves the frame and resized to the
 model's input. The model outputs class probabilities (softmax inside the graph, `ok` included);
 the verdict rules pick the best non-`ok` class and compare it with the recipe's thresholds.
+
+Models from 1.2.0 also output `novelty` (N,): how unlike the training data a crop is (distance of
+its features to the nearest training class). Its limit comes from the model's metadata
+(`Classifier.novelty_limit`); a model without that output still loads and reports novelty None.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from .loaded_model import LoadedModel, load_model
 from .model_package import ModelContractError, ModelInfo
 
 OK = "ok"
+NOVELTY = "novelty"  # the optional second output of a classifier graph
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,7 @@ class RoiSpec:
 @dataclass(frozen=True)
 class Classification:
     scores: dict[str, float]  # class → probability, `ok` included
+    novelty: float | None = None  # distance to the training data; None when the model has no novelty output
 
     @property
     def best(self) -> tuple[str, float]:
@@ -108,8 +114,11 @@ def preprocess(crops: np.ndarray, info: ModelInfo) -> np.ndarray:
     return normalise(crops, info.normalisation)[:, None]
 
 
-def postprocess(probabilities: np.ndarray, class_names: Sequence[str]) -> tuple[Classification, ...]:
-    return tuple(Classification({name: float(p) for name, p in zip(class_names, row)}) for row in probabilities)
+def postprocess(probabilities: np.ndarray, class_names: Sequence[str],
+                novelty: np.ndarray | None = None) -> tuple[Classification, ...]:
+    scores = [None] * len(probabilities) if novelty is None else [float(n) for n in novelty]
+    return tuple(Classification({name: float(p) for name, p in zip(class_names, row)}, n)
+                 for row, n in zip(probabilities, scores))
 
 
 # ---------------------------------------------------------------- the runner
@@ -119,6 +128,8 @@ class Classifier:
     model: LoadedModel
     batch_size: int = 32
     roi: RoiSpec = field(init=False)
+    has_novelty: bool = field(init=False)  # the graph has a `novelty` output
+    novelty_limit: float | None = field(init=False)  # the model's limit (metadata); None without novelty
 
     def __post_init__(self) -> None:
         info = self.model.info.require(task="classify")
@@ -127,6 +138,16 @@ class Classifier:
         if not all(info.input_size):
             raise ModelContractError(info.path, f"classifier needs a fixed input size, got {list(info.input_size)}")
         self.roi = RoiSpec.from_info(info)
+        outputs = [o.name for o in self.model.session.get_outputs()]
+        self.has_novelty = NOVELTY in outputs
+        if info.novelty_limit is not None and not self.has_novelty:
+            raise ModelContractError(info.path, f"metadata has a novelty limit but the graph has no {NOVELTY!r} output "
+                                                f"(outputs: {', '.join(outputs)})")
+        self.novelty_limit = info.novelty_limit if self.has_novelty else None
+        probabilities = next((name for name in outputs if name != NOVELTY), None)
+        if probabilities is None:
+            raise ModelContractError(info.path, f"classifier graph has no probabilities output (outputs: {', '.join(outputs)})")
+        self._outputs = [probabilities, NOVELTY] if self.has_novelty else [probabilities]
         if self.roi.max_batch:
             self.batch_size = min(self.batch_size, self.roi.max_batch)
 
@@ -139,7 +160,13 @@ class Classifier:
         return self.model.info
 
     def forward(self, batch: np.ndarray) -> np.ndarray:
-        return self.model.session.run(None, {self.model.input_name: batch})[0]
+        """Probabilities (N, C) of a pre-processed batch."""
+        return self.forward_all(batch)[0]
+
+    def forward_all(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(probabilities (N, C), novelty (N,) or None when the model has no novelty output)."""
+        out = self.model.session.run(self._outputs, {self.model.input_name: batch})
+        return out[0], (out[1] if self.has_novelty else None)
 
     def classify(self, image: np.ndarray, boxes_px: Sequence[Sequence[float]]) -> ClassificationResult:
         """Classify candidates of one fine image (boxes in that image's px), in batches."""
@@ -153,14 +180,17 @@ class Classifier:
         return self._run(np.asarray(crops, np.uint8), 0.0, _Stopwatch())
 
     def _run(self, crops: np.ndarray, pre: float, clock: _Stopwatch) -> ClassificationResult:
-        probs, batches, infer = [], 0, 0.0
+        probs, novelty, batches, infer = [], [], 0, 0.0
         for start in range(0, len(crops), self.batch_size):
             batch = preprocess(crops[start:start + self.batch_size], self.info)
             pre += clock.lap()
-            probs.append(self.forward(batch))
+            p, n = self.forward_all(batch)
+            probs.append(p)
+            novelty.append(n)
             infer += clock.lap()
             batches += 1
         table = np.concatenate(probs) if probs else np.zeros((0, len(self.info.class_names)), np.float32)
-        items = postprocess(table, self.info.class_names)
+        scores = np.concatenate(novelty) if self.has_novelty and novelty else None
+        items = postprocess(table, self.info.class_names, scores)
         post = clock.lap()
         return ClassificationResult(items, StageTimings(pre, infer, post), batches)

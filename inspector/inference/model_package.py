@@ -7,6 +7,7 @@ Training writes the same keys with `metadata_for()` so both sides share one defi
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -55,6 +56,13 @@ class ModelInfo:
     @property
     def name(self) -> str:
         return f"{Path(self.path).stem}@{self.version}"
+
+    @property
+    def novelty_limit(self) -> float | None:
+        """A classifier's novelty limit (`extra['novelty']['limit']`): scores above it are unlike the
+        training data. None for models exported without a novelty score."""
+        entry = self.extra.get("novelty")
+        return float(entry["limit"]) if isinstance(entry, dict) and "limit" in entry else None
 
     def require(self, *, task: str | None = None, class_names: Sequence[str] | None = None) -> "ModelInfo":
         """Raise if this model does not fit the recipe's expectations."""
@@ -150,6 +158,11 @@ def parse_metadata(props: Mapping[str, str], path: str) -> ModelInfo:
                 extra[key] = json.loads(value)
             except json.JSONDecodeError:
                 extra[key] = value
+    novelty = extra.get("novelty")
+    if novelty is not None:
+        limit = novelty.get("limit") if isinstance(novelty, dict) else None
+        if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not math.isfinite(limit) or limit <= 0:
+            raise ModelContractError(path, f"metadata 'novelty' needs a positive finite 'limit', got {props['novelty'][:80]}")
     return ModelInfo(path=path, task=task, class_names=tuple(class_names), input_size=(size[0], size[1]),
                      input_layout=choice("input_layout", LAYOUTS), colour=choice("colour", COLOURS),
                      normalisation=normalisation, version=props["version"],
