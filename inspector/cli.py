@@ -123,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also write docs/eval/report.{json,md} and regenerate the figures in README.md, BENCHMARKS.md "
                          "and the model cards")
     ev.add_argument("--publish-from", metavar="JSON", help="measure nothing: publish an existing report.json")
+    ev.add_argument("--baseline", metavar="JSON",
+                    help="with --publish/--publish-from: a report.json of the same lot from before a change; BENCHMARKS.md "
+                         "gets the two side by side")
     ev.add_argument("--faults", action="store_true",
                     help="instead of the held-out lot: the fault matrix (every virtual-cell fault, --fault-parts parts each)")
     ev.add_argument("--fault-parts", type=int, default=10, help="parts per fault (default 10, half defective)")
@@ -299,40 +302,15 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    import json
-    import shlex
-    from pathlib import Path
+    from .evaluation.command import run
 
-    from .demo import PROJECT_ROOT, REFERENCE_RECIPE
-    from .evaluation import EvalOptions, evaluate, publish
-    from .evaluation.report import headline
+    return run(args)
 
-    if args.faults or args.unknown_kinds:
-        from .evaluation.robustness import main as robustness
 
-        return robustness(args, Path(args.recipe or REFERENCE_RECIPE), PROJECT_ROOT)
-    if args.publish_from:
-        try:
-            report = json.loads(Path(args.publish_from).read_text(encoding="utf-8"))
-            paths = publish(report, PROJECT_ROOT)
-        except (OSError, ValueError, KeyError) as exc:
-            raise SystemExit(f"inspector eval: --publish-from {args.publish_from}: {exc}")
-        print("\n".join(f"wrote {p}" for p in paths))
-        return 0
-    for name, value, low in (("--parts", args.parts, 1), ("--workers", args.workers, 1)):
-        if value < low:
-            raise SystemExit(f"inspector eval: {name} must be at least {low}, got {value}")
-    if not args.speed_factor > 0 or args.speed_factor > 1000:
-        raise SystemExit(f"inspector eval: --speed-factor must be in (0, 1000], got {args.speed_factor}")
-    options = EvalOptions(recipe=Path(args.recipe or REFERENCE_RECIPE), parts=args.parts, first_seed=args.seed,
-                          speed_factor=args.speed_factor, workers=args.workers, work=Path(args.out))
-    command = "inspector " + " ".join(shlex.quote(a) for a in getattr(args, "argv", ["eval"]))
-    report = evaluate(options, command=command, log=lambda line: print(line, flush=True))
-    print("\n".join(headline(report)[2:]))
-    print(f"report: {Path(args.out) / 'report.md'}")
-    if args.publish:
-        print("\n".join(f"wrote {p}" for p in publish(report, PROJECT_ROOT)))
-    return 0
+def _commission(args: argparse.Namespace) -> int:
+    from .commissioning import main as commission
+
+    return commission(args)
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -373,39 +351,6 @@ def _bench(args: argparse.Namespace) -> int:
         overrides["recipe"] = Path(args.recipe)
     options = BenchOptions.quick_defaults(**overrides) if args.quick else BenchOptions(**overrides)
     run_bench(options, log=lambda line: print(line, flush=True))
-    return 0
-
-
-def _commission(args: argparse.Namespace) -> int:
-    from . import commissioning
-    from .demo import REFERENCE_RECIPE
-    from .recipe import Recipe
-    from .station_config import StationConfig
-
-    recipe_path = args.recipe or REFERENCE_RECIPE
-    recipe = Recipe.load(recipe_path)
-    if args.sim:
-        from hardware.sim.cell import station_config_dict
-
-        station = StationConfig.from_dict(station_config_dict("none", "none"), source="virtual cell")
-        sample = commissioning.sample_sim(recipe, args.parts, first_seed=args.seed)
-        source = f"the virtual cell (seeds {args.seed}–{args.seed + args.parts - 1})"
-    else:
-        if args.station is None:
-            print("inspector commission: --from-archive needs --station STATION.toml (the camera calibration)", file=sys.stderr)
-            return 2
-        station = StationConfig.load(args.station)
-        sample = commissioning.sample_archive(args.from_archive, recipe)
-        source = f"{len(args.from_archive)} archived parts"
-    try:
-        new = commissioning.learn(recipe, sample, station, source=source)
-    except ValueError as exc:
-        print(f"inspector commission: {exc}", file=sys.stderr)
-        return 1
-    path = commissioning.write_recipe(new, args.out or recipe_path)
-    print(f"{path}: recipe {new.id} v{new.version} ({new.hash})")
-    for line in commissioning.plausibility_summary(new.plausibility):
-        print(line)
     return 0
 
 

@@ -16,7 +16,8 @@ import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterable
+import sys
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -133,3 +134,34 @@ def plausibility_summary(plausibility: Plausibility) -> list[str]:
         lines.append(f"  fine shots: 95th percentile {fine.p95[0]:.0f}–{fine.p95[1]:.0f}, saturated ≤ {fine.saturated_max:.1%}, "
                      f"sharpness ≥ {fine.sharpness_min:.3g}")
     return lines
+
+
+def main(args: Any) -> int:
+    """`inspector commission`."""
+    from .demo import REFERENCE_RECIPE
+
+    recipe_path = args.recipe or REFERENCE_RECIPE
+    recipe = Recipe.load(recipe_path)
+    if args.sim:
+        from hardware.sim.cell import station_config_dict
+
+        station = StationConfig.from_dict(station_config_dict("none", "none"), source="virtual cell")
+        sample = sample_sim(recipe, args.parts, first_seed=args.seed)
+        source = f"the virtual cell (seeds {args.seed}–{args.seed + args.parts - 1})"
+    else:
+        if args.station is None:
+            print("inspector commission: --from-archive needs --station STATION.toml (the camera calibration)", file=sys.stderr)
+            return 2
+        station = StationConfig.load(args.station)
+        sample = sample_archive(args.from_archive, recipe)
+        source = f"{len(args.from_archive)} archived parts"
+    try:
+        new = learn(recipe, sample, station, source=source)
+    except ValueError as exc:
+        print(f"inspector commission: {exc}", file=sys.stderr)
+        return 1
+    path = write_recipe(new, args.out or recipe_path)
+    print(f"{path}: recipe {new.id} v{new.version} ({new.hash})")
+    for line in plausibility_summary(new.plausibility):
+        print(line)
+    return 0

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from hardware.sim.faults import FAULT_KINDS
 from inspector.commissioning import write_recipe
 from inspector.demo import REFERENCE_RECIPE, run_sim_lot
 from inspector.events import Alarm, VerdictReady
@@ -93,3 +94,14 @@ def test_implausible_parts_in_a_row_raise_one_alarm(lot):
     alarms = [e for e in events if isinstance(e, Alarm)]
     assert len(alarms) == 1 and alarms[0].part_id == "SIM-300003"
     assert "2 parts in a row with implausible frames" in alarms[0].message and "too dark" in alarms[0].message
+
+
+@pytest.mark.parametrize("kind", FAULT_KINDS)
+def test_no_pass_under_any_fault(kind, tmp_path, capsys):
+    """`inspector run --sim --fault KIND`: every part ERROR (the first of them defective, the second good)."""
+    from inspector.cli import main
+
+    assert main(["run", "--sim", "--parts", "2", "--seed", "320000", "--speed-factor", "50", "--fault", kind,
+                 "--db", str(tmp_path / "r.db"), "--archive", ""]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("SIM-")]
+    assert len(lines) == 2 and all(" ERROR " in line and " PASS " not in line for line in lines), lines

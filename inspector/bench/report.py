@@ -1,6 +1,8 @@
 """BENCHMARKS.md from the bench's figures: machine, commit, command per table, denominators."""
 from __future__ import annotations
 
+import json
+
 import os
 import time
 from pathlib import Path
@@ -79,6 +81,7 @@ def render(data: dict, plots_dir: Path, report_dir: Path, plot_names: set[str]) 
     lines += _cycle(data, img)
     lines += _latency(data, img)
     lines += _quality(data, img)
+    lines += fail_closed_section(report_dir)
     lines += _soak(data, img)
     lines += ["## Peer comparison (Ultralytics YOLO)", "",
               "**Not run.** It needs Ultralytics in a separate environment, a YOLO-nano trained from scratch on the "
@@ -210,6 +213,29 @@ def _latency(data: dict, img) -> list[str]:
 
 def _quality(data: dict, img) -> list[str]:
     return quality.section_lines(data.get("quality") or {}, img)
+
+
+def fail_closed_section(root: Path) -> list[str]:
+    """The fail-closed figures `inspector eval --faults / --unknown-kinds / --baseline` published into
+    docs/eval/robustness.json, each in the block those commands renew."""
+    from ..evaluation.report import COMPARE_BEGIN, END
+    from ..evaluation.robustness import FAULTS_BEGIN, UNKNOWN_BEGIN, faults_lines, unknown_lines
+
+    path = root / "docs" / "eval" / "robustness.json"
+    data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    missing = ["Not measured yet: run the command named above.", ""]
+
+    def block(begin: str, lines: list[str] | None) -> list[str]:
+        return [begin, *(lines if lines else missing), END, ""]
+
+    return ["## Fail closed", "",
+            "What the cell does when it cannot see well: faults injected into the virtual cell (`inspector eval "
+            "--faults`), defect kinds the classifier never saw (`inspector eval --unknown-kinds DIR`), and what the "
+            "checks cost on good parts (`inspector eval --publish --baseline JSON`).", "",
+            "### Fault matrix", "", *block(FAULTS_BEGIN, data.get("faults") and faults_lines(data["faults"])),
+            "### Defect kinds the classifier never saw", "",
+            *block(UNKNOWN_BEGIN, data.get("unknown_kinds") and unknown_lines(data["unknown_kinds"])),
+            "### Cost on good parts", "", *block(COMPARE_BEGIN, data.get("comparison"))]
 
 
 def _soak(data: dict, img) -> list[str]:

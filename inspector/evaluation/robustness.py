@@ -11,7 +11,6 @@ Both run `inspect_chunk`, i.e. `run_sim_lot`, the function `inspector run --sim`
 """
 from __future__ import annotations
 
-import json
 import multiprocessing
 import time
 from pathlib import Path
@@ -22,10 +21,9 @@ from hardware.sim.part import DEFECT_KINDS
 
 from ..promotion.candidate import ModelPair, model_version, write_candidate_recipe
 from ..recipe import Recipe
-from ..recipe_edit import write_atomic
 from .figures import share, short
 from .lot import PartMix, inspect_chunk
-from .report import _commit, _relative, replace_block
+from .report import _commit, _relative, merge_json, replace_block
 
 FAULT_FIRST_SEED = 320_000  # held-out split, after the 500-part evaluation lot (300000–300499)
 UNKNOWN_FIRST_SEED = 330_000
@@ -143,11 +141,7 @@ def main(args: Any, recipe: Path, root: Path) -> int:
         print("\n".join(unknown_lines(result["unknown_kinds"])))
     targets = [out / "robustness.json"] + ([root / "docs" / "eval" / "robustness.json"] if args.publish else [])
     for path in targets:
-        merged = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-        merged.update(result)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, (json.dumps(merged, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
-        print(f"wrote {path}")
+        print(f"wrote {merge_json(path, result)}")
     if args.publish:
         if "faults" in result:
             print(f"wrote {replace_block(root / 'BENCHMARKS.md', faults_lines(result['faults']), FAULTS_BEGIN)}")
