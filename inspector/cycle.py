@@ -68,10 +68,11 @@ class InspectionCycle:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="detect")
         self.stages = TwoStage(recipe, station, detector, classifier)
         self.implausible_in_row = 0
+        self.alarm: str | None = None  # raised by the cycle (implausible frames part after part); a lot stops on it
         # the fine camera's focus, as last judged: a fine shot shows defocus only on a candidate with real
         # structure, so until one has shown focus (since the start, or since a shot out of focus) a part
         # whose shots show none cannot PASS
-        self.fine_focus_suspect: str | None = "no fine shot has shown focus since the station started"
+        self.fine_focus_suspect: str | None = "no fine shot has shown focus since this cycle started"
 
     # -- operator controls (any thread) ---------------------------------------------------------------
     def pause(self) -> None:
@@ -158,8 +159,9 @@ class InspectionCycle:
             return
         self.implausible_in_row += 1
         if self.implausible_in_row == self.recipe.plausibility.alarm_after:
-            self.events.publish(Alarm(part_id, f"{self.implausible_in_row} parts in a row with implausible frames "
-                                               f"(last: {reason}); check lights, cameras and fixture"))
+            self.alarm = (f"{self.implausible_in_row} parts in a row with implausible frames (last: {reason}); "
+                          "check lights, cameras and fixture")
+            self.events.publish(Alarm(part_id, self.alarm))
 
     def _enqueue_for_review(self, row: int, record: PartRecord) -> None:
         """NG, grey-band and ERROR parts (and archived PASS samples) go to the QA review queue. The record

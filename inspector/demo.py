@@ -89,13 +89,14 @@ def machine_fault(devices: Devices) -> str | None:
 
 def run_lot(cycle: InspectionCycle, parts: int, *, cell: VirtualCell | None = None, first_seed: int = 0,
             home: bool = True, out=print, on_ready: Callable[[InspectionCycle], None] | None = None,
-            note: str = "", part_maker: Callable[[int], PartInstance] = make_part) -> LotTally:
+            note: str = "", part_maker: Callable[[int], PartInstance] = make_part, stop_on_alarm: bool = True) -> LotTally:
     """Inspect `parts` parts with a ready cycle on devices its caller owns (and closes).
 
     With `cell` the virtual cell loads `part_maker(first_seed + i)` into the fixture before each part and
     the tally scores the verdict against its ground truth; without it (real hardware) the part is
     whatever is in the fixture and gets a station serial. The lot stops at a cancel or when the
-    machine is in alarm or disconnected (the operator resets it first)."""
+    machine is in alarm or disconnected (the operator resets it first), or — with `stop_on_alarm` — when
+    the cycle raised its alarm (implausible frames part after part)."""
     recipe = cycle.recipe
     tally = LotTally()
     if home:
@@ -109,7 +110,7 @@ def run_lot(cycle: InspectionCycle, parts: int, *, cell: VirtualCell | None = No
         if cycle.cancelled:
             out("stopped by the operator")
             break
-        fault = machine_fault(cycle.devices)
+        fault = machine_fault(cycle.devices) or (cycle.alarm if stop_on_alarm else None)
         if fault is not None:
             out(f"stopped: {fault}")
             break
@@ -140,7 +141,7 @@ def run_lot(cycle: InspectionCycle, parts: int, *, cell: VirtualCell | None = No
 def run_sim_lot(parts: int, *, first_seed: int, speed_factor: float, recipe_path: str | Path, db: str | Path,
                 archive_dir: str | Path | None, out=print, on_event: Callable[[object], None] | None = None,
                 on_ready: Callable[[InspectionCycle], None] | None = None, faults: Iterable[str] = (),
-                part_maker: Callable[[int], PartInstance] = make_part) -> LotTally:
+                part_maker: Callable[[int], PartInstance] = make_part, stop_on_alarm: bool = True) -> LotTally:
     """Inspect `parts` parts on a fresh virtual cell. `on_event` receives every cycle event;
     `on_ready` gets the cycle once homed (a GUI keeps it to pause or cancel). `faults` (kinds of
     hardware.sim.faults) are injected into the cell once it is homed and hold for the whole lot."""
@@ -167,7 +168,7 @@ def run_sim_lot(parts: int, *, first_seed: int, speed_factor: float, recipe_path
         note = f"speed factor {speed_factor:g}" + (f"; injected faults: {', '.join(kinds)}" if kinds else "")
         try:
             tally = run_lot(cycle, parts, cell=cell, first_seed=first_seed, out=out, on_ready=ready, note=note,
-                            part_maker=part_maker)
+                            part_maker=part_maker, stop_on_alarm=stop_on_alarm)
         finally:
             cycle.close()
             devices.close()

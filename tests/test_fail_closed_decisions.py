@@ -89,11 +89,13 @@ def test_the_record_lists_what_each_fine_shot_covered(lot):
         assert json.loads(json.dumps(stored.extra)) == stored.extra and "fine_shots" in stored.extra
 
 
-def test_implausible_parts_in_a_row_raise_one_alarm(lot):
+def test_implausible_parts_in_a_row_raise_the_alarm_and_stop_the_lot(lot):
     _, events = lot
     alarms = [e for e in events if isinstance(e, Alarm)]
     assert len(alarms) == 1 and alarms[0].part_id == "SIM-300003"
     assert "2 parts in a row with implausible frames" in alarms[0].message and "too dark" in alarms[0].message
+    inspected = [e.record.serial for e in events if isinstance(e, VerdictReady)]
+    assert inspected == ["SIM-300000", "SIM-300001", "SIM-300002", "SIM-300003"]  # SIM-300004 never started
 
 
 @pytest.mark.parametrize("kind", FAULT_KINDS)

@@ -381,7 +381,7 @@ class Station(QObject):
                                 on_ready=lambda _c: publish(Homed()))
             finally:
                 cycle.close()
-            return tally, machine_fault(devices)
+            return tally, machine_fault(devices) or cycle.alarm
 
         worker = CycleWorker(run, name="lot")
         worker.verdict.connect(self._on_verdict)  # the station's own state first, then the views

@@ -74,13 +74,14 @@ def inspect_lot(options: EvalOptions, log: Callable[[str], None] = print) -> lis
 def inspect_chunk(recipe_path: str, first_seed: int, count: int, speed_factor: float, db: str,
                   mix: PartMix | None = None, faults: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """Inspect `count` consecutive seeds on a fresh virtual cell with the station's own cycle
-    (parts as `mix` makes them, default the production mix; `faults` injected into the cell)."""
+    (parts as `mix` makes them, default the production mix; `faults` injected into the cell, and then the
+    lot goes on past the cycle's alarm, so that every part shows what the fault does to it)."""
     probe = Probe()
     lines: list[str] = []
     mix = mix or PartMix()
     tally = run_sim_lot(count, first_seed=first_seed, speed_factor=speed_factor, recipe_path=recipe_path, db=db,
                         archive_dir=None, out=lines.append, on_event=probe.on_event, on_ready=probe.attach,
-                        faults=faults, part_maker=mix.make)
+                        faults=faults, part_maker=mix.make, stop_on_alarm=not faults)
     if len(tally.rows) != count and not faults:
         raise RuntimeError(f"the lot from seed {first_seed} stopped after {len(tally.rows)} of {count} parts: "
                            f"{lines[-1] if lines else 'no reason given'}")
