@@ -99,7 +99,8 @@ def face_for_pose(pose: StagePose) -> str:
 
 def add_view(recipe: Recipe, name: str, pose: StagePose, *, light_program: str, face: str | None = None,
              camera: str = "coarse", exposure_us: float = 2000.0, gain: float = 1.0) -> Recipe:
-    """A new view at `pose` (e.g. the stage's current pose), appended after the existing views."""
+    """A new view at `pose` (e.g. the stage's current pose), appended after the existing views. Its frames
+    get the generic plausibility limits until the recipe is commissioned again (`inspector commission`)."""
     index = len(recipe.views)
     where = f"views[{index}]"
     if not isinstance(name, str) or not name.strip():
@@ -132,7 +133,9 @@ def remove_view(recipe: Recipe, name: str) -> Recipe:
                               name)
     if len(recipe.views) == 1:
         raise RecipeEditError("views", "at least one view left after removing one")
-    return _revalidate(replace(recipe, views=tuple(v for v in recipe.views if v.name != name)))
+    limits = {view: lim for view, lim in recipe.plausibility.views.items() if view != name}  # its frame limits go with it
+    return _revalidate(replace(recipe, views=tuple(v for v in recipe.views if v.name != name),
+                               plausibility=replace(recipe.plausibility, views=limits)))
 
 
 # -- thresholds --------------------------------------------------------------------------------------------
