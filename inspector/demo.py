@@ -28,9 +28,10 @@ REFERENCE_RECIPE = PROJECT_ROOT / "models" / "housing-40x30.recipe.json"
 
 
 def truth_verdict(part: PartInstance, recipe: Recipe) -> str:
-    """What the recipe's rules say about the part's real defects (nuisances are never defects)."""
+    """What the recipe's rules say about the part's real defects (nuisances are never defects), at
+    their exact sizes: no measurement uncertainty."""
     findings = [Finding(d.kind, 1.0, "defect", d.face, d.u_mm, d.v_mm, d.size_mm) for d in part.true_defects]
-    return decide(findings, recipe).verdict
+    return decide(findings, recipe, size_uncertainty_mm=0.0).verdict
 
 
 @dataclass

@@ -12,7 +12,8 @@ import numpy as np
 from .fine_size import FineSize, measure_defect
 from .inference.classifier import Classifier, roi_square
 from .inference.detector import DetectionResult, Detector, to_mono
-from .plausibility import DETAIL_MIN_SIGNIFICANCE, FOCUS_RATIO_MIN, IMPLAUSIBLE, FrameStats, ImplausibleFrame, around, check_frame, detail_peak
+from .plausibility import (DETAIL_MIN_SIGNIFICANCE, FOCUS_RATIO_MIN, IMPLAUSIBLE, FrameStats, ImplausibleFrame, around,
+                           check_frame, detail_peak)
 from .planner import (Candidate, FineShot, fine_box_px, max_merge_distance_mm, pixel_to_face_mm, plan_fine_shots,
                       uncovered_px)
 from .recipe import Recipe, View
@@ -73,8 +74,7 @@ class TwoStage:
         FOCUS_RATIO_MIN of its detail there. A shot whose candidates are all faint is not judged on
         focus: returns whether its focus was verified."""
         what = f"fine shot {name}"
-        check_frame(frame, self.recipe.plausibility.fine, what,
-                            mm_per_px=self.station.cameras["fine"].calibration.mm_per_px, outline=False)
+        check_frame(frame, self.recipe.plausibility.fine, what, outline=False)
         coarse, fine = self.station.cameras["coarse"], self.station.cameras["fine"]
         scale = fine.calibration.mm_per_px / coarse.calibration.mm_per_px
         ratios = []

@@ -54,7 +54,9 @@ def judge_scores(class_scores: Mapping[str, float], classes: Mapping[str, ClassP
     return name, score, decision
 
 
-def decide(findings: Sequence[Finding], recipe: Recipe) -> Verdict:
+def decide(findings: Sequence[Finding], recipe: Recipe, *, size_uncertainty_mm: float | None = None) -> Verdict:
+    """The part's verdict. Sizes within `size_uncertainty_mm` (default: the recipe's, for measured
+    sizes; 0 for exact ones such as a part's true defects) below a rule's limit go to review."""
     defects = [f for f in findings if f.decision == "defect"]
     violations: list[str] = []
     ruled_classes = {rule.defect_class for rule in recipe.rules}
@@ -72,10 +74,10 @@ def decide(findings: Sequence[Finding], recipe: Recipe) -> Verdict:
         violations.append(f"{count} {name} (no rule tolerates this class)")
     if violations:
         return Verdict("FAIL", "; ".join(violations), tuple(violations))
-    margin = recipe.reimaging.size_uncertainty_mm
+    margin = recipe.reimaging.size_uncertainty_mm if size_uncertainty_mm is None else size_uncertainty_mm
     near = [f for rule in recipe.rules for f in defects if f.defect_class == rule.defect_class
             and rule.min_size_mm - margin <= f.size_mm < rule.min_size_mm and _in_zone(f, rule, recipe)]
-    if near:
+    if near and margin > 0:
         largest = max(near, key=lambda f: f.size_mm)
         return Verdict("FAIL", f"{len(near)} defect(s) {GREY_BAND_REASON} of size: within {margin:.2f} mm below a "
                                f"rule's limit (largest {largest.defect_class} {largest.size_mm:.3f} mm on {largest.face}): "

@@ -107,3 +107,12 @@ def test_no_pass_under_any_fault(kind, tmp_path, capsys):
                  "--db", str(tmp_path / "r.db"), "--archive", ""]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("SIM-")]
     assert len(lines) == 2 and all(" ERROR " in line and " PASS " not in line for line in lines), lines
+
+
+def test_truth_judges_exact_sizes_without_the_measurement_margin():
+    from hardware.sim.part import Defect, make_part
+    from inspector.demo import truth_verdict
+
+    stain = Defect(0, "stain", "east", 0.0, 0.0, 0.29, 0.2, 0.0)  # just under the 0.3 mm rule off the sealing face
+    assert truth_verdict(make_part(1, defects=(stain,)), RECIPE) == "PASS"
+    assert decide([finding(0.29, "stain")], RECIPE).verdict == "FAIL"  # measured, it is too close to call
