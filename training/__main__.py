@@ -26,6 +26,7 @@ EPILOG_TRAIN = """examples:
   python -m training train detector                     # standard sets, writes out/train/detector/
   python -m training train detector --iterations 3000 --resume
   python -m training train classifier --epochs 12
+  python -m training train classifier --exclude-kind dent --out out/train/loko-dent   # leave one kind out
 Interrupt with Ctrl-C at any time; --resume continues from the last checkpoint (same result
 as an uninterrupted run up to the order of random draws after the checkpoint)."""
 
@@ -124,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     cls.add_argument("--seed", type=int, default=1)
     cls.add_argument("--threads", type=int, default=2)
     cls.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (smoke runs)")
+    cls.add_argument("--exclude-kind", choices=("scratch", "dent", "burr", "stain"), default=None,
+                     help="leave-one-kind-out: drop every patch showing this defect kind from train and val "
+                          "(the class stays in the output, never trained); e.g. --out out/train/loko-dent")
     cls.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     cls.add_argument("--no-progress", action="store_true")
     cls.set_defaults(handler=_train_classifier)
@@ -218,7 +222,7 @@ def _train_classifier(args: argparse.Namespace) -> int:
     cfg = ClassifierTrainConfig(train=tuple(args.train), val=args.val, out=args.out,
                                 epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, width=args.width,
                                 seed=args.seed, threads=args.threads, max_steps=args.max_steps, resume=args.resume,
-                                progress=not args.no_progress)
+                                progress=not args.no_progress, exclude_kind=args.exclude_kind)
     print(f"best checkpoint: {train_classifier(cfg)}")
     return 0
 

@@ -30,6 +30,7 @@ def write_card(model_path: Path, *, info: ModelInfo, checkpoint: dict[str, Any],
         "camera": info.extra.get("camera"), "light_program": info.extra.get("light_program"),
         "thresholds": dict(info.thresholds), "grey_band": {k: list(v) for k, v in info.grey_band.items()},
         "threshold_rule": info.metrics.get("threshold_rule"),
+        "novelty": info.extra.get("novelty"), "exclude_kind": info.extra.get("exclude_kind"),
         "training": {"steps": checkpoint.get("step"), "config": cfg, "training_data_fingerprint": info.training_data_fingerprint},
         "data": data, "validation": info.metrics.get("val"), "parity": parity,
         "heldout": None, "reproduce": _reproduce(info.task, cfg, command),
@@ -61,7 +62,8 @@ def _reproduce(task: str, cfg: dict[str, Any], command: str) -> list[str]:
                      f"--width {cfg.get('width')} --batch-size {cfg.get('batch_size')} --crop {cfg.get('crop')}")
     else:
         steps.append(f"python -m training train classifier --epochs {cfg.get('epochs')} --seed {cfg.get('seed')} "
-                     f"--width {cfg.get('width')} --batch-size {cfg.get('batch_size')}")
+                     f"--width {cfg.get('width')} --batch-size {cfg.get('batch_size')}"
+                     + (f" --exclude-kind {cfg['exclude_kind']} --out {cfg.get('out')}" if cfg.get("exclude_kind") else ""))
     if command:
         steps.append(command)
     steps.append("inspector eval --parts 500 --publish")
@@ -109,6 +111,15 @@ def render_markdown(card: dict[str, Any]) -> str:
     for c, t in card["thresholds"].items():
         band = card["grey_band"].get(c)
         lines.append(f"| {c} | {t:.3f} | {('[%.3f, %.3f)' % tuple(band)) if band else '–'} |")
+    novelty = card.get("novelty")
+    if novelty:
+        above = ", ".join(f"{c} {n}/{d}" for c, (n, d) in novelty.get("val_above_limit", {}).items())
+        lines += ["", f"Novelty (output `{novelty.get('output')}`): limit **{novelty['limit']:.3f}**; {novelty.get('rule')}. "
+                  f"Distance: {novelty.get('distance')} (shrinkage {novelty.get('shrinkage')}, fitted on "
+                  f"{novelty.get('fit_crops')} training crops of {', '.join(novelty.get('fitted_classes', []))}). "
+                  f"Val crops above the limit: {above}."]
+    if card.get("exclude_kind"):
+        lines += ["", f"Leave-one-kind-out model: **{card['exclude_kind']}** never seen in training or validation."]
     val = card.get("validation") or {}
     if card["task"] == "detect" and val:
         lines += ["", "## Validation (at these thresholds)", "", "| class | recall | precision |", "|---|---|---|"]
@@ -122,7 +133,9 @@ def render_markdown(card: dict[str, Any]) -> str:
     p = card.get("parity") or {}
     lines += ["", "## Parity (ONNX in the station runtime vs the torch checkpoint)", "",
               f"{p.get('golden')} golden {p.get('unit')} from the validation set (`{p.get('golden_set')}`): "
-              f"max abs output difference **{p.get('max_abs_diff', 0):.2e}**, decisions "
+              f"max abs output difference **{p.get('max_abs_diff', 0):.2e}**"
+              + (f", novelty max relative difference **{p['novelty_max_rel_diff']:.2e}**" if "novelty_max_rel_diff" in p else "")
+              + ", decisions "
               f"**{'identical' if p.get('identical_decisions') else 'differ: ' + str(p.get('differences'))}**."]
     held = card.get("heldout")
     lines += ["", "## Held-out evaluation", ""]

@@ -29,13 +29,14 @@ from inspector.verdict import judge_scores
 from hardware.sim.geometry import COARSE_CAMERA, FINE_CAMERA
 
 from .cards import write_card
-from .data.generate import load_image, open_set
+from .data.generate import load_image, open_set, open_sets
 from .data.records import CLASSIFIER_CLASSES, DEFECT_CLASSES, OK
 from .lights import COARSE_PROGRAM, FINE_PROGRAM
 from .loop import load_checkpoint, set_threads
 from .metrics import DetectionTally, Pred, Truth, threshold_for_recall
 from .models.classifier import RoiClassifier
 from .models.detector import CenterNetDetector
+from . import novelty as nv
 from . import train_classifier as tc
 
 OPSET = 17
@@ -55,8 +56,10 @@ class ExportResult:
     def summary(self) -> str:
         p = self.parity
         thresholds = ", ".join(f"{k} {v:.3f}" for k, v in self.info.thresholds.items())
+        novelty = self.info.extra.get("novelty")
         return (f"wrote {self.path} ({self.path.stat().st_size / 1e6:.2f} MB) and its card\n"
                 f"  thresholds: {thresholds}\n"
+                + (f"  novelty limit: {novelty['limit']:.3f} ({novelty['rule']})\n" if novelty else "") +
                 f"  parity on {p['golden']} golden {p['unit']}: max abs diff {p['max_abs_diff']:.2e}, "
                 f"decisions {'identical' if p['identical_decisions'] else 'DIFFER: ' + str(p.get('differences'))}")
 
@@ -217,8 +220,11 @@ def export_classifier(checkpoint: Path, val: Path, out: Path, *, version: str = 
     model.eval()
     h, w = extra["input_size"]
     mean, std = extra["norm"]
-    blob = onnx_bytes(model, torch.zeros(2, 1, h, w), ["probabilities"],
-                      {"image": {0: "N"}, "probabilities": {0: "N"}})
+    exclude = extra.get("exclude_kind")
+    fit = fit_novelty(model, state["config"]["train"], extra["train_fingerprint"], exclude)
+    wrapped = fit.attach(model)
+    blob = onnx_bytes(wrapped, torch.zeros(2, 1, h, w), ["probabilities", "novelty"],
+                      {"image": {0: "N"}, "probabilities": {0: "N"}, "novelty": {0: "N"}})
     val_set, val_manifest = open_set(val)
     roi = RoiSpec(**extra["roi"])
     base = ModelInfo(path=str(out), task="classify", class_names=CLASSIFIER_CLASSES, input_size=(h, w),
@@ -229,17 +235,23 @@ def export_classifier(checkpoint: Path, val: Path, out: Path, *, version: str = 
                             "light_program": FINE_PROGRAM.as_dict(), "architecture": "small-cnn-dwsep",
                             "parameters": int(extra["parameters"]), "train_seed_range": extra["train_seed_range"],
                             "val_fingerprint": val_manifest["fingerprint"], "val_seed_range": val_manifest.get("seed_range"),
-                            "outputs": {"probabilities": "softmax over class_names (N,C)"}})
+                            "outputs": {"probabilities": "softmax over class_names (N,C)",
+                                        "novelty": "distance of the crop's features to the nearest training class (N,)"},
+                            **({"exclude_kind": exclude} if exclude else {})})
     save_with_metadata(blob, base, out)
     classifier = Classifier(load_model(out, task="classify", prefer=["CPU"], intra_op_threads=threads))
 
-    samples = tc.load_samples(val_set)
+    samples = tc.load_samples(val_set, exclude)
     crops = tc.fixed_val_crops(samples)
     labels = np.array([s.label for s in samples])
-    probs = np.array([[r.scores[c] for c in CLASSIFIER_CLASSES] for r in classifier.classify_crops(crops).items])
+    items = classifier.classify_crops(crops).items
+    probs = np.array([[r.scores[c] for c in CLASSIFIER_CLASSES] for r in items])
+    novelty = np.array([r.novelty for r in items], np.float64)
+    limit = nv.choose_limit(novelty)
     thresholds, grey = choose_classifier_thresholds(probs, labels, target_escape)
     val_metrics = classifier_figures(probs, labels, thresholds, grey)
-    info = ModelInfo(**{**base.__dict__, "thresholds": thresholds, "grey_band": grey,
+    base_extra = {**base.extra, "novelty": nv.metadata(fit, limit, novelty, labels, CLASSIFIER_CLASSES)}
+    info = ModelInfo(**{**base.__dict__, "thresholds": thresholds, "grey_band": grey, "extra": base_extra,
                         "metrics": {"val": val_metrics, "threshold_rule": (
                             f"per class: accept keeps ≥{1 - target_escape:.3g} of val defects of that class as defects; "
                             f"grey band down to the score that keeps ≥{1 - target_escape / 4:.3g}")}})
@@ -248,13 +260,17 @@ def export_classifier(checkpoint: Path, val: Path, out: Path, *, version: str = 
 
     gold = crops[:golden]
     with torch.no_grad():
-        ref = model(torch.from_numpy(tc.to_input(gold)[:, None])).numpy()
+        ref, ref_novelty = (t.numpy() for t in wrapped(torch.from_numpy(tc.to_input(gold)[:, None])))
     got_items = classifier.classify_crops(gold).items
     got = np.array([[r.scores[c] for c in CLASSIFIER_CLASSES] for r in got_items])
+    got_novelty = np.array([r.novelty for r in got_items], np.float64)
+    limit = classifier.novelty_limit
     policies = {c: ClassPolicy(0.0, thresholds[c], grey[c]) for c in DEFECT_CLASSES}
-    decide = lambda row: judge_scores(dict(zip(CLASSIFIER_CLASSES, map(float, row))), policies)  # noqa: E731
-    differences = [i for i in range(len(gold)) if (decide(ref[i])[0], decide(ref[i])[2]) != (decide(got[i])[0], decide(got[i])[2])]
+    decide = lambda row, n: (*judge_scores(dict(zip(CLASSIFIER_CLASSES, map(float, row))), policies)[::2], n > limit)  # noqa: E731
+    differences = [i for i in range(len(gold)) if decide(ref[i], ref_novelty[i]) != decide(got[i], got_novelty[i])]
     parity = {"golden": int(len(gold)), "unit": "val crops", "max_abs_diff": float(np.abs(ref - got).max()) if len(gold) else 0.0,
+              "novelty_max_rel_diff": float((np.abs(ref_novelty - got_novelty) / np.maximum(ref_novelty, 1e-6)).max())
+              if len(gold) else 0.0,
               "identical_decisions": not differences, "differences": differences, "golden_set": val_manifest["fingerprint"]}
     card = write_card(out, info=info, checkpoint=state, parity=parity, command=command,
                       data={"train": {"fingerprint": extra["train_fingerprint"], "seed_range": extra["train_seed_range"],
@@ -262,6 +278,20 @@ def export_classifier(checkpoint: Path, val: Path, out: Path, *, version: str = 
                             "val": {"fingerprint": val_manifest["fingerprint"], "seed_range": val_manifest.get("seed_range"),
                                     "path": _rel(val), "samples": int(len(labels))}})
     return ExportResult(out, info, parity, card)
+
+
+def fit_novelty(model: RoiClassifier, train: str | list[str], fingerprint: str, exclude: str | None) -> nv.NoveltyFit:
+    """Fit the novelty score on the checkpoint's own training crops: the cuts training makes (fixed
+    jitter draws), without the photometric augmentation, and without a left-out kind."""
+    sets, manifest = open_sets([Path(p) for p in ([train] if isinstance(train, str) else train)])
+    if manifest["fingerprint"] != fingerprint:
+        raise ValueError(f"training set {_train_paths(train)} has fingerprint {manifest['fingerprint']}, the checkpoint "
+                         f"was trained on {fingerprint}: regenerate it to fit the novelty score")
+    samples = [s for data in sets for s in tc.load_samples(data, exclude)]
+    rng = np.random.default_rng(nv.FIT_SEED)
+    crops = np.concatenate([tc.make_crops(samples, rng, augment=False) for _ in range(nv.FIT_DRAWS)])
+    labels = np.tile(np.array([s.label for s in samples]), nv.FIT_DRAWS)
+    return nv.fit(nv.embeddings(model, tc.to_input(crops)[:, None]), labels)
 
 
 def choose_classifier_thresholds(probs: np.ndarray, labels: np.ndarray, target_escape: float

@@ -4,6 +4,10 @@ Each sample is the marked target of a fine patch (a defect, a nuisance or a clea
 time it is drawn its box is jittered the way a coarse candidate maps into the fine frame (scaled
 ×0.8–2.2, shifted by a fraction of its size) and cut with the runtime's `crop_rois`, then the
 optics augmentations apply. Classes: `ok` (nuisances and clean spots) + the 4 defect kinds.
+
+`exclude_kind` (leave-one-kind-out) drops every fine patch in which that defect kind appears, from
+train and val alike: the kind is never seen, though its class stays in the output layer (so the
+model still fits a recipe that names it) and is never a training target.
 """
 from __future__ import annotations
 
@@ -44,6 +48,7 @@ class ClassifierTrainConfig:
     max_steps: int = 0
     resume: bool = False
     progress: bool = True
+    exclude_kind: str | None = None  # leave this defect kind out of train and val entirely
 
 
 @dataclass
@@ -55,11 +60,14 @@ class Sample:
     size_mm: float
 
 
-def load_samples(data: LabelledSet) -> list[Sample]:
+def load_samples(data: LabelledSet, exclude_kind: str | None = None) -> list[Sample]:
+    """The marked targets; with `exclude_kind`, no patch that shows that kind anywhere."""
+    if exclude_kind is not None and exclude_kind not in CLASSIFIER_CLASSES[1:]:
+        raise ValueError(f"exclude_kind {exclude_kind!r} is not a defect kind ({', '.join(CLASSIFIER_CLASSES[1:])})")
     samples = []
     for record in data.images:
         targets = [a for a in record.annotations if a.attributes.get("target")]
-        if not targets:
+        if not targets or any(a.category == exclude_kind for a in record.annotations):
             continue
         patch = load_image(data.root, record)
         for a in targets:
@@ -127,8 +135,8 @@ def train_classifier(cfg: ClassifierTrainConfig) -> Path:
     rng = seed_everything(cfg.seed)
     train_sets, train_manifest = open_sets(cfg.train)
     val_set, val_manifest = open_set(cfg.val) if cfg.val else (None, {})
-    samples = [item for train_set in train_sets for item in load_samples(train_set)]
-    val_samples = load_samples(val_set) if val_set is not None else []
+    samples = [item for train_set in train_sets for item in load_samples(train_set, cfg.exclude_kind)]
+    val_samples = load_samples(val_set, cfg.exclude_kind) if val_set is not None else []
     val_crops = fixed_val_crops(val_samples) if val_samples else None
     val_labels = np.array([s.label for s in val_samples], np.int64)
     labels = np.array([s.label for s in samples], np.int64)
@@ -151,7 +159,8 @@ def train_classifier(cfg: ClassifierTrainConfig) -> Path:
                   "input_size": list(INPUT_SIZE), "roi": ROI.as_dict(), "width": cfg.width,
                   "parameters": parameter_count(model), "train_counts": dict(zip(CLASSIFIER_CLASSES, counts.astype(int).tolist())),
                   "train_fingerprint": train_manifest["fingerprint"], "train_seed_range": train_manifest.get("seed_range"),
-                  "val_fingerprint": val_manifest.get("fingerprint"), "val_seed_range": val_manifest.get("seed_range")}
+                  "val_fingerprint": val_manifest.get("fingerprint"), "val_seed_range": val_manifest.get("seed_range"),
+                  "exclude_kind": cfg.exclude_kind}
     bar = Progress(total, step, "classifier", cfg.progress)
     bar.write(f"classifier: {parameter_count(model):,} parameters, {len(samples)} train samples "
               f"({', '.join(f'{n} {int(c)}' for n, c in zip(CLASSIFIER_CLASSES, counts))}), "
