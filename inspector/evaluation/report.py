@@ -101,8 +101,16 @@ def comparison(report: dict[str, Any], baseline: dict[str, Any], baseline_path: 
              f"{report['lot']['seed_range'][1]}), before: {recipe(baseline)} from `{baseline_path}`; now: {recipe(report)}.",
              "", "| figure | before | now |", "|---|---:|---:|"]
     lines += [f"| {label} | {fig.short(before[key])} | {fig.short(now[key])} |" for label, key in rows]
+    for label, words in (("good parts to review as unknown (novelty)", ("(unknown)",)),
+                         ("good parts to review for a size near a limit", ("below a rule's limit",))):
+        lines.append(f"| {label} | {fig.short(_good_with(baseline, words))} | {fig.short(_good_with(report, words))} |")
     lines.append(f"| fine shots per part | {before['fine_shots']['per_part']} | {now['fine_shots']['per_part']} |")
     return lines
+
+
+def _good_with(report: dict[str, Any], words: tuple[str, ...]) -> dict[str, Any]:
+    good = [p for p in report["parts"] if p["truth"] == "PASS"]
+    return fig.share(sum(p["verdict"] != "PASS" and any(w in p["reason"] for w in words) for p in good), len(good))
 
 
 def markdown(report: dict[str, Any]) -> list[str]:
@@ -206,10 +214,12 @@ def _relative(path: Path) -> str:
 
 
 def _commit() -> str:
+    """HEAD, with '+changes' when tracked code differs from it (the generated documents — docs/, the
+    markdown files, the model cards — do not count: publishing rewrites them)."""
     try:
         done = subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!docs", ":!*.md",
+                                ":!models/*.card.json"], capture_output=True, text=True, timeout=5).stdout.strip()
         return done.stdout.strip() + ("+changes" if dirty else "") if done.returncode == 0 else "?"
     except (OSError, subprocess.SubprocessError):
         return "?"
