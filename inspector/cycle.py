@@ -29,7 +29,7 @@ from .events import Alarm, CandidatesFound, EventBus, Fault, FineShotTaken, Part
 from .inference.classifier import Classifier
 from .inference.detector import DetectionResult, Detector
 from .planner import Candidate
-from .plausibility import IMPLAUSIBLE, ImplausibleFrame
+from .plausibility import IMPLAUSIBLE, ImplausibleFrame, OutOfFocus
 from .recipe import Recipe, View
 from .results.records import DefectRecord, PartRecord
 from .results.sqlite_store import ResultStore
@@ -123,7 +123,7 @@ class InspectionCycle:
             verdict, reason = "ERROR", "cancelled by operator: part not fully inspected"
             self._safe_state()
         except (ImplausibleFrame, IncompleteInspection, HardwareError) as exc:  # expected faults: one line
-            verdict, reason = "ERROR", str(exc) if not isinstance(exc, HardwareError) else f"{type(exc).__name__}: {exc}"
+            verdict, reason = "ERROR", f"{type(exc).__name__}: {exc}" if isinstance(exc, HardwareError) else str(exc)
             log.info("part %s: %s", part_id, reason)
             self._safe_state()
             self.events.publish(Fault(part_id, reason))
@@ -209,9 +209,8 @@ class InspectionCycle:
             try:
                 if self.stages.check_fine(name, frame, shot):
                     self.fine_focus_suspect = None  # verified in focus on this shot
-            except ImplausibleFrame as exc:
-                if "out of focus" in str(exc):
-                    self.fine_focus_suspect = f"the last shot that did (part {part_id}) was out of focus"
+            except OutOfFocus:
+                self.fine_focus_suspect = f"the last shot that did (part {part_id}) was out of focus"
                 raise
             decisions = self.stages.classify(shot, frame)
             clock.add("classify", decisions.classify_s)

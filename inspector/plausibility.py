@@ -40,6 +40,10 @@ class ImplausibleFrame(Exception):
     """A frame is not a plausible picture of the commissioned part: the part is not inspected."""
 
 
+class OutOfFocus(ImplausibleFrame):
+    """A fine shot shows its candidates with too little of the detail the coarse frame saw."""
+
+
 @dataclass(frozen=True)
 class FrameStats:
     p5: float

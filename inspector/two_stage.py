@@ -12,7 +12,7 @@ import numpy as np
 from .fine_size import FineSize, measure_defect
 from .inference.classifier import Classifier, roi_square
 from .inference.detector import DetectionResult, Detector, to_mono
-from .plausibility import (DETAIL_MIN_SIGNIFICANCE, FOCUS_RATIO_MIN, IMPLAUSIBLE, FrameStats, ImplausibleFrame, around,
+from .plausibility import (DETAIL_MIN_SIGNIFICANCE, FOCUS_RATIO_MIN, IMPLAUSIBLE, FrameStats, OutOfFocus, around,
                            check_frame, detail_peak)
 from .planner import (Candidate, FineShot, fine_box_px, max_merge_distance_mm, pixel_to_face_mm, plan_fine_shots,
                       uncovered_px)
@@ -89,7 +89,7 @@ class TwoStage:
             small = cv2.resize(region, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if region.size else region
             ratios.append(detail_peak(small)[0] / cand.detail)
         if ratios and max(ratios) < FOCUS_RATIO_MIN:
-            raise ImplausibleFrame(f"{IMPLAUSIBLE}{what}: out of focus or off the focal plane (its candidates show at "
+            raise OutOfFocus(f"{IMPLAUSIBLE}{what}: out of focus or off the focal plane (its candidates show at "
                                    f"most {max(ratios):.0%} of the detail the coarse frame saw; limit {FOCUS_RATIO_MIN:.0%})")
         return bool(ratios)
 
