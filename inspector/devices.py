@@ -7,7 +7,7 @@ from typing import Callable
 
 from hardware.cameras.base import Camera
 from hardware.cameras.opencv_camera import ImageSequenceCamera, OpenCVCamera
-from hardware.lights.base import LightController
+from hardware.lights.controller import LightController
 from hardware.lights.gardasoft import GardasoftController
 from hardware.lights.template import TemplateLightController, TemplateProtocolSpec
 from hardware.motion.base import MotionController

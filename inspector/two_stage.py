@@ -77,6 +77,7 @@ class TwoStage:
         check_frame(frame, self.recipe.plausibility.fine, what, outline=False)
         coarse, fine = self.station.cameras["coarse"], self.station.cameras["fine"]
         scale = fine.calibration.mm_per_px / coarse.calibration.mm_per_px
+        mono = to_mono(frame)
         ratios = []
         for cand in shot.candidates:
             if cand.detail <= 0:
@@ -85,12 +86,12 @@ class TwoStage:
             # a wider region in the fine frame: the coarse → fine mapping may be off by the fixture's and the
             # calibration's tolerances, and an edge just inside the coarse region must not fall outside
             half = (_detail_half(cand.box_px[2] - cand.box_px[0], cand.box_px[3] - cand.box_px[1]) + REGISTRATION_SLACK_PX) / scale
-            region = around(to_mono(frame), (x0 + x1) / 2, (y0 + y1) / 2, half)
+            region = around(mono, (x0 + x1) / 2, (y0 + y1) / 2, half)
             small = cv2.resize(region, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if region.size else region
             ratios.append(detail_peak(small)[0] / cand.detail)
         if ratios and max(ratios) < FOCUS_RATIO_MIN:
             raise OutOfFocus(f"{IMPLAUSIBLE}{what}: out of focus or off the focal plane (its candidates show at "
-                                   f"most {max(ratios):.0%} of the detail the coarse frame saw; limit {FOCUS_RATIO_MIN:.0%})")
+                             f"most {max(ratios):.0%} of the detail the coarse frame saw; limit {FOCUS_RATIO_MIN:.0%})")
         return bool(ratios)
 
     def detect(self, frame: np.ndarray) -> DetectionResult:

@@ -25,11 +25,12 @@ def failing_hook(path):
     raise RuntimeError("trainer is offline")
 
 
-def images(folder: Path, part_id: str) -> tuple[str, ...]:
+def images(folder: Path, part_id: str, fine_01: str = "fine_01_side") -> tuple[str, ...]:
+    """A part's archived PNGs (flat grey): coarse_top, fine_00_top and the second fine shot `fine_01`."""
     folder = folder / part_id
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name, (h, w) in (("coarse_top", (90, 120)), ("fine_00_top", (48, 64)), ("fine_01_side", (40, 50))):
+    for name, (h, w) in (("coarse_top", (90, 120)), ("fine_00_top", (48, 64)), (fine_01, (40, 50))):
         path = folder / f"{name}.png"
         assert cv2.imwrite(str(path), np.full((h, w), 128, np.uint8))
         paths.append(str(path))

@@ -6,25 +6,13 @@ import json
 import sys
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 
 from inspector.promotion.archive_replay import labelled_parts
 from inspector.results.records import DefectRecord, PartRecord
 from inspector.results.sqlite_store import ResultStore
 from inspector.review import LABEL_CLASSES, UNKNOWN, LabelHook, ReviewQueue
-
-
-def archived(folder: Path, part_id: str) -> tuple[str, ...]:
-    folder = folder / part_id
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, (h, w) in (("coarse_top", (90, 120)), ("fine_00_top", (48, 64)), ("fine_01_top", (40, 50))):
-        path = folder / f"{name}.png"
-        assert cv2.imwrite(str(path), np.full((h, w), 128, np.uint8))
-        paths.append(str(path))
-    return tuple(paths)
+from tests.test_review import images
 
 
 def finding(cls, decision, image, box=(10, 12, 30, 20)):
@@ -37,7 +25,7 @@ def part_with(archive: Path, i: int, defects, verdict="FAIL"):
                       station="cell-01", recipe_id="housing", recipe_version=4, recipe_hash="sha256:x",
                       model_versions={"classifier": "1.1.0"}, provider="CPU", verdict=verdict,
                       reason="1 uncertain finding(s) (unknown): to review", defects=tuple(defects),
-                      image_paths=archived(archive, pid))
+                      image_paths=images(archive, pid, "fine_01_top"))
 
 
 @pytest.fixture

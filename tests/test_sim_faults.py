@@ -8,7 +8,8 @@ import pytest
 
 from hardware.cameras.base import CameraError
 from hardware.errors import ControllerError, ReadbackMismatch
-from hardware.lights.base import ChannelSetting, LightStep
+from hardware.lights.base import LightStep
+from hardware.lights.controller import ChannelSetting
 from hardware.lights.gardasoft import GardasoftController, parse_status
 from hardware.lights.template import TemplateLightController, TemplateProtocolSpec
 from hardware.sim.cell import VirtualCell

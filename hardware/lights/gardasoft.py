@@ -35,7 +35,8 @@ from typing import Mapping
 
 from ..errors import ControllerError, ProtocolError
 from ..transport import LineTransport
-from .base import ChannelId, ChannelMap, ChannelSetting, LightController, Parameter
+from .base import ChannelId, ChannelMap, Parameter
+from .controller import ChannelSetting, LightController
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,8 @@ from typing import Any, Mapping
 
 from ..errors import ControllerError, ProtocolError
 from ..transport import LineTransport
-from .base import ChannelId, ChannelMap, LightController
+from .base import ChannelId, ChannelMap
+from .controller import LightController
 
 CHANNEL_PLACEHOLDERS = ("channel", "channel_number", "channel_index", "channel_letter")
 PLACEHOLDERS: dict[str, tuple[str, ...]] = {

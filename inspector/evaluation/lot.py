@@ -59,16 +59,27 @@ def inspect_lot(options: EvalOptions, log: Callable[[str], None] = print) -> lis
     chunks = [(str(options.recipe), options.first_seed + bounds[w], bounds[w + 1] - bounds[w], options.speed_factor,
                str(options.work / f"results-{options.first_seed + bounds[w]}.db")) for w in range(workers)]
     for _, _, _, _, db in chunks:
-        for suffix in ("", "-wal", "-shm"):
-            Path(db + suffix).unlink(missing_ok=True)  # a re-run starts from an empty store
+        fresh_store(Path(db))
     started = time.time()
-    if workers == 1:
-        rows = inspect_chunk(*chunks[0])
-    else:
-        with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            rows = [row for chunk in pool.starmap(inspect_chunk, chunks) for row in chunk]
+    rows = [row for chunk in inspect_chunks(chunks, workers) for row in chunk]
     log(f"  eval: {len(rows)} parts inspected in {time.time() - started:.0f} s by {workers} worker(s)")
     return rows
+
+
+def inspect_chunks(jobs: list[tuple], workers: int) -> list[list[dict[str, Any]]]:
+    """`inspect_chunk(*job)` for every job, in spawned worker processes (each its own virtual cell)
+    when there are several jobs and workers; the results in job order."""
+    if workers <= 1 or len(jobs) <= 1:
+        return [inspect_chunk(*job) for job in jobs]
+    with multiprocessing.get_context("spawn").Pool(min(workers, len(jobs))) as pool:
+        return pool.starmap(inspect_chunk, jobs)
+
+
+def fresh_store(db: Path) -> Path:
+    """`db` with any store of an earlier run (and its WAL files) removed: a re-run starts empty."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+    return db
 
 
 def inspect_chunk(recipe_path: str, first_seed: int, count: int, speed_factor: float, db: str,

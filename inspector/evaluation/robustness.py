@@ -11,7 +11,6 @@ Both run `inspect_chunk`, i.e. `run_sim_lot`, the function `inspector run --sim`
 """
 from __future__ import annotations
 
-import multiprocessing
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -22,7 +21,7 @@ from hardware.sim.part import DEFECT_KINDS
 from ..promotion.candidate import ModelPair, model_version, write_candidate_recipe
 from ..recipe import Recipe
 from .figures import share, short
-from .lot import PartMix, inspect_chunk
+from .lot import PartMix, fresh_store, inspect_chunks
 from .report import _commit, _relative, merge_json, replace_block
 
 FAULT_FIRST_SEED = 320_000  # held-out split, after the 500-part evaluation lot (300000–300499)
@@ -37,22 +36,15 @@ NAMED_BY = {"dead-lights": ("too dark",), "black-frames": ("too dark",), "satura
 MATRIX = FAULT_KINDS + ("black-frames@fine", "defocus@fine", "saturated@fine")
 
 
-def _pool_map(jobs: list[tuple], workers: int) -> list[list[dict[str, Any]]]:
-    if workers <= 1 or len(jobs) <= 1:
-        return [inspect_chunk(*job) for job in jobs]
-    with multiprocessing.get_context("spawn").Pool(min(workers, len(jobs))) as pool:
-        return pool.starmap(inspect_chunk, jobs)
-
-
 def fault_matrix(recipe: Path, work: Path, *, parts: int = 10, kinds: tuple[str, ...] = MATRIX,
                  first_seed: int = FAULT_FIRST_SEED, speed_factor: float = 50.0, workers: int = 2,
                  log: Callable[[str], None] = print) -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    jobs = [(str(recipe), first_seed, parts, speed_factor, str(_fresh(work / f"fault-{kind}.db")), PartMix(alternate=True),
+    jobs = [(str(recipe), first_seed, parts, speed_factor, str(fresh_store(work / f"fault-{kind}.db")), PartMix(alternate=True),
              (kind,)) for kind in kinds]
     table = {}
-    for kind, rows in zip(kinds, _pool_map(jobs, workers)):
+    for kind, rows in zip(kinds, inspect_chunks(jobs, workers)):
         errors = [r for r in rows if r["verdict"] == "ERROR"]
         named = [r for r in errors if any(word in r["reason"] for word in NAMED_BY[kind])]
         table[kind] = {"parts": len(rows), "defective": sum(r["truth"] == "FAIL" for r in rows),
@@ -77,11 +69,11 @@ def unknown_kinds(recipe: Path, models: dict[str, Path], work: Path, *, parts: i
         candidate = write_candidate_recipe(recipe, ModelPair(production.detector, Path(classifier).resolve()),
                                            work / f"without-{kind}.recipe.json")
         for name, path in (("without", Path(candidate.source)), ("production", recipe)):
-            jobs.append((str(path), first_seed, parts, speed_factor, str(_fresh(work / f"{name}-{kind}.db")),
+            jobs.append((str(path), first_seed, parts, speed_factor, str(fresh_store(work / f"{name}-{kind}.db")),
                          PartMix(kinds=(kind,)), ()))
             labels.append((kind, name))
     table: dict[str, dict[str, Any]] = {}
-    for (kind, name), rows in zip(labels, _pool_map(jobs, workers)):
+    for (kind, name), rows in zip(labels, inspect_chunks(jobs, workers)):
         bad = [r for r in rows if r["truth"] == "FAIL"]
         entry = table.setdefault(kind, {"classifier": _relative(Path(models[kind])),
                                         "classifier_version": model_version(models[kind])})
@@ -153,10 +145,4 @@ def main(args: Any, recipe: Path, root: Path) -> int:
 def _recipe_ref(path: Path) -> dict[str, Any]:
     recipe = Recipe.load(path)
     return {"id": recipe.id, "version": recipe.version, "hash": recipe.hash, "path": _relative(Path(path))}
-
-
-def _fresh(db: Path) -> Path:
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(db) + suffix).unlink(missing_ok=True)
-    return db
 
