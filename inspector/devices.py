@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from hardware.cameras.base import Camera
+from hardware.errors import ControllerError, HardwareError
 from hardware.cameras.opencv_camera import ImageSequenceCamera, OpenCVCamera
 from hardware.lights.controller import LightController
 from hardware.lights.gardasoft import GardasoftController
@@ -14,15 +15,18 @@ from hardware.motion.base import MotionController
 from hardware.motion.grblhal import GrblHalController
 from hardware.transport import LineTransport
 
-from .station_config import CameraConfig, LightsConfig, SerialPortConfig, StationConfig
+from .station_config import CameraConfig, LightsConfig, MotionConfig, SerialPortConfig, StationConfig
+
+
+HOMING_REQUIRED = 46  # grblHAL's `$X` answer while the axes must be homed first (Status_HomingRequired)
 
 
 def _transport(config: SerialPortConfig, name: str) -> LineTransport:
     return LineTransport(config.url, name=name, baudrate=config.baudrate, read_timeout_s=config.timeout_s)
 
 
-MOTION_DRIVERS: dict[str, Callable[[SerialPortConfig], MotionController]] = {
-    "grblhal": lambda c: GrblHalController(_transport(c, "motion")),
+MOTION_DRIVERS: dict[str, Callable[[MotionConfig], MotionController]] = {
+    "grblhal": lambda c: GrblHalController(_transport(c, "motion"), origin=c.origin),
 }
 LIGHT_DRIVERS: dict[str, Callable[[LightsConfig], LightController]] = {
     "gardasoft": lambda c: GardasoftController(_transport(c, "lights"), c.channels),
@@ -47,6 +51,35 @@ class Devices:
     motion: MotionController
     lights: LightController
     cameras: dict[str, Camera] = field(default_factory=dict)
+
+    def recover(self) -> list[str]:
+        """The station's Reset after a fault: the light controller's port opened anew and every light
+        off; the stage controller reconnected when its link is gone or out of step, else soft-reset,
+        then unlocked. Returns notes for the operator (e.g. that the stage must be homed); raises
+        the first fault that could not be cleared, after trying both devices."""
+        notes: list[str] = []
+        failure: BaseException | None = None
+        try:
+            self.lights.reopen()
+        except HardwareError as exc:
+            failure = exc
+        motion = self.motion
+        try:
+            if getattr(motion, "connected", True):
+                motion.reset()
+            else:
+                motion.connect()
+            try:
+                motion.unlock()
+            except ControllerError as exc:
+                if exc.code != HOMING_REQUIRED:
+                    raise
+                notes.append(f"{exc.device}: the stage must be homed before it moves (Start homes it)")
+        except HardwareError as exc:
+            failure = failure or exc
+        if failure is not None:
+            raise failure
+        return notes
 
     def close(self) -> None:
         for camera in self.cameras.values():

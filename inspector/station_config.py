@@ -6,6 +6,7 @@ runs on any station of the same build.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,13 @@ class SerialPortConfig:
     url: str  # device path, socket://host:port or rfc2217://host:port
     baudrate: int = 115200
     timeout_s: float = 2.0
+
+
+@dataclass(frozen=True)
+class MotionConfig(SerialPortConfig):
+    # MPos of the stage frame's zero: grblHAL's machine frame lies on one side of zero from the home
+    # switches, the station's poses around the fixture (hardware.motion.grblhal explains the frames)
+    origin: tuple[float, ...] = (0.0,) * 5
 
 
 @dataclass(frozen=True)
@@ -69,7 +77,7 @@ class ReviewHookConfig:
 @dataclass(frozen=True)
 class StationConfig:
     name: str
-    motion: SerialPortConfig
+    motion: MotionConfig
     lights: LightsConfig
     cameras: dict[str, CameraConfig]
     source: str = "<memory>"
@@ -92,7 +100,7 @@ class StationConfig:
         station = top.section("station")
         name = station.get("name", str)
         station.reject_unknown()
-        motion = _serial_port(top.section("motion"), MOTION_PROTOCOLS)
+        motion = _motion(top.section("motion"))
         lights = _lights(top.section("lights"))
         cameras = {role: _camera(role, section) for role, section in top.sections("cameras").items()}
         missing = [role for role in CAMERA_ROLES if role not in cameras]
@@ -127,7 +135,8 @@ class StationConfig:
             if cam.source is not None:
                 entry["source"] = cam.source
             cameras[role] = entry
-        data = {"station": {"name": self.name}, "motion": port(self.motion), "lights": lights, "cameras": cameras}
+        motion = port(self.motion) | {"origin": list(self.motion.origin)}
+        data = {"station": {"name": self.name}, "motion": motion, "lights": lights, "cameras": cameras}
         if self.review_hook is not None:
             hook: dict[str, Any] = {"every": self.review_hook.every}
             if self.review_hook.command:
@@ -152,10 +161,13 @@ def _review_hook(section: Section) -> ReviewHookConfig:
     return ReviewHookConfig(every=every, command=tuple(command), entry_point=entry_point)
 
 
-def _serial_port(section: Section, protocols: tuple[str, ...]) -> SerialPortConfig:
-    config = SerialPortConfig(**_port_fields(section, protocols))
+def _motion(section: Section) -> MotionConfig:
+    fields = _port_fields(section, MOTION_PROTOCOLS)
+    origin = section.get_vector("origin", 5, (0.0,) * 5)
+    if not all(math.isfinite(v) for v in origin):
+        raise section.error("origin", f"expected finite numbers (machine X Y Z A B of the stage frame's zero), got {list(origin)}")
     section.reject_unknown()
-    return config
+    return MotionConfig(**fields, origin=tuple(origin))
 
 
 def _port_fields(section: Section, protocols: tuple[str, ...]) -> dict[str, Any]:

@@ -447,7 +447,8 @@ class Station(QObject):
         self._refresh_state()
 
     def reset(self) -> None:
-        """After a fault: lights off, controller reset and unlocked (or reconnected); next Start homes."""
+        """After a fault: Devices.recover (light port reopened, lights off; stage reset or reconnected,
+        unlocked); next Start homes."""
         self.require("run")
         if self.busy:
             self.message.emit("busy: Stop the lot before Reset")
@@ -459,17 +460,11 @@ class Station(QObject):
         devices = self.devices
 
         def run(publish):
-            try:
-                devices.lights.all_off()
-            except Exception:  # noqa: BLE001 - the lights may be what failed; the stage comes first
-                log.warning("reset: lights off failed", exc_info=True)
-            if not getattr(devices.motion, "connected", True):
-                devices.motion.disconnect()
-                devices.motion.connect()
-            else:
-                devices.motion.unlock()
+            return devices.recover()
 
-        def done(_result):
+        def done(notes):
+            for note in notes or ():
+                self.message.emit(note)
             self.fault = self.part_fault = None
             self.homed = False
             self.monitor.attach(devices.motion)

@@ -62,6 +62,16 @@ class LightController(ABC):
     @abstractmethod
     def disconnect(self) -> None: ...
 
+    def reopen(self) -> None:
+        """Close the port and open it again, then switch every light off: the station's Reset. A port
+        that was lost (USB adapter unplugged and back, serial server restarted) is only found again by
+        opening it anew; what the unit holds is unknown until it has been set."""
+        with self._lock:
+            self.disconnect()
+            self.connect()
+            self._settings = {role: UNKNOWN for role in self.channels}
+            self.all_off()
+
     def __enter__(self) -> "LightController":
         self.connect()
         return self

@@ -37,6 +37,7 @@ class MachineState:
     extra: dict[str, str] = field(default_factory=dict)
     alarm: int | None = None  # the last ALARM:N the controller raised, kept until reset, unlock or homing
     alarm_meaning: str = ""
+    origin: tuple[float, ...] = (0.0,) * 5  # MPos of the stage frame's zero (the station config's motion.origin)
 
     @property
     def alarm_text(self) -> str:
@@ -49,7 +50,8 @@ class MachineState:
 
     @property
     def pose(self) -> Pose:
-        return Pose(*self.machine_pos[:5])
+        """Where the stage is, in the stage frame the station's poses use (MPos less the origin)."""
+        return Pose(*(m - o for m, o in zip(self.machine_pos[:5], self.origin)))
 
 
 class MotionController(ABC):

@@ -1,15 +1,27 @@
 """Driver for grblHAL (and Grbl 1.1) motion controllers over a serial line.
 
-One reader thread owns the port's input and routes every line by its prefix: status reports
-update the machine state, `ok`/`error:N` answer the one command in flight, `ALARM:N` fails
-whatever is pending (and stays in the state, code and meaning, until reset, `$X` or homing), `[…]` and `$N=` lines are collected as the command's output. A poller sends
-the real-time `?` so moves are followed without blocking the caller: `move_to` returns a Status
-at once that completes when the controller reports Idle at the target.
+The conversation itself (one command in flight, replies paired by order, sticky errors cleared,
+noise dropped) is `GrblLink`'s. This class follows the machine: a poller sends the real-time `?`,
+every status report updates the state, and `move_to` returns a Status at once that completes when
+the controller reports Idle at the target.
+
+**Coordinates.** The driver moves in machine coordinates (`G53 G0 …`) and checks arrival on MPos.
+The station's poses are in the stage frame; the station config places that frame in the
+controller's machine frame (`origin`: the MPos of the stage frame's zero: grblHAL's machine frame
+lies on one side of zero from the home switches, machine_limits.c `limits_set_work_envelope`).
+Work offsets (G54–G59, G92, tool length) live in the controller, where another sender, a macro
+or a `G10` typed at a console can change them and they persist; a pose sent in work coordinates
+would then go somewhere else without a word. So the driver never moves in them: it reads them
+(`$G`, `$#`, the WCO field) only to turn WPos reports (`$10=0`) back into MPos.
+
+**Arrival.** Positions are whole motor steps (planner.c rounds each target to steps with the
+`$100`–`$104` steps per unit) and reports print 3 decimals (report.c), so an axis has arrived
+when it is within half a step plus the rounding of the value sent and the value reported.
 """
 from __future__ import annotations
 
+import logging
 import math
-import queue
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -19,135 +31,130 @@ from ..status import Status
 from ..transport import LineTransport
 from . import grbl_protocol as proto
 from .base import AXES, AxisSettings, MachineState, MotionController, Pose
+from .grbl_link import GrblLink
+
+log = logging.getLogger(__name__)
+# errors a line garbled on its way can cause; an absolute G53 move is sent once more after one
+GARBLED_LINE_ERRORS = frozenset({1, 2, 11, 20, 21, 23, 24, 25, 26, 27, 28, 31, 33, 36})
 
 
 @dataclass
 class _PendingMotion:
     status: Status
-    target: tuple[float, ...] | None  # None: finishes at the next Idle (jogs)
+    target: tuple[float, ...] | None  # machine coordinates; None: finishes at the next Idle (jogs)
     sent_at: float
     seen_busy: bool = False
 
 
 class GrblHalController(MotionController):
     def __init__(self, transport: LineTransport, *, required_axes: str = "XYZAB", poll_interval_s: float = 0.02,
-                 command_timeout_s: float | None = None, position_tolerance: float = 0.002,
+                 reply_timeout_s: float | None = None, origin: tuple[float, ...] = (0.0,) * 5,
                  connect_timeout_s: float = 3.0):
         super().__init__()
         self.transport = transport
         self.name = transport.name
         self.required_axes = required_axes
         self.poll_interval_s = poll_interval_s
-        self.command_timeout_s = command_timeout_s or transport.read_timeout_s
-        self.position_tolerance = position_tolerance
+        self.reply_timeout_s = reply_timeout_s or transport.read_timeout_s
+        self.origin = tuple(float(v) for v in origin)
+        if len(self.origin) != len(AXES) or not all(math.isfinite(v) for v in self.origin):
+            raise ValueError(f"{self.name}: origin must be {len(AXES)} finite numbers, got {origin!r}")
         self.connect_timeout_s = connect_timeout_s
+        self.link = GrblLink(transport, on_line=self._on_line, on_alarm=self._on_alarm, on_fault=self._fail_pending,
+                             reply_timeout_s=self.reply_timeout_s)
         self.axis_letters = ""
         self.version = ""
         self.settings: dict[int, str] = {}
         self.axis_settings: dict[str, AxisSettings] = {}
-        self._state = MachineState("Idle")
+        self.tolerance: tuple[float, ...] = (0.002,) * len(AXES)  # per axis, from the steps per unit
+        self.work_offsets: dict[str, tuple[float, ...]] = {}  # `$#`: G54…G59, G28, G30, G92
+        self._state = MachineState("Idle", origin=self.origin)
         self._state_lock = threading.Lock()
-        self._command_lock = threading.Lock()
-        self._replies: queue.Queue[tuple[str, object]] = queue.Queue()
-        self._collected: list[str] = []
         self._pending: list[_PendingMotion] = []
-        self._fault: HardwareError | None = None
         self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._poller: threading.Thread | None = None
         self._last_report = 0.0
         self._banner = threading.Event()
-        self._needs_reset = False
         self._alarm: tuple[int, str] | None = None  # the last ALARM:N and its meaning, until cleared
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def connect(self) -> None:
-        """Open the port, soft-reset, wait for the banner, read `$I` and `$$`."""
-        self.transport.open()
-        self._fault = None
+        """Open the port, soft-reset, wait for the banner, read `$I`, `$$`, `$G` and `$#`. Connecting
+        again (after a fault) starts from nothing: new reader and poller, nothing owed or queued."""
+        self.disconnect()
+        self.link.open()
         self._stop.clear()
-        self._threads = [threading.Thread(target=self._read_loop, name=f"{self.name}-reader", daemon=True)]
-        self._threads[0].start()
-        self.reset()
-        info = self.command("$I")
-        self.axis_letters = proto.parse_axes(info)
-        self.version = next((line[5:-1].rstrip(":") for line in info if line.startswith("[VER:")), "")
-        missing = [a for a in self.required_axes if a not in self.axis_letters]
-        if missing:
-            self.disconnect()
-            raise ProtocolError(f"{self.name}: controller reports axes {self.axis_letters!r}; "
-                                f"this station needs {self.required_axes!r} (missing {''.join(missing)})")
-        self.settings = proto.parse_settings(self.command("$$"))
         try:
-            self.axis_settings = proto.axis_settings(self.settings, self.axis_letters)
-        except KeyError as exc:
+            self.reset()
+            info = self.command("$I")
+            self.axis_letters = proto.parse_axes(info)
+            self.version = next((line[5:-1].rstrip(":") for line in info if line.startswith("[VER:")), "")
+            missing = [a for a in self.required_axes if a not in self.axis_letters]
+            if missing:
+                raise ProtocolError(f"{self.name}: controller reports axes {self.axis_letters!r}; "
+                                    f"this station needs {self.required_axes!r} (missing {''.join(missing)})")
+            self.settings = proto.parse_settings(self.command("$$"))
+            if self.settings.get(proto.REPORT_INCHES, "0") not in ("0", "0.0"):
+                raise ProtocolError(f"{self.name}: the controller reports inches (${proto.REPORT_INCHES}="
+                                    f"{self.settings[proto.REPORT_INCHES]}); set ${proto.REPORT_INCHES}=0")
+            try:
+                self.axis_settings = proto.axis_settings(self.settings, self.axis_letters)
+            except KeyError as exc:
+                raise ProtocolError(f"{self.name}: {exc.args[0]}") from None
+            self.tolerance = tuple(proto.arrival_tolerance(self.axis_settings[a].steps_per_unit) for a in AXES)
+            self.read_offsets()
+        except BaseException:
             self.disconnect()
-            raise ProtocolError(f"{self.name}: {exc.args[0]}") from None
-        poller = threading.Thread(target=self._poll_loop, name=f"{self.name}-poller", daemon=True)
-        self._threads.append(poller)
-        poller.start()
+            raise
+        self._poller = threading.Thread(target=self._poll_loop, name=f"{self.name}-poller", daemon=True)
+        self._poller.start()
+
+    def read_offsets(self) -> tuple[float, ...]:
+        """Read the work offsets (`$#`) and the active system (`$G`); returns the WCO they make."""
+        self.work_offsets = proto.parse_offsets(self.command("$#"))
+        system = proto.parse_modal(self.command("$G")).get("wcs", "G54")
+        wco = proto.work_coordinate_offset(self.work_offsets, system)
+        with self._state_lock:
+            self._state = replace(self._state, work_offset=wco)
+        return wco
 
     def disconnect(self) -> None:
         self._stop.set()
-        for thread in self._threads:
-            if thread is not threading.current_thread():
-                thread.join(timeout=2)
-        self._threads = []
-        self.transport.close()
+        if self._poller is not None and self._poller is not threading.current_thread():
+            self._poller.join(timeout=2)
+        self._poller = None
+        self.link.close()
         self._fail_pending(PortClosed(f"{self.name}: disconnected"))
 
     @property
     def connected(self) -> bool:
-        return self.transport.is_open and self._fault is None and not self._stop.is_set()
+        """Open, its reader alive, and replies still paired with commands (else Reset first)."""
+        return self.link.alive and not self._stop.is_set() and not self.link.lost_step
 
     # -- commands ----------------------------------------------------------------------------------
     def command(self, line: str, timeout_s: float | None = None) -> list[str]:
-        """Send one line and wait for its `ok`; returns the lines it printed before. Raises
-        ControllerError on `error:N`, ControllerAlarm on `ALARM:N`, ReadTimeout on silence."""
-        with self._command_lock:
-            self._raise_fault()
-            self._drain_replies()
-            if self._needs_reset and self._alarm is not None:
-                # a critical alarm (limit, e-stop) makes the controller ignore every line until a reset:
-                # waiting for a reply would only end in a timeout that hides the alarm (checked after the
-                # drain: the reader sets the flag before it queues the alarm)
-                code = self._alarm[0]
-                raise ControllerAlarm(self.name, code, proto.alarm_meaning(code))
-            self._collected = []
-            self.transport.write_line(line)
-            wait = self.command_timeout_s if timeout_s is None else timeout_s
-            try:
-                kind, value = self._replies.get(timeout=wait)
-            except queue.Empty:
-                self._raise_fault()
-                raise ReadTimeout(f"{self.name}: no reply to {line!r} within {wait:.3g} s") from None
-            if kind == "ok":
-                return list(self._collected)
-            if kind == "error":
-                code = int(value)  # type: ignore[arg-type]
-                raise ControllerError(self.name, code, proto.error_meaning(code), line)
-            if kind == "alarm":
-                code = int(value)  # type: ignore[arg-type]
-                raise ControllerAlarm(self.name, code, proto.alarm_meaning(code))
-            raise value  # type: ignore[misc]  # a fault from the reader
+        """Send one line and wait for its `ok`; returns the lines it printed before (see GrblLink)."""
+        return self.link.command(line, timeout_s)
 
     def reset(self) -> None:
-        """Soft reset (0x18) and wait for the welcome banner."""
+        """Soft reset (0x18) and wait for the welcome banner. An alarm the reset itself causes
+        (ALARM:3, reset while moving) is kept; the one from before is cleared."""
+        self._clear_alarm()
         self._banner.clear()
-        self.transport.write_bytes(proto.RESET)
-        self._needs_reset = False
+        self.link.write_realtime(proto.RESET)
         if not self._banner.wait(self.connect_timeout_s):
-            self._raise_fault()
+            self.link.raise_fault()
             raise ReadTimeout(f"{self.name}: no grblHAL banner within {self.connect_timeout_s:.3g} s after reset "
                               f"(wrong port, baud rate or device?)")
         self._fail_pending(ControllerError(self.name, 0, "motion aborted by reset"))
-        self._clear_alarm()
         time.sleep(0.02)  # the banner may be followed by an unlock hint
-        self._drain_replies()
+        self.link.after_reset()
 
     def unlock(self) -> None:
-        """Clear an alarm: a critical alarm (limit, soft limit, e-stop) needs a reset first, then `$X`."""
-        if self._needs_reset:
-            self.reset()  # a critical alarm ignores every line until reset
+        """Clear an alarm: a critical alarm (limit, soft limit, e-stop) needs a reset first, then `$X`.
+        grblHAL answers `$X` with error 46 while the machine must be homed first."""
+        if self.link.critical_alarm is not None or not self.link.in_step:
+            self.reset()
         self.command("$X")
         self._clear_alarm()
 
@@ -167,28 +174,37 @@ class GrblHalController(MotionController):
         return status
 
     def move_to(self, pose: Pose, feed_per_min: float | None = None, timeout_s: float | None = None) -> Status:
-        target = tuple(float(getattr(pose, a)) for a in AXES)
-        timeout = timeout_s if timeout_s is not None else self.estimate_move_s(target, feed_per_min) * 3 + 2.0
-        description = f"{self.name}: move to " + " ".join(f"{a.upper()}{v:.3f}" for a, v in zip(AXES, target))
+        """Move to a stage-frame pose in machine coordinates (G53); see the module docstring."""
+        values = tuple(float(getattr(pose, a)) for a in AXES)
+        bad = [f"{a}={v}" for a, v in zip(AXES, values) if not math.isfinite(v)]
+        if bad:
+            raise ValueError(f"{self.name}: move target must be finite numbers, got {', '.join(bad)}")
+        target = tuple(v + o for v, o in zip(values, self.origin))
+        estimate = self.estimate_move_s(values, feed_per_min)
+        timeout = timeout_s if timeout_s is not None else estimate * 1.5 + 2 * self.reply_timeout_s + 1.0
+        description = f"{self.name}: move to " + " ".join(f"{a.upper()}{v:.3f}" for a, v in zip(AXES, values))
         status = Status(description, timeout_s=timeout)
-        self._start_motion(proto.format_move(pose, self.axis_letters or "XYZAB", feed_per_min), status, target)
+        line = proto.format_machine_move(target, self.axis_letters or "XYZAB", feed_per_min)
+        self._start_motion(line, status, target, retry=True)
         return status
 
     def jog(self, axis: str, distance: float, feed_per_min: float, timeout_s: float | None = None) -> Status:
+        if not math.isfinite(distance):
+            raise ValueError(f"{self.name}: jog distance must be a finite number, got {distance}")
         line = proto.format_jog(axis, distance, feed_per_min)
         timeout = timeout_s if timeout_s is not None else abs(distance) / (feed_per_min / 60.0) * 3 + 2.0
         status = Status(f"{self.name}: jog {axis.upper()} {distance:+.3f}", timeout_s=timeout)
-        self._start_motion(line, status, None)
+        self._start_motion(line, status, None, retry=False)
         return status
 
     def jog_cancel(self) -> None:
-        self.transport.write_bytes(proto.JOG_CANCEL)
+        self.link.write_realtime(proto.JOG_CANCEL)
 
     def feed_hold(self) -> None:
-        self.transport.write_bytes(proto.FEED_HOLD)
+        self.link.write_realtime(proto.FEED_HOLD)
 
     def resume(self) -> None:
-        self.transport.write_bytes(proto.CYCLE_START)
+        self.link.write_realtime(proto.CYCLE_START)
 
     def stop(self) -> None:
         """Controlled stop now: feed hold, then reset to flush the planner (position is kept)."""
@@ -203,8 +219,8 @@ class GrblHalController(MotionController):
             return self._state
 
     def estimate_move_s(self, target: tuple[float, ...], feed_per_min: float | None = None) -> float:
-        """Time the controller needs for a move from the last reported position (trapezoids)."""
-        start = self.status().machine_pos
+        """Time the controller needs from the last reported pose to a stage-frame target (trapezoids)."""
+        start = self.status().pose.as_tuple()
         worst = 0.0
         for axis, a, b in zip(AXES, start, target):
             settings = self.axis_settings.get(axis)
@@ -219,13 +235,19 @@ class GrblHalController(MotionController):
         return worst
 
     # -- motion tracking -----------------------------------------------------------------------------
-    def _start_motion(self, line: str, status: Status, target: tuple[float, ...] | None) -> None:
+    def _start_motion(self, line: str, status: Status, target: tuple[float, ...] | None, *, retry: bool) -> None:
         pending = _PendingMotion(status, target, time.monotonic())
         with self._state_lock:
             self._pending.append(pending)
         status.add_callback(lambda s: self._forget(pending))
         try:
-            self.command(line)
+            try:
+                self.command(line)
+            except ControllerError as exc:
+                if not (retry and exc.code in GARBLED_LINE_ERRORS):
+                    raise
+                log.warning("%s; sending the absolute move once more (garbled on the line?)", exc)
+                self.command(line)
         except HardwareError as exc:
             status.set_exception(exc)
 
@@ -241,7 +263,7 @@ class GrblHalController(MotionController):
             if state.received_at > asked and predicate(state):
                 status.set_finished()
                 return
-            self._raise_fault()
+            self.link.raise_fault()
             time.sleep(self.poll_interval_s)
 
     def _check_motion(self, state: MachineState) -> None:
@@ -258,11 +280,11 @@ class GrblHalController(MotionController):
             if pending.target is None:
                 if pending.seen_busy or state.received_at - pending.sent_at > 0.2:
                     pending.status.set_finished()
-            elif all(abs(m - t) <= self.position_tolerance for m, t in zip(state.machine_pos, pending.target)):
+            elif all(abs(m - t) <= tol for m, t, tol in zip(state.machine_pos, pending.target, self.tolerance)):
                 pending.status.set_finished()
             elif pending.seen_busy:
                 pending.status.set_exception(HardwareError(
-                    f"{self.name}: stopped at {state.machine_pos} short of target {pending.target}"))
+                    f"{self.name}: stopped at MPos {_shown(state.machine_pos)} short of target {_shown(pending.target)}"))
 
     def _fail_pending(self, exc: HardwareError) -> None:
         with self._state_lock:
@@ -270,61 +292,37 @@ class GrblHalController(MotionController):
         for pending in pendings:
             pending.status.set_exception(exc)
 
-    # -- threads ----------------------------------------------------------------------------------
-    def _read_loop(self) -> None:
-        while not self._stop.is_set():
+    # -- lines and alarms from the link's reader, and the poller -----------------------------------------
+    def _on_line(self, line: str) -> bool:
+        """Status reports and the banner; False for a line that is neither (the link handles it)."""
+        if proto.STATUS.match(line):
+            previous = self.status()
             try:
-                line = self.transport.read_line(timeout_s=0.1)
-            except ReadTimeout:
-                continue
-            except (PortClosed, ProtocolError, OSError) as exc:
-                if self._stop.is_set():
-                    return
-                self._set_fault(exc if isinstance(exc, HardwareError) else PortClosed(f"{self.name}: {exc}"))
-                return
-            try:
-                self._route(line.strip())
-            except ProtocolError as exc:
-                self._set_fault(exc)
-                return
-
-    def _route(self, line: str) -> None:
-        if not line:
-            return
-        if line == proto.OK:
-            self._replies.put(("ok", None))
-        elif match := proto.STATUS.match(line):
-            try:
-                state = proto.parse_status(line, self.status().work_offset)
+                state = proto.parse_status(line, previous.work_offset, axes=len(self.axis_letters or AXES))
             except ValueError as exc:
-                raise ProtocolError(f"{self.name}: garbled status report {line!r}: {exc}") from None
+                self.link.drop(f"status report {line[:80]!r}: {exc}")
+                return True
             with self._state_lock:
+                state = replace(state, origin=self.origin)
                 if self._alarm is not None:
                     state = replace(state, alarm=self._alarm[0], alarm_meaning=self._alarm[1])
                 self._state = state
             self._last_report = state.received_at
             self._check_motion(state)
             self._notify(state)
-        elif match := proto.ERROR.match(line):
-            self._replies.put(("error", int(match.group("code"))))
-        elif match := proto.ALARM.match(line):
-            code = int(match.group("code"))
-            alarm = ControllerAlarm(self.name, code, proto.alarm_meaning(code))
-            self._needs_reset = self._needs_reset or code in proto.CRITICAL_ALARMS
-            with self._state_lock:  # kept in the state, so an alarm raised while idle still has its reason
-                self._alarm = (code, alarm.meaning)
-                self._state = state = replace(self._state, alarm=code, alarm_meaning=alarm.meaning)
-            self._replies.put(("alarm", code))
-            self._fail_pending(alarm)
-            self._notify(state)
-        elif proto.BANNER.match(line):
+            return True
+        if proto.BANNER.match(line):
             self._banner.set()
-        elif line == proto.RESET_TO_CONTINUE:
-            self._needs_reset = True
-        elif line.startswith("[") or proto.SETTING.match(line):
-            self._collected.append(line)
-        else:
-            raise ProtocolError(f"{self.name}: unexpected reply {line[:60]!r} (not grblHAL, or line noise)")
+            return True
+        return False
+
+    def _on_alarm(self, code: int) -> None:
+        alarm = ControllerAlarm(self.name, code, proto.alarm_meaning(code))
+        with self._state_lock:  # kept in the state, so an alarm raised while idle still has its reason
+            self._alarm = (code, alarm.meaning)
+            self._state = state = replace(self._state, alarm=code, alarm_meaning=alarm.meaning)
+        self._fail_pending(alarm)
+        self._notify(state)
 
     def _clear_alarm(self) -> None:
         with self._state_lock:
@@ -337,31 +335,16 @@ class GrblHalController(MotionController):
     def _poll_loop(self) -> None:
         while not self._stop.wait(self.poll_interval_s):
             try:
-                self.transport.write_bytes(proto.STATUS_QUERY)
+                self.link.write_realtime(proto.STATUS_QUERY)
             except HardwareError as exc:
-                self._set_fault(exc)
+                self._fail_pending(exc)
                 return
             with self._state_lock:
                 busy = bool(self._pending)
             silent_for = time.monotonic() - self._last_report if self._last_report else 0.0
-            if busy and self._last_report and silent_for > self.command_timeout_s:
+            if busy and self._last_report and silent_for > self.reply_timeout_s:
                 self._fail_pending(ReadTimeout(f"{self.name}: no status report for {silent_for:.2g} s during motion"))
 
-    def _set_fault(self, exc: HardwareError) -> None:
-        self._fault = exc
-        self._replies.put(("fault", exc))
-        self._fail_pending(exc)
 
-    def _raise_fault(self) -> None:
-        if self._fault is not None:
-            raise self._fault
-
-    def _drain_replies(self) -> None:
-        while True:
-            try:
-                kind, value = self._replies.get_nowait()
-            except queue.Empty:
-                return
-            if kind == "fault":
-                raise value  # type: ignore[misc]
-
+def _shown(position: tuple[float, ...]) -> str:
+    return "(" + ", ".join(f"{v:.4f}" for v in position) + ")"

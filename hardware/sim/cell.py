@@ -135,18 +135,19 @@ class VirtualCell:
 
     # -- station config ------------------------------------------------------------------------------
     def station_config_dict(self, name: str = "virtual-cell") -> dict:
-        return station_config_dict(self.motion.port_path, self.lights.port_path, self.light_protocol, name)
+        return station_config_dict(self.motion.port_path, self.lights.port_path, self.light_protocol, name,
+                                   origin=self.motion.stage_origin)
 
 
 def station_config_dict(motion_url: str, lights_url: str, light_protocol: str = "gardasoft",
-                        name: str = "virtual-cell") -> dict:
+                        name: str = "virtual-cell", origin: tuple[float, ...] = (0.0,) * 5) -> dict:
     """The station config of the virtual cell (its wiring and camera calibration) for given ports."""
     lights: dict = {"protocol": light_protocol, "url": lights_url, "timeout_s": 1.0,
                     "channels": dict(WIRING if light_protocol == "gardasoft" else TEMPLATE_WIRING)}
     if light_protocol == "template":
         lights["template"] = dict(ACME_TEMPLATE)
     return {"station": {"name": name},
-            "motion": {"protocol": "grblhal", "url": motion_url, "timeout_s": 2.0},
+            "motion": {"protocol": "grblhal", "url": motion_url, "timeout_s": 2.0, "origin": list(origin)},
             "lights": lights,
             "cameras": {role: _camera_entry(spec) for role, spec in CAMERAS.items()}}
 

@@ -1,65 +1,111 @@
 """A grblHAL controller emulator on a real pseudo-terminal, with machine dynamics.
 
-Speaks what the firmware speaks: the welcome banner on start and after 0x18, `$I`, `$$`, `$X`,
-`$H`, `$J=`, `G90/G91 G0/G1 … F…`, real-time `?` `!` `~` 0x18 0x85, `ok` / `error:N` / `ALARM:N`,
-and status reports `<State|MPos:…|Bf:…|FS:…|WCO:…>`. Motion follows `dynamics.Move` in machine
-time, which runs `speed_factor` times faster than wall time. Soft limits behave as in Grbl 1.1:
-a jog beyond travel is refused with error:15; a G-code target beyond travel raises ALARM:2, a
-critical alarm that needs a reset, after which the machine stays locked until `$X` or `$H`.
+It follows grblHAL's core sources (grblHAL/core; the protocol tables in tests/test_grbl_protocol.py
+name the file and function for each behaviour), including what is inconvenient for a sender:
+
+- positions are whole motor steps: targets are rounded to `$100`–`$104` steps per unit (planner.c
+  `plan_buffer_line`, lroundf) and reports print 3 decimals (report.c);
+- work offsets G54–G59.3 (`G10 L2/L20`), G92 and G53, WCO in reports every 10 reports idle, 30 busy
+  and after each change, `$#` and `$G`; `$10` bit 0 chooses MPos or WPos (report.c);
+- sticky errors: after `error:N` every G-code line gets `error:N` until an empty line or a `$`
+  command succeeds (protocol.c `protocol_main_loop`);
+- the homing lock (`$22` bit 2): ALARM:11 at boot, `$X` answered error:46 (machine_limits.c
+  `limits_homing_required`); homing seeks the switches at the positive end of each axis and sets
+  MPos to −pull-off (`limits_set_machine_positions`); soft limits only on homed axes, within
+  [−travel, 0] (`limits_set_work_envelope`); a G-code target beyond them raises ALARM:2 and locks
+  until reset, a jog is refused with error:15;
+- a soft reset while moving raises ALARM:3 and loses the homed state (motion_control.c `mc_reset`);
+- G4 dwells (its `ok` comes when the planner is empty and the dwell is over);
+- replies may come late (`reply_latency_s`, wall seconds), as they do from a loaded controller.
+
+`ideal=True` keeps the old idealised stage (no step rounding). Motion follows `dynamics.Move` in
+machine time, which runs `speed_factor` times faster than wall time. The emulator also knows the
+physical stage (for the virtual cameras): `machine_pose()` is the stage-frame pose, MPos plus the
+switch positions once homed; `stage_origin` is the MPos of the stage frame's zero.
 """
 from __future__ import annotations
 
-import re
+import math
+import random
 import time
 from collections import deque
 from dataclasses import dataclass
 
 from ..motion.grbl_protocol import format_status
 from ..pose import StagePose
-from .dynamics import DEFAULT_LIMITS, SETTLE_S, AxisLimits, Move, within
+from . import grbl_gcode as gcode
+from .dynamics import DEFAULT_LIMITS, SETTLE_S, AxisLimits, Move
+from .grbl_settings import build_info, default_settings, format_setting, modal_words, store_setting
 from .pty_device import PtyDevice
 
 BANNER = "GrblHAL 1.1f ['$' or '$HELP' for help]"
 UNLOCK_HINT = "[MSG:'$H'|'$X' to unlock]"
-LETTERS = "XYZAB"
-WORD = re.compile(r"([A-Z])([-+]?(?:\d+\.?\d*|\.\d+))?")
+HOMING_HINT = "[MSG:Homing cycle required]"
+LETTERS = gcode.LETTERS
 PLANNER_BLOCKS = 35
 RX_BUFFER = 1023
+CRITICAL = (1, 2, 10, 17)  # protocol.c: hard limit, soft limit, e-stop, motor fault block until reset
+BLOCKING_OK = ("$I", "$$", "$#", "$G")  # `$` commands that still run while a critical alarm blocks
 
 
 @dataclass
 class _Pending:
     move: Move
     jog: bool
+    feed_per_s: float | None = None  # the programmed feed (None: rapid), to resume after a hold
     hold_fraction: float | None = None  # set while a feed hold or jog cancel brings it to rest
 
 
 class GrblEmulator(PtyDevice):
     def __init__(self, *, speed_factor: float = 1.0, limits: dict[str, AxisLimits] | None = None,
-                 settle_s: float = SETTLE_S, homing_required: bool = True, home_position=(0.0, 0.0, 40.0, 0.0, 0.0),
-                 name: str = "grblhal"):
+                 settle_s: float = SETTLE_S, homing_required: bool = True, park=(0.0, 0.0, 40.0, 0.0, 0.0),
+                 steps_per_unit: float = 250.0, ideal: bool = False, reply_latency_s: tuple[float, float] = (0.0, 0.0),
+                 work_offsets: dict[str, tuple[float, ...]] | None = None, seed: int = 0, name: str = "grblhal"):
         super().__init__(name)
         if speed_factor <= 0:
             raise ValueError(f"speed_factor must be positive, got {speed_factor}")
+        low, high = reply_latency_s
+        if not 0 <= low <= high:
+            raise ValueError(f"reply_latency_s must be (low, high) with 0 <= low <= high, got {reply_latency_s}")
         self.speed_factor = speed_factor
         self.limits = dict(limits or DEFAULT_LIMITS)
         self._limit_list = [self.limits[a] for a in "xyzab"]
         self.settle_s = settle_s
-        self.home_position = tuple(float(v) for v in home_position)
+        self.ideal = ideal
+        self.reply_latency_s = (float(low), float(high))
+        self._random = random.Random(seed)
         self._t0 = time.monotonic()
-        self.settings: dict[int, str] = self._default_settings(homing_required)
-        self._position = tuple(self.home_position)
+        self.settings: dict[int, str] = default_settings(self.limits, homing_required, steps_per_unit)
+        self.switches = tuple(lim.maximum for lim in self._limit_list)  # home switches at the positive ends
+        self.stage_origin = tuple(-s for s in self.switches)  # MPos of the stage frame's zero once homed
+        park = tuple(float(v) for v in park)
+        # physical pose = MPos + offset: MPos is 0 where the stage stood at power-on until homing sets it;
+        # a cell without homing keeps the homed frame (as a stage with absolute encoders would)
+        self._offset = park if homing_required else self.switches
+        self._position = self._quantise(tuple(p - o for p, o in zip(park, self._offset)))
         self._queue: deque[tuple[tuple[float, ...], float | None, bool]] = deque()  # (target, feed/s, jog)
         self._current: _Pending | None = None
         self._settle_until = 0.0
         self._homing: Move | None = None
-        self._absolute = True
-        self._feed_per_s: float | None = None
-        self._alarm: int | None = None
-        self._critical = False  # waiting for a reset before anything else
-        self._holding = False
-        self._reports = 0
         self._homed = False
+        self._alarm: int | None = None
+        self._critical = False
+        self._holding = False
+        # the G-code parser's state (gcode.c gc_state), reset to these defaults on a soft reset
+        self.coords = [tuple(float(v) for v in (work_offsets or {}).get(name, (0.0,) * 5)) for name in gcode.WORK_SYSTEM_NAMES]
+        self.stored = {"G28": (0.0,) * 5, "G30": (0.0,) * 5}
+        self.g92 = (0.0,) * 5
+        self._parser_reset()
+        self._last_error = 0
+        self._dwell: float | None = None  # machine time the running G4 ends (inf: until the planner is empty)
+        self._dwell_s = 0.0
+        self._held_lines: deque[str] = deque()  # lines received while a dwell blocks the parser
+        self._outbox: deque[tuple[float, bytes]] = deque()
+        self._last_eol = 0
+        self._force_wco = False
+        self._wco_in, self._ov_in = 10, 0
+        self._garble_next = False
+        self._truncate_next = False
         self._boot()
 
     # -- for the rest of the virtual cell (thread-safe) -------------------------------------------
@@ -68,8 +114,20 @@ class GrblEmulator(PtyDevice):
         return (time.monotonic() - self._t0) * self.speed_factor
 
     def machine_pose(self) -> StagePose:
+        """Where the stage physically is, in the stage frame (what the cameras see)."""
         with self._lock:
-            return StagePose(*self._pos_now(self.clock()))
+            return StagePose(*(m + o for m, o in zip(self._pos_now(self.clock()), self._offset)))
+
+    def machine_position(self) -> tuple[float, ...]:
+        """MPos as the controller counts it (whole steps)."""
+        with self._lock:
+            return self._pos_now(self.clock())
+
+    @property
+    def home_position(self) -> tuple[float, ...]:
+        """The stage-frame pose homing ends at: the switches less the pull-off."""
+        pulloff = float(self.settings[27])
+        return tuple(s - pulloff for s in self.switches)
 
     @property
     def is_moving(self) -> bool:
@@ -84,15 +142,30 @@ class GrblEmulator(PtyDevice):
     def inject_alarm(self, code: int) -> None:
         """Fault injection: raise ALARM:code as if a limit switch or e-stop tripped."""
         with self._lock:
-            now = self.clock()
-            self._position = self._pos_now(now)
-            self._stop_all()
-            self._alarm, self._critical = code, code in (1, 2, 10)
+            self._halt()
+            self._alarm, self._critical = code, code in CRITICAL
             self.send_line(f"ALARM:{code}")
+            if self._critical:
+                self.send_line("[MSG:Reset to continue]")
+
+    def garble_next_line(self) -> None:
+        """Line noise on the way in: the next G-code line arrives with a digit turned into a letter."""
+        with self._lock:
+            self._garble_next = True
+
+    def noise_burst(self, size: int = 64) -> None:
+        """Line noise on the way out: `size` random bytes, line ends among them."""
+        with self._lock:
+            self.send(bytes(self._random.choice(b"\x00\x07\x13#%&*<>|:,.0123456789ABCxyz\r\n\xfe")
+                            for _ in range(size)))
+
+    def truncate_next_report(self) -> None:
+        """The next status report loses its last axes (a line cut short): `<Idle|MPos:x,y,z>`."""
+        with self._lock:
+            self._truncate_next = True
 
     # -- bytes in --------------------------------------------------------------------------------
     def on_bytes(self, data: bytes) -> None:
-        rest = bytearray()
         for byte in data:
             if byte == 0x3F:  # ?
                 self._report_status()
@@ -102,51 +175,90 @@ class GrblEmulator(PtyDevice):
                 self._cycle_start()
             elif byte == 0x18:
                 self._reset()
-                rest.clear()
                 self._line.clear()
             elif byte == 0x85:
                 self._jog_cancel()
             elif byte >= 0x80:
                 continue  # other real-time overrides: ignored
+            elif byte in (0x0A, 0x0D):
+                # protocol.c: CR LF is one line end; any other line end ends a line, an empty one included
+                if not self._line and self._last_eol and self._last_eol != byte:
+                    self._last_eol = 0
+                    continue
+                self._last_eol = byte
+                line, self._line = bytes(self._line), bytearray()
+                self._receive(line.decode("ascii", errors="replace"))
             else:
-                rest.append(byte)
-        if rest:
-            super().on_bytes(bytes(rest))
+                self._last_eol = 0
+                self._line.append(byte)
+
+    def _receive(self, raw: str) -> None:
+        if self._dwell is not None or self._held_lines:
+            self._held_lines.append(raw)  # the parser waits in the dwell; the line sits in the buffer
+            return
+        self.on_line(raw)
 
     def on_line(self, raw: str) -> None:
-        if self._critical:
-            return  # a critical alarm ignores everything until reset (Grbl 1.1)
         line = raw.strip().upper().replace(" ", "")
-        if not line:
+        if len(raw) > 255:
+            self._reply(gcode.OVERFLOW)
+        elif not line:
+            self._last_error = 0  # an empty line: "for syncing purposes" (protocol.c)
             self.send_line("ok")
-            return
-        if line.startswith("$"):
-            self._system_command(line)
+        elif line.startswith("$"):
+            code = 79 if self._critical and line not in BLOCKING_OK else self._system_command(line)
+            self._last_error = code or 0  # a `$` command's result replaces the sticky error
+            if code is not None:  # None: $H answers when the cycle ends
+                self._reply(code)
+        elif self._critical or self._alarm is not None or self._state(self.clock())[0] == "Jog":
+            self._last_error = 9
+            self._reply(9)
+        elif self._last_error:
+            self._reply(self._last_error)  # sticky: the line is not executed
         else:
-            self._gcode(line)
+            if self._garble_next:
+                self._garble_next = False
+                line = next((line[:i] + "Q" + line[i + 1:] for i, c in enumerate(line) if c.isdigit()), line)
+            result = self._gcode(line)
+            if result is not None:  # None: aborted (soft limit), no reply
+                self._last_error = result
+                if self._dwell is None or result:
+                    self._reply(result)
+
+    def _reply(self, code: int) -> None:
+        self.send_line("ok" if code == 0 else f"error:{code}")
+
+    def send(self, data: bytes | str) -> None:
+        """Out through the reply latency, in order (a line never overtakes the one before)."""
+        low, high = self.reply_latency_s
+        if high <= 0:
+            super().send(data)
+            return
+        data = data.encode("ascii") if isinstance(data, str) else data
+        due = time.monotonic() + self._random.uniform(low, high)
+        if self._outbox:
+            due = max(due, self._outbox[-1][0])
+        self._outbox.append((due, data))
 
     # -- time ------------------------------------------------------------------------------------
     def tick(self) -> None:
+        while self._outbox and self._outbox[0][0] <= time.monotonic():
+            super().send(self._outbox.popleft()[1])
         now = self.clock()
         if self._homing is not None and now >= self._homing.started_at + self._homing.duration:
-            self._position = self._homing.target
-            self._homing = None
-            self._homed = True
-            self._alarm = None
-            self._settle_until = now + self.settle_s
-            self.send_line("ok")
+            self._finish_homing(now)
         pending = self._current
         if pending is not None:
             move = pending.move
             if pending.hold_fraction is not None:
                 if move.fraction(now) >= pending.hold_fraction:
-                    self._position = self._at_fraction(move, pending.hold_fraction)
+                    self._position = self._quantise(self._at_fraction(move, pending.hold_fraction))
                     self._current = None
                     if pending.jog:  # a stopped jog is discarded
                         self._holding = False
                         self._queue = deque(item for item in self._queue if not item[2])
                     else:  # remember the rest of the way for the resume
-                        self._queue.appendleft((move.target, self._feed_per_s, False))
+                        self._queue.appendleft((move.target, pending.feed_per_s, False))
                     self._settle_until = now + self.settle_s
             elif now >= move.started_at + move.duration:
                 self._position = move.target
@@ -154,172 +266,244 @@ class GrblEmulator(PtyDevice):
                 self._settle_until = now + self.settle_s
         if self._current is None and self._queue and not self._holding and self._homing is None:
             target, feed, jog = self._queue.popleft()
-            self._current = _Pending(Move.plan(self._position, target, now, self._limit_list, feed), jog)
+            self._current = _Pending(Move.plan(self._position, target, now, self._limit_list, feed), jog, feed)
+        if self._dwell is not None and not self._busy() and now >= self._settle_until:
+            if self._dwell == math.inf:
+                self._dwell = now + self._dwell_s
+            if now >= self._dwell:
+                self._dwell = None
+                self.send_line("ok")
+        while self._dwell is None and self._held_lines:
+            self.on_line(self._held_lines.popleft())
 
-    # -- commands ----------------------------------------------------------------------------------
-    def _system_command(self, line: str) -> None:
+    # -- `$` commands (system.c) -------------------------------------------------------------------
+    def _system_command(self, line: str) -> int | None:
+        """Run a `$` command; its status code, or None when the reply comes later ($H)."""
+        state = self._state(self.clock())[0]
         if line == "$I":
-            for text in ("[VER:1.1f.20240101:]", "[OPT:VNMSL,35,1023,5,0]", "[AXS:5:XYZAB]",
-                         "[NEWOPT:ENUMS,RT+,HOME,SED]", "[FIRMWARE:grblHAL]"):
+            for text in build_info(self.settings):
                 self.send_line(text)
         elif line == "$$":
+            if state in ("Run", "Hold"):
+                return 8
             for number in sorted(self.settings):
-                self.send_line(f"${number}={self.settings[number]}")
+                self.send_line(format_setting(number, self.settings[number]))
+        elif line == "$#":
+            for name, values in zip(gcode.WORK_SYSTEM_NAMES, self.coords):
+                self.send_line(f"[{name}:{_mm(values)}]")
+            for name in ("G28", "G30"):
+                self.send_line(f"[{name}:{_mm(self.stored[name])}]")
+            self.send_line(f"[G92:{_mm(self.g92)}]")
+            self.send_line(f"[TLO:{_mm((0.0,) * 5)}]")
+            self.send_line(f"[PRB:{_mm((0.0,) * 5)}:0]")
+        elif line == "$G":
+            self.send_line("[GC:" + " ".join(modal_words(self._motion_mode, gcode.WORK_SYSTEM_NAMES[self._wcs],
+                                                         self._inches, self._absolute, self._feed)) + "]")
         elif line == "$X":
-            if self._alarm is not None:
-                self._alarm = None
-                self.send_line("[MSG:Caution: Unlocked]")
+            if self._alarm is None:
+                return 0
+            if self._homing_required():
+                return 46
+            self._alarm = None
+            self.send_line("[MSG:Caution: Unlocked]")
         elif line == "$H":
-            if self.settings[22] != "1":
-                self.send_line("error:5")
-                return
-            if self._busy():
-                self.send_line("error:8")
-                return
-            now = self.clock()
-            self._homing = Move.plan(self._position, self.home_position, now + 0.1, self._limit_list,
-                                     feed_per_s=None)
-            return  # `ok` when the cycle ends (tick)
+            if not int(self.settings[22]) & 1:
+                return 5
+            if state not in ("Idle", "Alarm"):
+                return 8
+            self._start_homing()
+            return None
         elif line.startswith("$J="):
-            self._jog(line[3:])
-            return
-        elif re.fullmatch(r"\$\d+=[-+]?\d*\.?\d+", line):
-            number, value = line[1:].split("=")
-            if int(number) not in self.settings:
-                self.send_line("error:3")
-                return
-            if self._busy():
-                self.send_line("error:8")
-                return
-            self.settings[int(number)] = value
+            return self._jog(line[3:], state)
+        elif (setting := _setting_assignment(line)) is not None:
+            number, value = setting
+            if number not in self.settings:
+                return 3
+            if state not in ("Idle", "Alarm"):
+                return 8
+            if number == 20 and value and not int(self.settings[22]) & 1:
+                return 10  # soft limits need homing
+            self.settings[number] = store_setting(number, value)
             self._apply_settings()
         else:
-            self.send_line("error:3")
-            return
-        self.send_line("ok")
+            return 3
+        return 0
 
-    def _gcode(self, line: str) -> None:
-        words = self._words(line)
-        if words is None:
-            return
-        motion, absolute, feed, axes = None, self._absolute, self._feed_per_s, {}
+    def _jog(self, body: str, state: str) -> int:
+        if state not in ("Idle", "Jog"):
+            return 8
+        words = gcode.words(body)
+        if isinstance(words, int):
+            return words
+        absolute, machine, feed, axes = self._absolute, False, None, {}
         for letter, value in words:
-            if letter == "G":
-                code = value
-                if code in (0.0, 1.0):
-                    motion = int(code)
-                elif code == 90.0:
-                    absolute = True
-                elif code == 91.0:
-                    absolute = False
-                elif code == 21.0:
-                    pass  # millimetres: the only unit here
-                else:
-                    self.send_line("error:20")
-                    return
+            if letter == "G" and value in (90.0, 91.0, 53.0, 20.0, 21.0):
+                absolute = value != 91.0 if value in (90.0, 91.0) else absolute
+                machine = machine or value == 53.0
             elif letter == "F":
-                if value <= 0:
-                    self.send_line("error:4")
-                    return
-                feed = value / 60.0
-            elif letter in LETTERS:
-                if letter in axes:
-                    self.send_line("error:25")
-                    return
-                axes[letter] = value
-            elif letter == "N":
-                continue
-            else:
-                self.send_line("error:20")
-                return
-        if axes and motion is None:
-            motion = 0
-        if motion is not None and not axes:
-            self.send_line("error:26")
-            return
-        if self._alarm is not None and motion is not None:
-            self.send_line("error:9")
-            return
-        if motion == 1 and feed is None:
-            self.send_line("error:22")
-            return
-        self._absolute = absolute
-        if motion == 1:
-            self._feed_per_s = feed
-        if motion is not None:
-            target = self._target(axes, absolute)
-            if self.settings[20] == "1" and not within(self._limit_list, target):
-                now = self.clock()
-                self._position = self._pos_now(now)
-                self._stop_all()
-                self._alarm, self._critical = 2, True
-                self.send_line("ALARM:2")
-                self.send_line("[MSG:Reset to continue]")
-                return
-            if len(self._queue) >= PLANNER_BLOCKS:
-                self.send_line("error:11")
-                return
-            self._queue.append((target, feed if motion == 1 else None, False))
-        self.send_line("ok")
-
-    def _jog(self, body: str) -> None:
-        words = self._words(body)
-        if words is None:
-            return
-        absolute, feed, axes = False if "G91" in body else True, None, {}
-        for letter, value in words:
-            if letter == "G" and value in (90.0, 91.0, 21.0, 53.0):
-                continue
-            if letter == "F":
-                feed = value / 60.0
-            elif letter in LETTERS:
+                feed = value / 60.0 * self._unit
+            elif letter in LETTERS and letter not in axes:
                 axes[letter] = value
             else:
-                self.send_line("error:16")
-                return
+                return 16
         if feed is None or feed <= 0 or not axes:
-            self.send_line("error:16")
-            return
-        if self._alarm is not None or self._homing is not None:
-            self.send_line("error:9")
-            return
-        base = self._queued_end()
-        target = tuple(axes.get(L, base[i] if absolute else 0.0) + (0.0 if absolute else base[i])
-                       for i, L in enumerate(LETTERS))
-        if self.settings[20] == "1" and not within(self._limit_list, target):
-            self.send_line("error:15")
-            return
-        self._queue.append((target, feed, True))
+            return 16
+        target = self._target(axes, absolute, machine)
+        if not self._within_envelope(target):
+            return 15  # jog target beyond travel: refused, no alarm (motion_control.c mc_jog_execute)
+        self._queue.append((self._quantise(target), feed, True))
+        self._parser_pos = target
+        return 0
+
+    # -- G-code (gcode.c) ----------------------------------------------------------------------------
+    def _gcode(self, line: str) -> int | None:
+        block = gcode.parse_block(line, motion_mode=self._motion_mode, has_feed=self._feed is not None)
+        if isinstance(block, int):
+            return block
+        if block.units is not None:
+            self._inches = block.units == 20.0
+        if block.feed is not None:
+            self._feed = block.feed * self._unit
+        if block.distance is not None:
+            self._absolute = block.distance == 90.0
+        if block.wcs is not None and block.wcs != self._wcs:
+            self._wcs, self._force_wco = block.wcs, True
+        if block.motion is not None:
+            self._motion_mode = block.motion
+        command, axes = block.non_modal, block.axes
+        if command == 4.0:
+            self._dwell, self._dwell_s = math.inf, float(block.p or 0.0)
+            return 0
+        if command == 10.0:
+            index = self._wcs if block.p == 0 else int(block.p or 1) - 1
+            values = list(self.coords[index])
+            for i, letter in enumerate(LETTERS):
+                if letter in axes:
+                    value = axes[letter] * self._unit
+                    values[i] = value if block.l == 2.0 else self._parser_pos[i] - value - self.g92[i]
+            self.coords[index] = tuple(values)
+            self._force_wco = self._force_wco or index == self._wcs
+            return 0
+        if command == 92.0:
+            wco = self.coords[self._wcs]
+            self.g92 = tuple(self._parser_pos[i] - wco[i] - axes[L] * self._unit if L in axes else self.g92[i]
+                             for i, L in enumerate(LETTERS))
+            self._force_wco = True
+            return 0
+        if command == 92.1:
+            self.g92, self._force_wco = (0.0,) * 5, True
+            return 0
+        if command in (28.0, 30.0):
+            stored = self.stored["G28" if command == 28.0 else "G30"]
+            if axes and not self._queue_move(self._target(axes, self._absolute, False), None):
+                return None
+            end = tuple(stored[i] if (not axes or L in axes) else self._parser_pos[i] for i, L in enumerate(LETTERS))
+            return 0 if self._queue_move(end, None) else None
+        if axes:
+            target = self._target(axes, self._absolute, command == 53.0)
+            feed = self._feed / 60.0 if self._motion_mode == 1 and self._feed else None
+            if not self._queue_move(target, feed):
+                return None
+        if block.program_end:
+            self._parser_reset()
+            self._force_wco = True
+            self.send_line("[MSG:Pgm End]")
+        return 0
+
+    def _queue_move(self, target: tuple[float, ...], feed_per_s: float | None) -> bool:
+        if not self._within_envelope(target):
+            self._halt()  # machine_limits.c limits_soft_check: stop, alarm, wait for reset
+            self._alarm, self._critical = 2, True
+            self.send_line("ALARM:2")
+            self.send_line("[MSG:Reset to continue]")
+            return False
+        self._queue.append((self._quantise(target), feed_per_s, False))
+        self._parser_pos = target
+        return True
+
+    def _target(self, axes: dict[str, float], absolute: bool, machine: bool) -> tuple[float, ...]:
+        wco = self._wco()
+        result = []
+        for i, letter in enumerate(LETTERS):
+            if letter not in axes:
+                result.append(self._parser_pos[i])
+            elif machine:
+                result.append(axes[letter] * self._unit)
+            elif absolute:
+                result.append(axes[letter] * self._unit + wco[i])
+            else:
+                result.append(self._parser_pos[i] + axes[letter] * self._unit)
+        return tuple(result)
+
+    def _within_envelope(self, target: tuple[float, ...]) -> bool:
+        """Soft limits ($20) on homed axes, within [−travel, 0] (+ pull-off with hard limits on)."""
+        if self.settings[20] != "1" or not self._homed:
+            return True
+        pulloff = float(self.settings[27]) if self.settings[21] == "1" else 0.0
+        force_origin = bool(int(self.settings[22]) & 8)
+        for i, value in enumerate(target):
+            travel = float(self.settings[130 + i])
+            low, high = -travel + pulloff, 0.0 if force_origin else -pulloff
+            if not low - 1e-9 <= value <= high + 1e-9:
+                return False
+        return True
+
+    # -- homing ------------------------------------------------------------------------------------
+    def _homing_required(self) -> bool:
+        flags = int(self.settings[22])
+        return bool(flags & 1 and flags & 4 and not flags & 64) and not self._homed
+
+    def _start_homing(self) -> None:
+        pulloff = float(self.settings[27])
+        physical_end = tuple(s - pulloff for s in self.switches)
+        end = tuple(p - o for p, o in zip(physical_end, self._offset))
+        seek = float(self.settings[25]) / 60.0
+        limits = [AxisLimits(min(lim.max_rate, seek), lim.acceleration, -math.inf, math.inf) for lim in self._limit_list]
+        self._homing = Move.plan(self._position, end, self.clock() + 0.1, limits, feed_per_s=None)
+
+    def _finish_homing(self, now: float) -> None:
+        pulloff = float(self.settings[27])
+        origin = 0.0 if int(self.settings[22]) & 8 else -pulloff
+        self._offset = tuple(s - pulloff - origin for s in self.switches)
+        self._position = self._quantise((origin,) * 5)
+        self._parser_pos = self._position
+        self._homing = None
+        self._homed = True
+        self._alarm = None
+        self._settle_until = now + self.settle_s
+        self.send_line("[MSG:]")
         self.send_line("ok")
 
-    def _words(self, line: str) -> list[tuple[str, float]] | None:
-        words, position = [], 0
-        for match in WORD.finditer(line):
-            if match.start() != position:
-                break
-            position = match.end()
-            if match.group(2) is None:
-                self.send_line("error:2")
-                return None
-            words.append((match.group(1), float(match.group(2))))
-        if position != len(line):
-            self.send_line("error:1")
-            return None
-        return words
-
-    # -- real-time ----------------------------------------------------------------------------------
+    # -- real-time -----------------------------------------------------------------------------------
     def _report_status(self) -> None:
         now = self.clock()
         state, sub = self._state(now)
-        self._reports += 1
-        wco = (0.0,) * 5 if self._reports % 10 == 1 else None
+        mask = int(self.settings[10])
+        busy = state not in ("Idle", "Alarm")
+        wco_due = bool(mask & 32) and (self._force_wco or self._wco_in <= 0)
+        if wco_due:
+            self._force_wco, self._wco_in = False, 30 if busy else 10
+        else:
+            self._wco_in = min(self._wco_in, 10) - 1 if not busy else self._wco_in - 1
+        ov_due = bool(mask & 64) and not wco_due and self._ov_in <= 0
+        self._ov_in = (20 if busy else 10) - 1 if ov_due else self._ov_in - 1
+        wco = self._wco()
+        position = self._pos_now(now)
+        if not mask & 1:
+            position = tuple(p - o for p, o in zip(position, wco))
         feed = 0.0
-        if self._current is not None and self._current.hold_fraction is None or (
-                self._current is not None and self._current.move.fraction(now) < (self._current.hold_fraction or 0)):
+        if self._current is not None and (self._current.hold_fraction is None
+                                          or self._current.move.fraction(now) < self._current.hold_fraction):
             feed = self._current.move.speed(now) * 60.0
-        self.send_line(format_status(state, self._pos_now(now), substate=sub,
-                                     buffer=(PLANNER_BLOCKS - len(self._queue), RX_BUFFER), feed=feed,
-                                     work_offset=wco, overrides=(100, 100, 100) if wco else None))
+        text = format_status(state, position, substate=sub, buffer=(PLANNER_BLOCKS - len(self._queue), RX_BUFFER)
+                             if mask & 2 else None, feed=feed, work_offset=wco if wco_due else None,
+                             overrides=(100, 100, 100) if ov_due else None, work_position=not mask & 1)
+        if self._truncate_next:  # the line cut after the third axis, its end still arriving
+            self._truncate_next = False
+            head, position_field = text[1:].split("|")[:2]
+            name, _, values = position_field.partition(":")
+            text = f"<{head}|{name}:{','.join(values.split(',')[:3])}>"
+        self.send_line(text)
 
     def _feed_hold(self) -> None:
         if self._current is None and not self._queue:
@@ -334,10 +518,7 @@ class GrblEmulator(PtyDevice):
         self._holding = True
 
     def _cycle_start(self) -> None:
-        if self._holding and (self._current is None or self._current.hold_fraction is None):
-            self._holding = False
-        elif self._holding:
-            self._holding = False  # resume after it has come to rest (tick requeues the remainder)
+        self._holding = False  # resumes at once, or once at rest (tick requeues the remainder)
 
     def _jog_cancel(self) -> None:
         if self._current is not None and self._current.jog:
@@ -347,34 +528,53 @@ class GrblEmulator(PtyDevice):
         self._queue = deque(item for item in self._queue if not item[2])
 
     def _reset(self) -> None:
-        was_moving = self._current is not None or self._homing is not None
-        now = self.clock()
-        self._position = self._pos_now(now)
-        self._stop_all()
+        moving = self._current is not None or bool(self._queue)
+        homing = self._homing is not None
+        self._halt()
         self._critical = False
-        self._absolute = True
-        if was_moving:
-            self._homed = False
-            self._alarm = 3
-            self.send_line("ALARM:3")
+        if moving or homing:  # mc_reset: position lost, homed state gone (unless $22 bit 7)
+            if not int(self.settings[22]) & 128:
+                self._homed = False
+            self._alarm = 6 if homing else 3
+            self.send_line(f"ALARM:{self._alarm}")
+        self._parser_reset()
+        self._last_error = 0
+        self._dwell = None
+        self._held_lines.clear()
         self._boot()
 
     def _boot(self) -> None:
+        self._wco_in, self._ov_in = 10, 0
+        self.send_line("")
         self.send_line(BANNER)
-        if self._alarm is None and self.settings[22] == "1" and not self._homed:
-            self._alarm = 11
-        if self._alarm is not None:
+        if self._homing_required():
+            if self._alarm != 11 and self._alarm is None:
+                self._alarm = 11
+                self.send_line("ALARM:11")
+            self.send_line(HOMING_HINT)
+        elif self._alarm is not None:
             self.send_line(UNLOCK_HINT)
 
     # -- helpers ------------------------------------------------------------------------------------
+    def _parser_reset(self) -> None:
+        self._wcs, self._absolute, self._inches, self._motion_mode = 0, True, False, 0
+        self._feed: float | None = None  # mm/min
+        self._parser_pos = self._position
+
+    @property
+    def _unit(self) -> float:
+        return 25.4 if self._inches else 1.0
+
+    def _wco(self) -> tuple[float, ...]:
+        return tuple(c + g for c, g in zip(self.coords[self._wcs], self.g92))
+
     def _state(self, now: float) -> tuple[str, int | None]:
         if self._alarm is not None:
             return "Alarm", None
         if self._homing is not None:
             return "Home", None
         if self._holding:
-            resting = self._current is None
-            return "Hold", 0 if resting else 1
+            return "Hold", 0 if self._current is None else 1
         if self._current is not None or self._queue or now < self._settle_until:
             if self._current is not None and self._current.jog or any(j for *_, j in self._queue):
                 return "Jog", None
@@ -384,16 +584,34 @@ class GrblEmulator(PtyDevice):
     def _busy(self) -> bool:
         return self._current is not None or bool(self._queue) or self._homing is not None
 
+    def _halt(self) -> None:
+        self._position = self._pos_now(self.clock())
+        self._parser_pos = self._position
+        self._current = None
+        self._homing = None
+        self._queue.clear()
+        self._holding = False
+
+    def _quantise(self, values: tuple[float, ...]) -> tuple[float, ...]:
+        """Whole motor steps: lroundf(value × steps per unit) / steps per unit (planner.c)."""
+        if self.ideal:
+            return tuple(float(v) for v in values)
+        result = []
+        for i, value in enumerate(values):
+            steps = float(self.settings[100 + i])
+            count = int(math.floor(abs(value) * steps + 0.5))  # lroundf: half away from zero, whole steps
+            result.append((count if value >= 0 else -count) / steps)
+        return tuple(result)
+
     def _pos_now(self, now: float) -> tuple[float, ...]:
         if self._homing is not None:
-            return self._homing.position(max(now, self._homing.started_at))
-        if self._current is None:
-            return self._position
+            return self._quantise(self._homing.position(max(now, self._homing.started_at)))
         pending = self._current
-        position = pending.move.position(now)
+        if pending is None:
+            return self._position
         if pending.hold_fraction is not None and pending.move.fraction(now) >= pending.hold_fraction:
-            return self._at_fraction(pending.move, pending.hold_fraction)
-        return position
+            return self._quantise(self._at_fraction(pending.move, pending.hold_fraction))
+        return self._quantise(pending.move.position(now))
 
     @staticmethod
     def _at_fraction(move: Move, fraction: float) -> tuple[float, ...]:
@@ -405,38 +623,24 @@ class GrblEmulator(PtyDevice):
         span = move.target[g] - move.start[g]
         return 1.0 if span == 0 else (point[g] - move.start[g]) / span
 
-    def _queued_end(self) -> tuple[float, ...]:
-        if self._queue:
-            return self._queue[-1][0]
-        if self._current is not None:
-            return self._current.move.target
-        return self._position
-
-    def _target(self, axes: dict[str, float], absolute: bool) -> tuple[float, ...]:
-        base = self._queued_end()
-        return tuple(axes.get(L, base[i]) if absolute else base[i] + axes.get(L, 0.0) for i, L in enumerate(LETTERS))
-
-    def _stop_all(self) -> None:
-        self._current = None
-        self._homing = None
-        self._queue.clear()
-        self._holding = False
-
-    def _default_settings(self, homing_required: bool) -> dict[int, str]:
-        s = {0: "10", 1: "25", 2: "0", 3: "0", 4: "0", 5: "0", 6: "0", 10: "1", 11: "0.010", 12: "0.002", 13: "0",
-             20: "1", 21: "0", 22: "1" if homing_required else "0", 23: "0", 24: "25.000", 25: "500.000",
-             26: "250", 27: "1.000", 30: "1000", 31: "0", 32: "0"}
-        for i, axis in enumerate("xyzab"):
-            lim = self.limits[axis]
-            s[100 + i] = "800.000" if axis in "xyz" else "100.000"
-            s[110 + i] = f"{lim.max_rate * 60:.3f}"
-            s[120 + i] = f"{lim.acceleration:.3f}"
-            s[130 + i] = f"{lim.maximum - lim.minimum:.3f}"
-        return s
-
     def _apply_settings(self) -> None:
         for i, axis in enumerate("xyzab"):
             old = self.limits[axis]
             self.limits[axis] = AxisLimits(float(self.settings[110 + i]) / 60.0, float(self.settings[120 + i]),
                                            old.minimum, old.maximum)
         self._limit_list = [self.limits[a] for a in "xyzab"]
+
+
+def _mm(values: tuple[float, ...]) -> str:
+    return ",".join(f"{v:.3f}" for v in values)
+
+
+def _setting_assignment(line: str) -> tuple[int, float] | None:
+    number, sep, value = line[1:].partition("=")
+    if not sep or not number.isdigit():
+        return None
+    try:
+        parsed = float(value)
+    except ValueError:
+        return None
+    return (int(number), parsed) if math.isfinite(parsed) else None
