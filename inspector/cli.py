@@ -51,22 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     gallery.add_argument("--seed", type=int, default=7, dest="gallery_seed")
     gallery.set_defaults(handler=_sim_gallery)
 
-    run = sub.add_parser("run", help="inspect parts: --sim runs a lot on the virtual cell",
-                         description="Run the inspection cycle on a lot. With --sim the virtual cell supplies the "
-                                     "machine and the parts, and the summary scores verdicts against its ground truth.")
-    run.add_argument("--sim", action="store_true", required=True, help="use the virtual cell (the only mode so far)")
-    run.add_argument("--parts", type=int, default=20, help="parts to inspect (default 20)")
-    run.add_argument("--seed", type=int, default=500_000,
-                     help="seed of the first part (default 500000: a range no model was trained, tuned or evaluated on)")
-    run.add_argument("--speed-factor", type=float, default=1.0, help="machine time runs this many times faster than wall time")
-    run.add_argument("--recipe", default=None, help="recipe file (default: the reference recipe in models/)")
-    run.add_argument("--db", default=DEFAULT_DB, help=f"result store (default {DEFAULT_DB})")
-    run.add_argument("--archive", default=os.path.join("out", "archive"), help="image archive folder ('' for none)")
-    from hardware.sim.faults import FAULT_KINDS  # light: the names only
-    run.add_argument("--fault", action="append", default=[], choices=FAULT_KINDS, metavar="KIND",
-                     help="inject a fault into the virtual cell once it is homed; it holds for the whole lot "
-                          f"(repeat for several): {', '.join(FAULT_KINDS)}")
-    run.set_defaults(handler=_run)
+    from .run_command import add_parser as add_run_parser  # light: argparse only until it runs
+
+    add_run_parser(sub, DEFAULT_DB)
 
     inspect = sub.add_parser("inspect", help="run the two-stage logic on stored images (audit, model check)",
                              description="Replay the two-stage inspection offline. Each argument is either an archived "
@@ -238,17 +225,6 @@ def _sim(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             pass
     print("virtual cell stopped")
-    return 0
-
-
-def _run(args: argparse.Namespace) -> int:
-    from .demo import REFERENCE_RECIPE, run_sim_lot
-
-    if args.parts < 1:
-        raise SystemExit("inspector run: --parts must be at least 1")
-    run_sim_lot(args.parts, first_seed=args.seed, speed_factor=args.speed_factor,
-                recipe_path=args.recipe or REFERENCE_RECIPE, db=args.db, archive_dir=args.archive or None,
-                out=lambda line: print(line, flush=True), faults=args.fault)
     return 0
 
 

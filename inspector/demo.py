@@ -1,14 +1,15 @@
-"""`inspector run --sim`: the virtual cell inspects a lot; one line per part and a summary that
-scores the verdicts against the cell's ground truth."""
+"""`inspector run`: a lot on the virtual cell (`--sim`), or on the devices of a station config
+(`--config`, where lights and cameras may be virtual: a dry run of a real stage); one line per part
+and a summary that scores the verdicts against the virtual cell's ground truth where it has one."""
 from __future__ import annotations
 
 import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
-from hardware.sim.cell import VirtualCell
+from hardware.sim.cell import DriverStage, VirtualCell
 from hardware.sim.faults import check_kind
 from hardware.sim.part import PartInstance, make_part
 
@@ -20,6 +21,7 @@ from .inference.detector import Detector
 from .recipe import Recipe
 from .results.records import PartRecord
 from .results.sqlite_store import ResultStore
+from .schema import ConfigError
 from .station_config import StationConfig
 from .verdict import Finding, decide
 
@@ -139,19 +141,38 @@ def run_lot(cycle: InspectionCycle, parts: int, *, cell: VirtualCell | None = No
     return tally
 
 
+def controller_note(cell: VirtualCell, motion_options: Mapping[str, Any] | None, garble_first_move: bool) -> str:
+    """What the emulated stage controller was like, for the lot's header line."""
+    emulator = cell.motion
+    assert emulator is not None
+    words = ["ideal (no step rounding)" if emulator.ideal else f"{float(emulator.settings[100]):g} steps/unit"]
+    for name, offset in dict((motion_options or {}).get("work_offsets") or {}).items():
+        words.append(f"{name} offset ({', '.join(f'{v:g}' for v in offset)})")
+    low, high = emulator.reply_latency_s
+    if high > 0:
+        words.append(f"reply latency {1000 * low:g}–{1000 * high:g} ms")
+    if garble_first_move:
+        words.append("first move garbled on the line")
+    return "controller: " + ", ".join(words)
+
+
 def run_sim_lot(parts: int, *, first_seed: int, speed_factor: float, recipe_path: str | Path, db: str | Path,
                 archive_dir: str | Path | None, out=print, on_event: Callable[[object], None] | None = None,
                 on_ready: Callable[[InspectionCycle], None] | None = None, faults: Iterable[str] = (),
-                part_maker: Callable[[int], PartInstance] = make_part, stop_on_alarm: bool = True) -> LotTally:
+                part_maker: Callable[[int], PartInstance] = make_part, stop_on_alarm: bool = True,
+                motion_options: Mapping[str, Any] | None = None, garble_first_move: bool = False) -> LotTally:
     """Inspect `parts` parts on a fresh virtual cell. `on_event` receives every cycle event;
     `on_ready` gets the cycle once homed (a GUI keeps it to pause or cancel). `faults` (kinds of
-    hardware.sim.faults) are injected into the cell once it is homed and hold for the whole lot."""
+    hardware.sim.faults) are injected into the cell once it is homed and hold for the whole lot.
+    `motion_options` go to the stage emulator (GrblEmulator: ideal, steps_per_unit, reply_latency_s,
+    work_offsets); `garble_first_move` garbles the first G-code line it receives after homing."""
     kinds = tuple(faults)
     for kind in kinds:  # 'kind' or 'kind@camera' (a camera fault in another camera than the coarse one)
         check_kind(kind.partition("@")[0])
     recipe = Recipe.load(recipe_path)
     detector, classifier = open_models(recipe, out)
-    with VirtualCell(seed=first_seed, speed_factor=speed_factor) as cell, ResultStore(db) as store:
+    with VirtualCell(seed=first_seed, speed_factor=speed_factor, motion_options=motion_options) as cell, \
+            ResultStore(db) as store:
         station = sim_station(cell)
         devices = open_devices(station, virtual_cell=cell)
         cycle = InspectionCycle(station, devices, recipe, detector, classifier, store,
@@ -160,19 +181,68 @@ def run_sim_lot(parts: int, *, first_seed: int, speed_factor: float, recipe_path
             cycle.events.subscribe(on_event)
 
         def ready(homed: InspectionCycle) -> None:
+            if garble_first_move:
+                assert cell.motion is not None
+                cell.motion.garble_next_line()
             for kind in kinds:
                 name, _, camera = kind.partition("@")
                 cell.inject_fault(name, camera=camera or None)
             if on_ready is not None:
                 on_ready(homed)
 
-        note = f"speed factor {speed_factor:g}" + (f"; injected faults: {', '.join(kinds)}" if kinds else "")
+        note = (f"speed factor {speed_factor:g}; {controller_note(cell, motion_options, garble_first_move)}"
+                + (f"; injected faults: {', '.join(kinds)}" if kinds else ""))
         try:
             tally = run_lot(cycle, parts, cell=cell, first_seed=first_seed, out=out, on_ready=ready, note=note,
                             part_maker=part_maker, stop_on_alarm=stop_on_alarm)
         finally:
             cycle.close()
             devices.close()
+    for line in tally.summary():
+        out(line)
+    out(f"provider: {cycle.provider}")
+    return tally
+
+
+def run_station_lot(config_path: str | Path, parts: int, *, first_seed: int, recipe_path: str | Path, db: str | Path,
+                    archive_dir: str | Path | None, out=print) -> LotTally:
+    """Inspect `parts` parts on the devices a station config names. Where its lights or cameras are
+    virtual (station_config.VIRTUAL) a virtual cell runs in this process without a stage of its own:
+    its light emulator answers the light driver, its cameras render the part seeded `first_seed + i`
+    at the pose the real stage controller reports, and the tally scores against that part's truth.
+    With nothing virtual it is the real cell: the part is whatever is in the fixture."""
+    station = StationConfig.load(config_path)
+    cameras = station.virtual_cameras
+    if cameras and not station.virtual_lights:
+        raise ConfigError(station.source, f"cameras.{cameras[0]}.backend",
+                          "a virtual camera sees only virtual lights, but lights.url is a real port "
+                          "(set lights.url = \"virtual\", or give the camera a real backend)")
+    recipe = Recipe.load(recipe_path)
+    detector, classifier = open_models(recipe, out)
+    stage = DriverStage()
+    cell = None
+    if cameras or station.virtual_lights:
+        cell = VirtualCell(seed=first_seed, stage=stage, light_protocol=station.lights.protocol,
+                           light_channels=station.lights.channels, light_template=station.lights.template).start()
+    virtual = ([f"virtual lights ({station.lights.protocol})"] if station.virtual_lights else []) \
+        + ([f"virtual cameras ({', '.join(cameras)}), parts seeded from {first_seed}"] if cameras else [])
+    note = (f"stage {station.motion.protocol} on {station.motion.url}"
+            + (f"; dry run: {', '.join(virtual)}" if virtual else ""))
+    try:
+        with ResultStore(db) as store:
+            devices = open_devices(station, virtual_cell=cell)
+            stage.bind(devices.motion)
+            cycle = InspectionCycle(station, devices, recipe, detector, classifier, store,
+                                    archive=ImageArchive(archive_dir) if archive_dir else None)
+            try:
+                tally = run_lot(cycle, parts, cell=cell if cameras else None, first_seed=first_seed, out=out,
+                                note=note)
+            finally:
+                cycle.close()
+                devices.close()
+    finally:
+        if cell is not None:
+            cell.stop()
     for line in tally.summary():
         out(line)
     out(f"provider: {cycle.provider}")

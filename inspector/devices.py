@@ -2,7 +2,7 @@
 model is a new entry, not a new `if`."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from hardware.cameras.base import Camera
@@ -15,7 +15,7 @@ from hardware.motion.base import MotionController
 from hardware.motion.grblhal import GrblHalController
 from hardware.transport import LineTransport
 
-from .station_config import CameraConfig, LightsConfig, MotionConfig, SerialPortConfig, StationConfig
+from .station_config import VIRTUAL, CameraConfig, LightsConfig, MotionConfig, SerialPortConfig, StationConfig
 
 
 HOMING_REQUIRED = 46  # grblHAL's `$X` answer while the axes must be homed first (Status_HomingRequired)
@@ -92,9 +92,16 @@ class Devices:
 
 
 def open_devices(config: StationConfig, *, virtual_cell=None) -> Devices:
-    """Connect motion and lights, open both cameras, configure them from the station config."""
+    """Connect motion and lights, open both cameras, configure them from the station config.
+    Lights with url "virtual" are the virtual cell's light emulator, reached through its port."""
+    lights_config = config.lights
+    if lights_config.url == VIRTUAL:
+        if virtual_cell is None:
+            raise ValueError(f"{config.source}: lights.url is \"{VIRTUAL}\": the lights need the virtual cell in this "
+                             f"process (inspector run --config starts it), or a real port in the station config")
+        lights_config = replace(lights_config, url=virtual_cell.lights.port_path)
     motion = MOTION_DRIVERS[config.motion.protocol](config.motion)
-    lights = LIGHT_DRIVERS[config.lights.protocol](config.lights)
+    lights = LIGHT_DRIVERS[lights_config.protocol](lights_config)
     devices = Devices(motion, lights)
     try:
         motion.connect()

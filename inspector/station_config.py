@@ -3,6 +3,13 @@
 One human-edited TOML (or JSON) file per station. Every error names the file, the field and
 what was expected. A recipe never holds station facts (ports, calibration): the same recipe
 runs on any station of the same build.
+
+Virtual devices, for a dry run of a real stage before the optics arrive (`inspector run --config`):
+`[lights] url = "virtual"` starts the virtual cell's light emulator of that protocol (gardasoft or
+template, with the channels and template given here) on a pseudo-terminal in the same process, and
+the real driver talks to it; a camera with `backend = "virtual"` renders the virtual cell's part at
+the pose the stage controller reports; in a dry run virtual cameras need virtual lights (they see
+only those). The stage is always the one `[motion]` names (the virtual stage is `--sim`).
 """
 from __future__ import annotations
 
@@ -19,6 +26,7 @@ MOTION_PROTOCOLS = ("grblhal",)
 LIGHT_PROTOCOLS = ("gardasoft", "template")
 CAMERA_BACKENDS = ("virtual", "opencv", "images")
 CAMERA_ROLES = ("coarse", "fine")
+VIRTUAL = "virtual"  # lights.url of the virtual cell's light emulator, cameras.*.backend of its cameras
 LIGHT_ROLES = ("coaxial", "ring", "low_angle", "backlight", "seg_n", "seg_e", "seg_s", "seg_w")
 
 
@@ -89,6 +97,15 @@ class StationConfig:
         coarse = self.cameras["coarse"].calibration.optical_axis_mm
         fine = self.cameras["fine"].calibration.optical_axis_mm
         return (fine[0] - coarse[0], fine[1] - coarse[1])
+
+    @property
+    def virtual_lights(self) -> bool:
+        return self.lights.url == VIRTUAL
+
+    @property
+    def virtual_cameras(self) -> tuple[str, ...]:
+        """Roles of the cameras the virtual cell renders."""
+        return tuple(role for role, camera in self.cameras.items() if camera.backend == VIRTUAL)
 
     @classmethod
     def load(cls, path: str | Path) -> "StationConfig":
@@ -163,6 +180,8 @@ def _review_hook(section: Section) -> ReviewHookConfig:
 
 def _motion(section: Section) -> MotionConfig:
     fields = _port_fields(section, MOTION_PROTOCOLS)
+    if fields["url"] == VIRTUAL:
+        raise section.error("url", "expected the stage controller's port; the virtual stage is `--sim`, not a config")
     origin = section.get_vector("origin", 5, (0.0,) * 5)
     if not all(math.isfinite(v) for v in origin):
         raise section.error("origin", f"expected finite numbers (machine X Y Z A B of the stage frame's zero), got {list(origin)}")

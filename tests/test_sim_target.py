@@ -113,7 +113,8 @@ def test_defocus_beyond_the_depth_of_field_widens_the_uncertainty(station, role)
                            "backlight", 60), role)
     blurred_frame = snap(devices, role, TARGET.view_pose(spec, z_offset_mm=1.5 * spec.depth_of_field_mm),
                          "backlight", 60)
-    assert blurred_frame.meta["defocus_mm"] == pytest.approx(1.5 * spec.depth_of_field_mm)
+    # the stage stops on a motor step (250 steps/mm): within half a step of the target
+    assert blurred_frame.meta["defocus_mm"] == pytest.approx(1.5 * spec.depth_of_field_mm, abs=0.5 / 250 + 1e-9)
     blurred = calibrate(blurred_frame, role)
     statistical = [c.measurement.pitch_px_std / c.measurement.pitch_px for c in (sharp, blurred)]
     assert statistical[1] > 1.5 * statistical[0]  # the fit's own uncertainty grows with the blur

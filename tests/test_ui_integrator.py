@@ -68,10 +68,11 @@ def view(qtbot, access, recipe_file, devices):
 
 
 def position(view):
-    return view.machine_state.machine_pos[:5] if view.machine_state else None
+    """The stage-frame pose (machine position less the station's origin)."""
+    return view.machine_state.pose.as_tuple() if view.machine_state else None
 
 
-def near(values, expected, tolerance=0.01):
+def near(values, expected, tolerance=0.01):  # the stage stops on motor steps (0.004 mm, 0.004°)
     return values is not None and all(abs(v - e) <= tolerance for v, e in zip(values, expected))
 
 
@@ -89,23 +90,27 @@ def test_integrator_jogs_lights_views_edits_and_saves(qtbot, view, devices, cell
     qtbot.waitUntil(lambda: view.machine_state is not None and view.machine_state.state == "Alarm", timeout=WAIT_MS)
 
     qtbot.mouseClick(view.jog.home_button, Qt.MouseButton.LeftButton)
-    wait_idle_at(qtbot, view, (0.0, 0.0, 40.0, 0.0, 0.0))
+    wait_idle_at(qtbot, view, cell.motion.home_position)  # at the switches, less the pull-off
     qtbot.waitUntil(lambda: view.last_message[0] == "homed", timeout=WAIT_MS)
+    assert view.jog.readout["x"].toolTip() == "MPos -1.000"  # the controller's own count, for motion.origin
+
+    view.jog.view_choice.setCurrentText("top")
+    qtbot.mouseClick(view.jog.goto_button, Qt.MouseButton.LeftButton)
+    wait_idle_at(qtbot, view, (0.0, 0.0, 56.0, 0.0, 0.0))
 
     view.jog.linear_step.setCurrentText("1 mm")
     qtbot.mouseClick(view.jog.plus["x"], Qt.MouseButton.LeftButton)
-    wait_idle_at(qtbot, view, (1.0, 0.0, 40.0, 0.0, 0.0))
+    wait_idle_at(qtbot, view, (1.0, 0.0, 56.0, 0.0, 0.0))
     qtbot.waitUntil(lambda: view.jog.readout["x"].text() == "+1.000", timeout=WAIT_MS)
     view.jog.rotary_step.setCurrentText("15°")
     qtbot.mouseClick(view.jog.plus["a"], Qt.MouseButton.LeftButton)
-    wait_idle_at(qtbot, view, (1.0, 0.0, 40.0, 15.0, 0.0))
+    wait_idle_at(qtbot, view, (1.0, 0.0, 56.0, 15.0, 0.0))
     qtbot.keyClick(view, Qt.Key.Key_PageUp)
-    wait_idle_at(qtbot, view, (1.0, 0.0, 41.0, 15.0, 0.0))
+    wait_idle_at(qtbot, view, (1.0, 0.0, 57.0, 15.0, 0.0))
     qtbot.keyClick(view, Qt.Key.Key_Left, Qt.KeyboardModifier.ShiftModifier)
-    wait_idle_at(qtbot, view, (1.0, 0.0, 41.0, 0.0, 0.0))
-    assert near(cell.motion.machine_pose().as_tuple(), (1.0, 0.0, 41.0, 0.0, 0.0))
+    wait_idle_at(qtbot, view, (1.0, 0.0, 57.0, 0.0, 0.0))
+    assert near(cell.motion.machine_pose().as_tuple(), (1.0, 0.0, 57.0, 0.0, 0.0))
 
-    view.jog.view_choice.setCurrentText("top")
     qtbot.mouseClick(view.jog.goto_button, Qt.MouseButton.LeftButton)
     wait_idle_at(qtbot, view, (0.0, 0.0, 56.0, 0.0, 0.0))
 

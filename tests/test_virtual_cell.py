@@ -75,7 +75,7 @@ def test_inspector_sim_serves_ports_to_another_process(tmp_path):
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not any("Ctrl-C" in line for line in lines):
             lines.append(proc.stdout.readline())
-        motion_port = next(re.search(r"(/dev/pts/\d+)", line).group(1) for line in lines if "motion" in line)
+        motion_port = next(re.search(r"(/\S+/port)\b", line).group(1) for line in lines if "motion" in line)
         assert StationConfig.load(station).motion.url == motion_port
         stage = GrblHalController(LineTransport(motion_port, name="motion"))
         stage.connect()

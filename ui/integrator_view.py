@@ -529,7 +529,7 @@ class IntegratorView(QWidget):
             why = getattr(state, "alarm_text", "")
             self.show_message(f"the stage is in alarm{' (' + why + ')' if why else ''}: home it "
                               "(or Unlock after checking why)", True)
-        self.jog.show_position(state.machine_pos[:5])
+        self.jog.show_position(state.pose.as_tuple(), state.machine_pos[:5])
 
     def _show_disconnected(self) -> None:
         for pill in self.pills.values():

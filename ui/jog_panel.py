@@ -98,9 +98,12 @@ class JogPanel(QGroupBox):
         if current in names:
             self.view_choice.setCurrentText(current)
 
-    def show_position(self, position: tuple[float, ...] | None) -> None:
+    def show_position(self, position: tuple[float, ...] | None, machine: tuple[float, ...] | None = None) -> None:
+        """The stage-frame pose (what recipes use); the controller's MPos in the tooltip (for the
+        station config's motion.origin)."""
         for index, axis in enumerate(AXES):
             self.readout[axis].setText("–" if position is None else f"{position[index]:+.3f}")
+            self.readout[axis].setToolTip("" if machine is None else f"MPos {machine[index]:+.3f}")
 
     def set_motion_enabled(self, enabled: bool) -> None:
         """Jog, home, unlock and go-to; Stop stays available whenever a stage is connected."""

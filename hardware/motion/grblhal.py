@@ -340,9 +340,11 @@ class GrblHalController(MotionController):
                 self._fail_pending(exc)
                 return
             with self._state_lock:
-                busy = bool(self._pending)
-            silent_for = time.monotonic() - self._last_report if self._last_report else 0.0
-            if busy and self._last_report and silent_for > self.reply_timeout_s:
+                since = max((p.sent_at for p in self._pending), default=None)
+            if since is None or not self._last_report:
+                continue
+            silent_for = time.monotonic() - max(self._last_report, since)  # silence since this motion began
+            if silent_for > self.reply_timeout_s:
                 self._fail_pending(ReadTimeout(f"{self.name}: no status report for {silent_for:.2g} s during motion"))
 
 

@@ -1,13 +1,17 @@
 """The virtual cell: a grblHAL stage emulator and a light controller emulator on real
 pseudo-terminals, a part in the fixture, and cameras that render what the stage pose and the
 lights make visible. The station drives it through the same drivers and ports as a real cell.
+
+With `stage=` the cell has no stage of its own: the cameras render at the pose an external stage
+reports (`DriverStage`: a real controller through its driver, for a dry run with virtual optics).
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Any, Mapping, Protocol
 
 from ..cameras.virtual_camera import SceneSnapshot, VirtualCamera
 from ..lights.template import TemplateProtocolSpec
+from ..pose import StagePose
 from .faults import CellFaults
 from .geometry import CAMERAS, CameraSpec
 from .grbl_emulator import GrblEmulator
@@ -24,18 +28,65 @@ ACME_TEMPLATE = {"set_level": "S{channel}{value:04d}#", "set_strobe": "T{channel
                  "save": "W#", "reply": "^OK$", "error": "^NG(?P<code>\\d*)$", "value_max": 255, "line_end": "\r"}
 
 
+class Stage(Protocol):
+    """Where the stage is in the stage frame and whether it moves: what the cameras need of it."""
+
+    def machine_pose(self) -> StagePose: ...
+
+    @property
+    def is_moving(self) -> bool: ...
+
+
+class DriverStage:
+    """A stage seen through its motion driver (a real controller): the pose it reports and whether
+    it reports motion. Bound to the driver once the devices are open (`bind`)."""
+
+    def __init__(self, driver: Any = None):
+        self.driver = driver
+
+    def bind(self, driver: Any) -> None:
+        self.driver = driver
+
+    def _driver(self) -> Any:
+        if self.driver is None:
+            raise RuntimeError("DriverStage: no motion driver bound yet (open the devices first)")
+        return self.driver
+
+    def machine_pose(self) -> StagePose:
+        return self._driver().position()
+
+    @property
+    def is_moving(self) -> bool:
+        return self._driver().status().state not in ("Idle", "Alarm")
+
+
 class VirtualCell:
     def __init__(self, *, seed: int = 1, speed_factor: float = 1.0, light_protocol: str = "gardasoft",
-                 homing_required: bool = True):
-        self.motion = GrblEmulator(speed_factor=speed_factor, homing_required=homing_required)
+                 homing_required: bool = True, motion_options: Mapping[str, Any] | None = None,
+                 stage: Stage | None = None, light_channels: Mapping[str, int | str] | None = None,
+                 light_template: Mapping[str, Any] | None = None):
+        """`motion_options` go to the GrblEmulator as keyword arguments (ideal, steps_per_unit,
+        reply_latency_s, work_offsets, seed). With `stage` the cell starts no stage emulator: its
+        cameras render at that stage's pose. `light_channels` (role → channel) and `light_template`
+        (protocol "template") wire the light emulator as a station config does (default: WIRING /
+        TEMPLATE_WIRING and the ACME unit)."""
+        if stage is not None and motion_options:
+            raise ValueError("motion_options configure the cell's own stage emulator; an external stage has none")
+        self.motion: GrblEmulator | None = None
+        if stage is None:
+            self.motion = GrblEmulator(speed_factor=speed_factor, homing_required=homing_required,
+                                       **dict(motion_options or {}))
+        self.stage: Stage = stage if stage is not None else self.motion  # type: ignore[assignment]
         self.light_protocol = light_protocol
         if light_protocol == "gardasoft":
-            self.lights: GardasoftEmulator | TemplateEmulator = GardasoftEmulator()
-            self.wiring: Mapping[str, int | str] = WIRING
+            self.wiring: Mapping[str, int | str] = dict(light_channels or WIRING)
+            outputs = [c for c in self.wiring.values() if isinstance(c, int)]
+            self.lights: GardasoftEmulator | TemplateEmulator = GardasoftEmulator(max([8, *outputs]))
         elif light_protocol == "template":
-            self.lights = TemplateEmulator(TemplateProtocolSpec.from_dict(ACME_TEMPLATE), TEMPLATE_WIRING.values(),
-                                           name="acme-lc8")
-            self.wiring = TEMPLATE_WIRING
+            self.wiring = dict(light_channels or TEMPLATE_WIRING)
+            spec = TemplateProtocolSpec.from_dict(dict(light_template or ACME_TEMPLATE))
+            self.lights = TemplateEmulator(spec, self.wiring.values(),
+                                           name="acme-lc8" if light_template is None else "template")
         else:
             raise ValueError(f"light_protocol must be 'gardasoft' or 'template', got {light_protocol!r}")
         self.faults = CellFaults(CAMERAS)  # faults on demand: see hardware.sim.faults
@@ -47,13 +98,15 @@ class VirtualCell:
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> "VirtualCell":
         if not self._started:
-            self.motion.start()
+            if self.motion is not None:
+                self.motion.start()
             self.lights.start()
             self._started = True
         return self
 
     def stop(self) -> None:
-        self.motion.stop()
+        if self.motion is not None:
+            self.motion.stop()
         self.lights.stop()
         self._started = False
 
@@ -64,7 +117,8 @@ class VirtualCell:
         self.stop()
 
     def ports(self) -> dict[str, str]:
-        return {"motion (grblHAL)": self.motion.port_path, f"lights ({self.light_protocol})": self.lights.port_path}
+        ports = {} if self.motion is None else {"motion (grblHAL)": self.motion.port_path}
+        return ports | {f"lights ({self.light_protocol})": self.lights.port_path}
 
     # -- the scene ---------------------------------------------------------------------------------
     @property
@@ -122,19 +176,21 @@ class VirtualCell:
 
     def snapshot(self, exposure_us: float) -> SceneSnapshot:
         held = self._held  # one read: a load from another thread swaps it atomically
-        return SceneSnapshot(part=held if isinstance(held, PartInstance) else None, pose=self.motion.machine_pose(),
+        return SceneSnapshot(part=held if isinstance(held, PartInstance) else None, pose=self.stage.machine_pose(),
                              lights=self.faults.lights(self.lights.effective_levels(self.wiring, exposure_us)),
-                             moving=self.motion.is_moving,
+                             moving=self.stage.is_moving,
                              target=held if isinstance(held, CalibrationTarget) else None,
                              faults=self.faults.camera_faults())
 
     def camera(self, role: str, *, seed: int = 0) -> VirtualCamera:
         if role not in CAMERAS:
             raise ValueError(f"no virtual camera {role!r}; the cell has {', '.join(CAMERAS)}")
-        return VirtualCamera(role, CAMERAS[role], self, seed=seed, pose_source=self.motion.machine_pose)
+        return VirtualCamera(role, CAMERAS[role], self, seed=seed, pose_source=self.stage.machine_pose)
 
     # -- station config ------------------------------------------------------------------------------
     def station_config_dict(self, name: str = "virtual-cell") -> dict:
+        if self.motion is None:
+            raise ValueError("this cell's stage is external: its port and origin are in the station config")
         return station_config_dict(self.motion.port_path, self.lights.port_path, self.light_protocol, name,
                                    origin=self.motion.stage_origin)
 

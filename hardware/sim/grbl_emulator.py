@@ -29,13 +29,12 @@ import math
 import random
 import time
 from collections import deque
-from dataclasses import dataclass
 
-from ..motion.grbl_protocol import format_status
 from ..pose import StagePose
 from . import grbl_gcode as gcode
-from .dynamics import DEFAULT_LIMITS, SETTLE_S, AxisLimits, Move
-from .grbl_settings import build_info, default_settings, format_setting, modal_words, store_setting
+from .dynamics import DEFAULT_LIMITS, SETTLE_S, AxisLimits
+from .grbl_planner import Planner
+from .grbl_settings import StatusReports, build_info, default_settings, format_setting, modal_words, store_setting
 from .pty_device import PtyDevice
 
 BANNER = "GrblHAL 1.1f ['$' or '$HELP' for help]"
@@ -43,17 +42,8 @@ UNLOCK_HINT = "[MSG:'$H'|'$X' to unlock]"
 HOMING_HINT = "[MSG:Homing cycle required]"
 LETTERS = gcode.LETTERS
 PLANNER_BLOCKS = 35
-RX_BUFFER = 1023
 CRITICAL = (1, 2, 10, 17)  # protocol.c: hard limit, soft limit, e-stop, motor fault block until reset
 BLOCKING_OK = ("$I", "$$", "$#", "$G")  # `$` commands that still run while a critical alarm blocks
-
-
-@dataclass
-class _Pending:
-    move: Move
-    jog: bool
-    feed_per_s: float | None = None  # the programmed feed (None: rapid), to resume after a hold
-    hold_fraction: float | None = None  # set while a feed hold or jog cancel brings it to rest
 
 
 class GrblEmulator(PtyDevice):
@@ -82,28 +72,20 @@ class GrblEmulator(PtyDevice):
         # physical pose = MPos + offset: MPos is 0 where the stage stood at power-on until homing sets it;
         # a cell without homing keeps the homed frame (as a stage with absolute encoders would)
         self._offset = park if homing_required else self.switches
-        self._position = self._quantise(tuple(p - o for p, o in zip(park, self._offset)))
-        self._queue: deque[tuple[tuple[float, ...], float | None, bool]] = deque()  # (target, feed/s, jog)
-        self._current: _Pending | None = None
-        self._settle_until = 0.0
-        self._homing: Move | None = None
+        self.planner = Planner(tuple(p - o for p, o in zip(park, self._offset)), self._limit_list, settle_s,
+                               self._quantise)
         self._homed = False
         self._alarm: int | None = None
         self._critical = False
-        self._holding = False
-        # the G-code parser's state (gcode.c gc_state), reset to these defaults on a soft reset
-        self.coords = [tuple(float(v) for v in (work_offsets or {}).get(name, (0.0,) * 5)) for name in gcode.WORK_SYSTEM_NAMES]
-        self.stored = {"G28": (0.0,) * 5, "G30": (0.0,) * 5}
-        self.g92 = (0.0,) * 5
-        self._parser_reset()
+        self.parser = gcode.ParserState(coords=[tuple(float(v) for v in (work_offsets or {}).get(name, (0.0,) * 5))
+                                                for name in gcode.WORK_SYSTEM_NAMES], position=self.planner.position)
         self._last_error = 0
         self._dwell: float | None = None  # machine time the running G4 ends (inf: until the planner is empty)
         self._dwell_s = 0.0
         self._held_lines: deque[str] = deque()  # lines received while a dwell blocks the parser
         self._outbox: deque[tuple[float, bytes]] = deque()
         self._last_eol = 0
-        self._force_wco = False
-        self._wco_in, self._ov_in = 10, 0
+        self.reports = StatusReports()
         self._garble_next = False
         self._truncate_next = False
         self._boot()
@@ -116,12 +98,12 @@ class GrblEmulator(PtyDevice):
     def machine_pose(self) -> StagePose:
         """Where the stage physically is, in the stage frame (what the cameras see)."""
         with self._lock:
-            return StagePose(*(m + o for m, o in zip(self._pos_now(self.clock()), self._offset)))
+            return StagePose(*(m + o for m, o in zip(self.planner.position_at(self.clock()), self._offset)))
 
     def machine_position(self) -> tuple[float, ...]:
         """MPos as the controller counts it (whole steps)."""
         with self._lock:
-            return self._pos_now(self.clock())
+            return self.planner.position_at(self.clock())
 
     @property
     def home_position(self) -> tuple[float, ...]:
@@ -132,7 +114,7 @@ class GrblEmulator(PtyDevice):
     @property
     def is_moving(self) -> bool:
         with self._lock:
-            return self._current is not None or self._homing is not None or bool(self._queue)
+            return self.planner.busy
 
     @property
     def state_name(self) -> str:
@@ -170,14 +152,14 @@ class GrblEmulator(PtyDevice):
             if byte == 0x3F:  # ?
                 self._report_status()
             elif byte == 0x21:  # !
-                self._feed_hold()
+                self.planner.hold(self.clock())
             elif byte == 0x7E:  # ~
-                self._cycle_start()
+                self.planner.resume()
             elif byte == 0x18:
                 self._reset()
                 self._line.clear()
             elif byte == 0x85:
-                self._jog_cancel()
+                self.planner.cancel_jog(self.clock())
             elif byte >= 0x80:
                 continue  # other real-time overrides: ignored
             elif byte in (0x0A, 0x0D):
@@ -245,29 +227,9 @@ class GrblEmulator(PtyDevice):
         while self._outbox and self._outbox[0][0] <= time.monotonic():
             super().send(self._outbox.popleft()[1])
         now = self.clock()
-        if self._homing is not None and now >= self._homing.started_at + self._homing.duration:
+        if self.planner.advance(now):
             self._finish_homing(now)
-        pending = self._current
-        if pending is not None:
-            move = pending.move
-            if pending.hold_fraction is not None:
-                if move.fraction(now) >= pending.hold_fraction:
-                    self._position = self._quantise(self._at_fraction(move, pending.hold_fraction))
-                    self._current = None
-                    if pending.jog:  # a stopped jog is discarded
-                        self._holding = False
-                        self._queue = deque(item for item in self._queue if not item[2])
-                    else:  # remember the rest of the way for the resume
-                        self._queue.appendleft((move.target, pending.feed_per_s, False))
-                    self._settle_until = now + self.settle_s
-            elif now >= move.started_at + move.duration:
-                self._position = move.target
-                self._current = None
-                self._settle_until = now + self.settle_s
-        if self._current is None and self._queue and not self._holding and self._homing is None:
-            target, feed, jog = self._queue.popleft()
-            self._current = _Pending(Move.plan(self._position, target, now, self._limit_list, feed), jog, feed)
-        if self._dwell is not None and not self._busy() and now >= self._settle_until:
+        if self._dwell is not None and self.planner.settled(now):
             if self._dwell == math.inf:
                 self._dwell = now + self._dwell_s
             if now >= self._dwell:
@@ -289,16 +251,17 @@ class GrblEmulator(PtyDevice):
             for number in sorted(self.settings):
                 self.send_line(format_setting(number, self.settings[number]))
         elif line == "$#":
-            for name, values in zip(gcode.WORK_SYSTEM_NAMES, self.coords):
+            for name, values in zip(gcode.WORK_SYSTEM_NAMES, self.parser.coords):
                 self.send_line(f"[{name}:{_mm(values)}]")
             for name in ("G28", "G30"):
-                self.send_line(f"[{name}:{_mm(self.stored[name])}]")
-            self.send_line(f"[G92:{_mm(self.g92)}]")
+                self.send_line(f"[{name}:{_mm(self.parser.stored[name])}]")
+            self.send_line(f"[G92:{_mm(self.parser.g92)}]")
             self.send_line(f"[TLO:{_mm((0.0,) * 5)}]")
             self.send_line(f"[PRB:{_mm((0.0,) * 5)}:0]")
         elif line == "$G":
-            self.send_line("[GC:" + " ".join(modal_words(self._motion_mode, gcode.WORK_SYSTEM_NAMES[self._wcs],
-                                                         self._inches, self._absolute, self._feed)) + "]")
+            parser = self.parser
+            self.send_line("[GC:" + " ".join(modal_words(parser.motion, gcode.WORK_SYSTEM_NAMES[parser.wcs],
+                                                         parser.inches, parser.absolute, parser.feed)) + "]")
         elif line == "$X":
             if self._alarm is None:
                 return 0
@@ -335,78 +298,51 @@ class GrblEmulator(PtyDevice):
         words = gcode.words(body)
         if isinstance(words, int):
             return words
-        absolute, machine, feed, axes = self._absolute, False, None, {}
+        absolute, machine, feed, axes = self.parser.absolute, False, None, {}
         for letter, value in words:
             if letter == "G" and value in (90.0, 91.0, 53.0, 20.0, 21.0):
                 absolute = value != 91.0 if value in (90.0, 91.0) else absolute
                 machine = machine or value == 53.0
             elif letter == "F":
-                feed = value / 60.0 * self._unit
+                feed = value / 60.0 * self.parser.unit
             elif letter in LETTERS and letter not in axes:
                 axes[letter] = value
             else:
                 return 16
         if feed is None or feed <= 0 or not axes:
             return 16
-        target = self._target(axes, absolute, machine)
+        target = self.parser.target(axes, absolute, machine)
         if not self._within_envelope(target):
             return 15  # jog target beyond travel: refused, no alarm (motion_control.c mc_jog_execute)
-        self._queue.append((self._quantise(target), feed, True))
-        self._parser_pos = target
+        self.planner.add(target, feed, True)
+        self.parser.position = target
         return 0
 
     # -- G-code (gcode.c) ----------------------------------------------------------------------------
     def _gcode(self, line: str) -> int | None:
-        block = gcode.parse_block(line, motion_mode=self._motion_mode, has_feed=self._feed is not None)
+        parser = self.parser
+        block = gcode.parse_block(line, motion_mode=parser.motion, has_feed=parser.feed is not None)
         if isinstance(block, int):
             return block
-        if block.units is not None:
-            self._inches = block.units == 20.0
-        if block.feed is not None:
-            self._feed = block.feed * self._unit
-        if block.distance is not None:
-            self._absolute = block.distance == 90.0
-        if block.wcs is not None and block.wcs != self._wcs:
-            self._wcs, self._force_wco = block.wcs, True
-        if block.motion is not None:
-            self._motion_mode = block.motion
+        if parser.apply(block):
+            self.reports.force_wco = True
         command, axes = block.non_modal, block.axes
         if command == 4.0:
             self._dwell, self._dwell_s = math.inf, float(block.p or 0.0)
-            return 0
-        if command == 10.0:
-            index = self._wcs if block.p == 0 else int(block.p or 1) - 1
-            values = list(self.coords[index])
-            for i, letter in enumerate(LETTERS):
-                if letter in axes:
-                    value = axes[letter] * self._unit
-                    values[i] = value if block.l == 2.0 else self._parser_pos[i] - value - self.g92[i]
-            self.coords[index] = tuple(values)
-            self._force_wco = self._force_wco or index == self._wcs
-            return 0
-        if command == 92.0:
-            wco = self.coords[self._wcs]
-            self.g92 = tuple(self._parser_pos[i] - wco[i] - axes[L] * self._unit if L in axes else self.g92[i]
-                             for i, L in enumerate(LETTERS))
-            self._force_wco = True
-            return 0
-        if command == 92.1:
-            self.g92, self._force_wco = (0.0,) * 5, True
-            return 0
-        if command in (28.0, 30.0):
-            stored = self.stored["G28" if command == 28.0 else "G30"]
-            if axes and not self._queue_move(self._target(axes, self._absolute, False), None):
+        elif command in (28.0, 30.0):
+            stored = parser.stored["G28" if command == 28.0 else "G30"]
+            if axes and not self._queue_move(parser.target(axes, parser.absolute, False), None):
                 return None
-            end = tuple(stored[i] if (not axes or L in axes) else self._parser_pos[i] for i, L in enumerate(LETTERS))
-            return 0 if self._queue_move(end, None) else None
-        if axes:
-            target = self._target(axes, self._absolute, command == 53.0)
-            feed = self._feed / 60.0 if self._motion_mode == 1 and self._feed else None
-            if not self._queue_move(target, feed):
+            end = tuple(stored[i] if (not axes or L in axes) else parser.position[i] for i, L in enumerate(LETTERS))
+            if not self._queue_move(end, None):
+                return None
+        elif axes and command not in gcode.AXIS_COMMANDS:
+            feed = parser.feed / 60.0 if parser.motion == 1 and parser.feed else None
+            if not self._queue_move(parser.target(axes, parser.absolute, command == 53.0), feed):
                 return None
         if block.program_end:
-            self._parser_reset()
-            self._force_wco = True
+            parser.reset(parser.position)
+            self.reports.force_wco = True
             self.send_line("[MSG:Pgm End]")
         return 0
 
@@ -417,23 +353,9 @@ class GrblEmulator(PtyDevice):
             self.send_line("ALARM:2")
             self.send_line("[MSG:Reset to continue]")
             return False
-        self._queue.append((self._quantise(target), feed_per_s, False))
-        self._parser_pos = target
+        self.planner.add(target, feed_per_s, False)
+        self.parser.position = target
         return True
-
-    def _target(self, axes: dict[str, float], absolute: bool, machine: bool) -> tuple[float, ...]:
-        wco = self._wco()
-        result = []
-        for i, letter in enumerate(LETTERS):
-            if letter not in axes:
-                result.append(self._parser_pos[i])
-            elif machine:
-                result.append(axes[letter] * self._unit)
-            elif absolute:
-                result.append(axes[letter] * self._unit + wco[i])
-            else:
-                result.append(self._parser_pos[i] + axes[letter] * self._unit)
-        return tuple(result)
 
     def _within_envelope(self, target: tuple[float, ...]) -> bool:
         """Soft limits ($20) on homed axes, within [−travel, 0] (+ pull-off with hard limits on)."""
@@ -457,20 +379,17 @@ class GrblEmulator(PtyDevice):
         pulloff = float(self.settings[27])
         physical_end = tuple(s - pulloff for s in self.switches)
         end = tuple(p - o for p, o in zip(physical_end, self._offset))
-        seek = float(self.settings[25]) / 60.0
-        limits = [AxisLimits(min(lim.max_rate, seek), lim.acceleration, -math.inf, math.inf) for lim in self._limit_list]
-        self._homing = Move.plan(self._position, end, self.clock() + 0.1, limits, feed_per_s=None)
+        self.planner.home(end, self.clock() + 0.1, float(self.settings[25]) / 60.0)
 
     def _finish_homing(self, now: float) -> None:
         pulloff = float(self.settings[27])
         origin = 0.0 if int(self.settings[22]) & 8 else -pulloff
         self._offset = tuple(s - pulloff - origin for s in self.switches)
-        self._position = self._quantise((origin,) * 5)
-        self._parser_pos = self._position
-        self._homing = None
+        self.planner.position = self._quantise((origin,) * 5)
+        self.planner.settle_until = now + self.settle_s
+        self.parser.position = self.planner.position
         self._homed = True
         self._alarm = None
-        self._settle_until = now + self.settle_s
         self.send_line("[MSG:]")
         self.send_line("ok")
 
@@ -478,26 +397,8 @@ class GrblEmulator(PtyDevice):
     def _report_status(self) -> None:
         now = self.clock()
         state, sub = self._state(now)
-        mask = int(self.settings[10])
-        busy = state not in ("Idle", "Alarm")
-        wco_due = bool(mask & 32) and (self._force_wco or self._wco_in <= 0)
-        if wco_due:
-            self._force_wco, self._wco_in = False, 30 if busy else 10
-        else:
-            self._wco_in = min(self._wco_in, 10) - 1 if not busy else self._wco_in - 1
-        ov_due = bool(mask & 64) and not wco_due and self._ov_in <= 0
-        self._ov_in = (20 if busy else 10) - 1 if ov_due else self._ov_in - 1
-        wco = self._wco()
-        position = self._pos_now(now)
-        if not mask & 1:
-            position = tuple(p - o for p, o in zip(position, wco))
-        feed = 0.0
-        if self._current is not None and (self._current.hold_fraction is None
-                                          or self._current.move.fraction(now) < self._current.hold_fraction):
-            feed = self._current.move.speed(now) * 60.0
-        text = format_status(state, position, substate=sub, buffer=(PLANNER_BLOCKS - len(self._queue), RX_BUFFER)
-                             if mask & 2 else None, feed=feed, work_offset=wco if wco_due else None,
-                             overrides=(100, 100, 100) if ov_due else None, work_position=not mask & 1)
+        text = self.reports.status(state, sub, self.planner.position_at(now), self.parser.wco(), int(self.settings[10]),
+                                   PLANNER_BLOCKS - len(self.planner.queue), self.planner.feed_at(now))
         if self._truncate_next:  # the line cut after the third axis, its end still arriving
             self._truncate_next = False
             head, position_field = text[1:].split("|")[:2]
@@ -505,31 +406,9 @@ class GrblEmulator(PtyDevice):
             text = f"<{head}|{name}:{','.join(values.split(',')[:3])}>"
         self.send_line(text)
 
-    def _feed_hold(self) -> None:
-        if self._current is None and not self._queue:
-            return
-        now = self.clock()
-        if self._current is not None:
-            if self._current.jog:
-                self._jog_cancel()
-                return
-            self._current.hold_fraction = min(1.0, self._fraction_of(self._current.move.stop_target(now),
-                                                                      self._current.move))
-        self._holding = True
-
-    def _cycle_start(self) -> None:
-        self._holding = False  # resumes at once, or once at rest (tick requeues the remainder)
-
-    def _jog_cancel(self) -> None:
-        if self._current is not None and self._current.jog:
-            now = self.clock()
-            self._current.hold_fraction = min(1.0, self._fraction_of(self._current.move.stop_target(now),
-                                                                      self._current.move))
-        self._queue = deque(item for item in self._queue if not item[2])
-
     def _reset(self) -> None:
-        moving = self._current is not None or bool(self._queue)
-        homing = self._homing is not None
+        moving = self.planner.current is not None or bool(self.planner.queue)
+        homing = self.planner.homing is not None
         self._halt()
         self._critical = False
         if moving or homing:  # mc_reset: position lost, homed state gone (unless $22 bit 7)
@@ -537,14 +416,14 @@ class GrblEmulator(PtyDevice):
                 self._homed = False
             self._alarm = 6 if homing else 3
             self.send_line(f"ALARM:{self._alarm}")
-        self._parser_reset()
+        self.parser.reset(self.planner.position)
         self._last_error = 0
         self._dwell = None
         self._held_lines.clear()
         self._boot()
 
     def _boot(self) -> None:
-        self._wco_in, self._ov_in = 10, 0
+        self.reports.restart()
         self.send_line("")
         self.send_line(BANNER)
         if self._homing_required():
@@ -556,41 +435,12 @@ class GrblEmulator(PtyDevice):
             self.send_line(UNLOCK_HINT)
 
     # -- helpers ------------------------------------------------------------------------------------
-    def _parser_reset(self) -> None:
-        self._wcs, self._absolute, self._inches, self._motion_mode = 0, True, False, 0
-        self._feed: float | None = None  # mm/min
-        self._parser_pos = self._position
-
-    @property
-    def _unit(self) -> float:
-        return 25.4 if self._inches else 1.0
-
-    def _wco(self) -> tuple[float, ...]:
-        return tuple(c + g for c, g in zip(self.coords[self._wcs], self.g92))
-
     def _state(self, now: float) -> tuple[str, int | None]:
-        if self._alarm is not None:
-            return "Alarm", None
-        if self._homing is not None:
-            return "Home", None
-        if self._holding:
-            return "Hold", 0 if self._current is None else 1
-        if self._current is not None or self._queue or now < self._settle_until:
-            if self._current is not None and self._current.jog or any(j for *_, j in self._queue):
-                return "Jog", None
-            return "Run", None
-        return "Idle", None
-
-    def _busy(self) -> bool:
-        return self._current is not None or bool(self._queue) or self._homing is not None
+        return ("Alarm", None) if self._alarm is not None else self.planner.state(now)
 
     def _halt(self) -> None:
-        self._position = self._pos_now(self.clock())
-        self._parser_pos = self._position
-        self._current = None
-        self._homing = None
-        self._queue.clear()
-        self._holding = False
+        self.planner.halt(self.clock())
+        self.parser.position = self.planner.position
 
     def _quantise(self, values: tuple[float, ...]) -> tuple[float, ...]:
         """Whole motor steps: lroundf(value × steps per unit) / steps per unit (planner.c)."""
@@ -603,32 +453,13 @@ class GrblEmulator(PtyDevice):
             result.append((count if value >= 0 else -count) / steps)
         return tuple(result)
 
-    def _pos_now(self, now: float) -> tuple[float, ...]:
-        if self._homing is not None:
-            return self._quantise(self._homing.position(max(now, self._homing.started_at)))
-        pending = self._current
-        if pending is None:
-            return self._position
-        if pending.hold_fraction is not None and pending.move.fraction(now) >= pending.hold_fraction:
-            return self._quantise(self._at_fraction(pending.move, pending.hold_fraction))
-        return self._quantise(pending.move.position(now))
-
-    @staticmethod
-    def _at_fraction(move: Move, fraction: float) -> tuple[float, ...]:
-        return tuple(s + (t - s) * fraction for s, t in zip(move.start, move.target))
-
-    @staticmethod
-    def _fraction_of(point: tuple[float, ...], move: Move) -> float:
-        g = move.governing_axis
-        span = move.target[g] - move.start[g]
-        return 1.0 if span == 0 else (point[g] - move.start[g]) / span
-
     def _apply_settings(self) -> None:
         for i, axis in enumerate("xyzab"):
             old = self.limits[axis]
             self.limits[axis] = AxisLimits(float(self.settings[110 + i]) / 60.0, float(self.settings[120 + i]),
                                            old.minimum, old.maximum)
         self._limit_list = [self.limits[a] for a in "xyzab"]
+        self.planner.limits = self._limit_list
 
 
 def _mm(values: tuple[float, ...]) -> str:

@@ -157,3 +157,79 @@ def _check(block: Block, motion_mode: int | None, has_feed: bool) -> Block | int
     if moving and mode == 1 and not (has_feed or block.feed):
         return UNDEFINED_FEED
     return block
+
+
+@dataclass
+class ParserState:
+    """gcode.c `gc_state`: the modal state, the parser's position (MPos of the end of what is queued,
+    unrounded), and the work offsets: G54–G59.3 persist in the controller (NVS), G92 until power off."""
+
+    coords: list[tuple[float, ...]] = field(default_factory=lambda: [(0.0,) * 5 for _ in WORK_SYSTEMS])
+    stored: dict[str, tuple[float, ...]] = field(default_factory=lambda: {"G28": (0.0,) * 5, "G30": (0.0,) * 5})
+    g92: tuple[float, ...] = (0.0,) * 5
+    wcs: int = 0
+    absolute: bool = True
+    inches: bool = False
+    motion: int | None = 0
+    feed: float | None = None  # mm/min
+    position: tuple[float, ...] = (0.0,) * 5
+
+    def reset(self, position: tuple[float, ...]) -> None:
+        """gc_init after a soft reset or program end: modal defaults, position from the steppers."""
+        self.wcs, self.absolute, self.inches, self.motion, self.feed = 0, True, False, 0, None
+        self.position = position
+
+    @property
+    def unit(self) -> float:
+        return 25.4 if self.inches else 1.0
+
+    def wco(self) -> tuple[float, ...]:
+        """gc_get_offset: the active system + G92 (no tool length offsets here)."""
+        return tuple(c + g for c, g in zip(self.coords[self.wcs], self.g92))
+
+    def target(self, axes: dict[str, float], absolute: bool, machine: bool) -> tuple[float, ...]:
+        """MPos of a block's target: G53 raw machine coordinates, else work coordinates or increments."""
+        wco, result = self.wco(), []
+        for i, letter in enumerate(LETTERS):
+            if letter not in axes:
+                result.append(self.position[i])
+            elif machine:
+                result.append(axes[letter] * self.unit)
+            elif absolute:
+                result.append(axes[letter] * self.unit + wco[i])
+            else:
+                result.append(self.position[i] + axes[letter] * self.unit)
+        return tuple(result)
+
+    def apply(self, block: Block) -> bool:
+        """The modal words and the offset commands (G10 L2/L20, G92, G92.1) of a checked block;
+        True when the active WCO changed (the next report carries WCO)."""
+        changed = False
+        if block.units is not None:
+            self.inches = block.units == 20.0
+        if block.feed is not None:
+            self.feed = block.feed * self.unit
+        if block.distance is not None:
+            self.absolute = block.distance == 90.0
+        if block.wcs is not None and block.wcs != self.wcs:
+            self.wcs, changed = block.wcs, True
+        if block.motion is not None:
+            self.motion = block.motion
+        command, axes = block.non_modal, block.axes
+        if command == 10.0:
+            index = self.wcs if block.p == 0 else int(block.p or 1) - 1
+            values = list(self.coords[index])
+            for i, letter in enumerate(LETTERS):
+                if letter in axes:
+                    value = axes[letter] * self.unit
+                    values[i] = value if block.l == 2.0 else self.position[i] - value - self.g92[i]
+            self.coords[index] = tuple(values)
+            changed = changed or index == self.wcs
+        elif command == 92.0:
+            base = self.coords[self.wcs]
+            self.g92 = tuple(self.position[i] - base[i] - axes[L] * self.unit if L in axes else self.g92[i]
+                             for i, L in enumerate(LETTERS))
+            changed = True
+        elif command == 92.1:
+            self.g92, changed = (0.0,) * 5, True
+        return changed

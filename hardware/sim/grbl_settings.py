@@ -1,8 +1,11 @@
 """What the emulated grblHAL prints of itself: its `$$` settings with their defaults for this stage,
-`$I` build info and `$G` parser state, in the formats report.c and settings.c print them."""
+`$I` build info, `$G` parser state and status reports, in the formats report.c and settings.c print
+them."""
 from __future__ import annotations
 
 from typing import Mapping
+
+from ..motion.grbl_protocol import format_status
 
 from .dynamics import AxisLimits
 
@@ -50,3 +53,34 @@ def modal_words(motion: int | None, wcs: str, inches: bool, absolute: bool, feed
     return [f"G{80 if motion is None else motion}", wcs, "G17", "G20" if inches else "G21",
             "G90" if absolute else "G91", "G94", "G49", "G98", "G50", "M5", "M9", "T0",
             f"F{int(feed or 0)}", "S0."]
+
+
+class StatusReports:
+    """report.c `report_realtime_status`: `$10` chooses the fields (bit 0 MPos or WPos, bit 1 Bf,
+    bit 5 WCO, bit 6 Ov); WCO comes in the 11th report after the banner, then every 10 reports idle and
+    30 busy, and in the next report after any offset change; Ov every 10 (idle) or 20 (busy), never
+    in the same report as WCO."""
+
+    def __init__(self) -> None:
+        self.force_wco = False
+        self.restart()
+
+    def restart(self) -> None:
+        """The banner zeroes both counters (report_init_message)."""
+        self._wco_in, self._ov_in = 10, 0
+
+    def status(self, state: str, substate: int | None, position: tuple[float, ...], wco: tuple[float, ...],
+               mask: int, blocks_free: int, feed: float) -> str:
+        busy = state not in ("Idle", "Alarm")
+        wco_due = bool(mask & 32) and (self.force_wco or self._wco_in <= 0)
+        if wco_due:
+            self.force_wco, self._wco_in = False, 30 if busy else 10
+        else:
+            self._wco_in = min(self._wco_in, 10) - 1 if not busy else self._wco_in - 1
+        ov_due = bool(mask & 64) and not wco_due and self._ov_in <= 0
+        self._ov_in = (20 if busy else 10) - 1 if ov_due else self._ov_in - 1
+        if not mask & 1:
+            position = tuple(p - o for p, o in zip(position, wco))
+        return format_status(state, position, substate=substate, buffer=(blocks_free, 1023) if mask & 2 else None,
+                             feed=feed, work_offset=wco if wco_due else None,
+                             overrides=(100, 100, 100) if ov_due else None, work_position=not mask & 1)

@@ -2,13 +2,16 @@
 
 The driver under test opens `port_path` with pyserial exactly as it would open a USB adapter,
 so the bytes cross a real tty. A subclass implements `on_bytes` (or `on_line` for line protocols)
-and answers with `send`. `vanish()` closes the master side: the driver then sees the port go away,
-like a pulled cable.
+and answers with `send`. `port_path` is a stable link to the pty (as /dev/serial/by-id/… is to a USB
+adapter): `vanish()` closes the master side, so the driver sees the port go away like a pulled
+cable, and `replug()` brings the device back on a new pty behind the same path.
 """
 from __future__ import annotations
 
 import os
 import select
+import shutil
+import tempfile
 import threading
 import tty
 from collections import deque
@@ -21,9 +24,9 @@ class PtyDevice:
 
     def __init__(self, name: str):
         self.name = name
-        self._master, self._slave = os.openpty()
-        tty.setraw(self._slave)
-        self.port_path = os.ttyname(self._slave)
+        self._folder = tempfile.mkdtemp(prefix=f"pty-{name}-")
+        self.port_path = os.path.join(self._folder, "port")
+        self._open_pty()
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -43,11 +46,32 @@ class PtyDevice:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=2)
         self._close_fds()
+        shutil.rmtree(self._folder, ignore_errors=True)
 
     def vanish(self) -> None:
         """Drop the port as a pulled cable would: the driver's next read or write fails."""
         self._stop.set()
         self._close_fds()
+
+    def replug(self) -> None:
+        """Plug the cable back in: a new pty behind the same `port_path`, the device serving again
+        (its state kept, as a unit that stayed powered keeps it). A driver must open the port anew."""
+        self.vanish()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=2)
+        self._thread = None
+        with self._lock:
+            self._open_pty()
+            self._line.clear()
+        self._stop.clear()
+        self.start()
+
+    def _open_pty(self) -> None:
+        self._master, self._slave = os.openpty()
+        tty.setraw(self._slave)
+        link = self.port_path + ".new"
+        os.symlink(os.ttyname(self._slave), link)
+        os.replace(link, self.port_path)
 
     def __enter__(self) -> "PtyDevice":
         return self.start()
