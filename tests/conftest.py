@@ -32,3 +32,17 @@ def model_paths(tmp_path_factory):
                                                                    batch_size=8, max_steps=2, progress=False)),
                             fine, root / "models" / "classifier.onnx", golden=4)
     return det.path, cls.path
+
+
+@pytest.fixture
+def recipe(tmp_path, model_paths):
+    """The reference recipe, its models those under test (shipped, or trained here)."""
+    import json
+
+    from inspector.demo import REFERENCE_RECIPE
+
+    data = json.loads(REFERENCE_RECIPE.read_text())
+    data["models"] = {"detector": str(model_paths[0]), "classifier": str(model_paths[1])}
+    path = tmp_path / "recipe.json"
+    path.write_text(json.dumps(data))
+    return path

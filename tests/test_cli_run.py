@@ -1,16 +1,10 @@
 """`inspector run --sim` and `inspector results` as a newcomer runs them, in their own processes."""
-import json
 import subprocess
 import sys
 
-from inspector.demo import REFERENCE_RECIPE
 
 
-def test_demo_lot_prints_parts_and_summary(tmp_path, model_paths):
-    data = json.loads(REFERENCE_RECIPE.read_text())
-    data["models"] = {"detector": str(model_paths[0]), "classifier": str(model_paths[1])}
-    recipe = tmp_path / "recipe.json"
-    recipe.write_text(json.dumps(data))
+def test_demo_lot_prints_parts_and_summary(tmp_path, recipe):
     db = tmp_path / "results.db"
     run = subprocess.run([sys.executable, "-m", "inspector.cli", "run", "--sim", "--parts", "3", "--speed-factor", "10",
                           "--recipe", str(recipe), "--db", str(db), "--archive", str(tmp_path / "archive")],

@@ -1,20 +1,15 @@
 """The acceptance check behind `inspector run --sim` with the controller options: against the emulator as
 real firmware behaves (whole motor steps, a G54 offset stored in it, 30–200 ms reply latency, one line
 garbled on the way in) a lot gets the verdicts the idealised emulator gives."""
-import json
 import logging
 
-from inspector.demo import REFERENCE_RECIPE, run_sim_lot
+from inspector.demo import run_sim_lot
 
 REALISTIC = {"steps_per_unit": 250.0, "work_offsets": {"G54": (5.0, -3.0, 2.0, 0.0, 0.0)},
              "reply_latency_s": (0.03, 0.2)}
 
 
-def test_realistic_controller_gives_the_verdicts_of_the_ideal_one(tmp_path, model_paths, caplog):
-    data = json.loads(REFERENCE_RECIPE.read_text())
-    data["models"] = {"detector": str(model_paths[0]), "classifier": str(model_paths[1])}
-    recipe = tmp_path / "recipe.json"
-    recipe.write_text(json.dumps(data))
+def test_realistic_controller_gives_the_verdicts_of_the_ideal_one(tmp_path, recipe, caplog):
 
     def lot(name, **options):
         lines = []

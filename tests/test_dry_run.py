@@ -1,7 +1,6 @@
 """`inspector run --config` as a dry run: the stage is a real controller (here the grblHAL emulator on its
 own pty, standing in for one, with a G54 offset left in it), lights and cameras are virtual; the whole
 cycle runs against the controller and the verdicts are scored against the virtual parts' truth."""
-import json
 import re
 
 import pytest
@@ -9,18 +8,8 @@ import pytest
 from hardware.sim.cell import station_config_dict
 from hardware.sim.grbl_emulator import GrblEmulator
 from inspector.cli import main
-from inspector.demo import REFERENCE_RECIPE
 from inspector.devices import open_devices
 from inspector.station_config import StationConfig
-
-
-@pytest.fixture
-def recipe(tmp_path, model_paths):
-    data = json.loads(REFERENCE_RECIPE.read_text())
-    data["models"] = {"detector": str(model_paths[0]), "classifier": str(model_paths[1])}
-    path = tmp_path / "recipe.json"
-    path.write_text(json.dumps(data))
-    return path
 
 
 @pytest.mark.parametrize("light_protocol", ["gardasoft", "template"])

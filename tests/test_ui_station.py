@@ -1,25 +1,14 @@
 """The station shell offscreen on the virtual cell: PIN login and roles, a lot with pause and stop,
 an operator override that reaches the review queue and the audit log, an injected machine alarm
 in the alarm panel and Reset. The GUI event-loop latency is measured and printed, never asserted."""
-import json
 
 import pytest
 
 pytest.importorskip("PyQt6")
 
 from inspector.access import AccessDenied, Session  # noqa: E402
-from inspector.demo import REFERENCE_RECIPE  # noqa: E402
 from ui.alarm_panel import station_state  # noqa: E402
 from ui.station_window import StationWindow  # noqa: E402
-
-
-@pytest.fixture
-def recipe(tmp_path, model_paths):
-    data = json.loads(REFERENCE_RECIPE.read_text())
-    data["models"] = {"detector": str(model_paths[0]), "classifier": str(model_paths[1])}
-    path = tmp_path / "recipe.json"
-    path.write_text(json.dumps(data))
-    return path
 
 
 def open_window(qtbot, tmp_path, recipe, *, parts=3, demo_users=True, first_seed=500_000):

@@ -1,6 +1,5 @@
-"""grblHAL / Grbl 1.1 serial protocol: reply patterns, status parsing, command formatting,
-and the error and alarm code tables (as Grbl 1.1 documents them in doc/csv/*_codes_en_US.csv,
-with the codes grblHAL adds). Pure functions; no I/O.
+"""grblHAL / Grbl 1.1 serial protocol: reply patterns, status parsing, command formatting; the
+error and alarm tables are grbl_codes' (grblHAL's own texts). Pure functions; no I/O.
 """
 from __future__ import annotations
 
@@ -10,6 +9,7 @@ import time
 from typing import Mapping
 
 from .base import AXES, AxisSettings, MachineState, Pose
+from .grbl_codes import ALARM_CODES, CRITICAL_ALARMS, ERROR_CODES  # noqa: F401 - the driver reads them here
 
 RESET = b"\x18"
 STATUS_QUERY = b"?"
@@ -19,7 +19,6 @@ JOG_CANCEL = b"\x85"
 
 OK = "ok"
 RESET_TO_CONTINUE = "[MSG:Reset to continue]"
-CRITICAL_ALARMS = frozenset({1, 2, 10})  # hard limit, soft limit, e-stop: locked until reset
 BANNER = re.compile(r"^Grbl(?:HAL)?\s+(?P<version>\S+)\s+\[.*help\]\s*$", re.IGNORECASE)
 STATUS = re.compile(r"^<(?P<body>[^<>]*)>$")
 ERROR = re.compile(r"^error:(?P<code>\d+)$")
@@ -30,75 +29,6 @@ SETTING = re.compile(r"^\$(?P<number>\d+)=(?P<value>[^\s;(]*)")
 AXES_INFO = re.compile(r"^(?P<count>\d+):(?P<letters>[XYZABCUVW]+)$")
 
 STATES = ("Idle", "Run", "Hold", "Jog", "Alarm", "Door", "Check", "Home", "Sleep", "Tool")
-
-ERROR_CODES: Mapping[int, str] = {
-    1: "G-code words consist of a letter and a value. Letter was not found.",
-    2: "Missing the expected G-code word value or numeric value format is not valid.",
-    3: "Grbl '$' system command was not recognized or supported.",
-    4: "Negative value received for an expected positive value.",
-    5: "Homing cycle failure. Homing is not enabled via settings.",
-    6: "Minimum step pulse time must be greater than 3usec.",
-    7: "An EEPROM read failed. Auto-restoring affected EEPROM to default values.",
-    8: "Grbl '$' command cannot be used unless Grbl is IDLE. Ensures smooth operation during a job.",
-    9: "G-code commands are locked out during alarm or jog state.",
-    10: "Soft limits cannot be enabled without homing also enabled.",
-    11: "Max characters per line exceeded. Received command line was not executed.",
-    12: "Grbl '$' setting value cause the step rate to exceed the maximum supported.",
-    13: "Safety door detected as opened and door state initiated.",
-    14: "Build info or startup line exceeded EEPROM line length limit. Line not stored.",
-    15: "Jog target exceeds machine travel. Jog command has been ignored.",
-    16: "Jog command has no '=' or contains prohibited g-code.",
-    17: "Laser mode requires PWM output.",
-    20: "Unsupported or invalid g-code command found in block.",
-    21: "More than one g-code command from same modal group found in block.",
-    22: "Feed rate has not yet been set or is undefined.",
-    23: "G-code command in block requires an integer value.",
-    24: "More than one g-code command that requires axis words found in block.",
-    25: "Repeated g-code word found in block.",
-    26: "No axis words found in block for g-code command or current modal state which requires them.",
-    27: "Line number value is invalid.",
-    28: "G-code command is missing a required value word.",
-    29: "G59.x work coordinate systems are not supported.",
-    30: "G53 only allowed with G0 and G1 motion modes.",
-    31: "Axis words found in block when no command or current modal state uses them.",
-    32: "G2 and G3 arcs require at least one in-plane axis word.",
-    33: "Motion command target is invalid.",
-    34: "Arc radius value is invalid.",
-    35: "G2 and G3 arcs require at least one in-plane offset word.",
-    36: "Unused value words found in block.",
-    37: "G43.1 dynamic tool length offset is not assigned to configured tool length axis.",
-    38: "Tool number greater than max supported value.",
-    39: "Value out of range.",
-    40: "G-code command not allowed when tool change is pending.",
-    41: "Spindle not running when motion commanded in CSS or spindle sync mode.",
-    42: "Plane must be ZX for threading.",
-    43: "Max. feed rate exceeded.",
-    44: "RPM out of range.",
-    45: "Only homing is allowed when a limit switch is engaged.",
-    46: "Home machine to continue.",
-    60: "SD Card mount failed.",
-    79: "Setting is not available, possibly due to limited driver support.",
-}
-
-ALARM_CODES: Mapping[int, str] = {
-    1: "Hard limit triggered. Machine position is likely lost due to sudden and immediate halt. Re-homing is highly recommended.",
-    2: "G-code motion target exceeds machine travel. Machine position safely retained. Alarm may be unlocked.",
-    3: "Reset while in motion. Grbl cannot guarantee position. Lost steps are likely. Re-homing is highly recommended.",
-    4: "Probe fail. The probe is not in the expected initial state before starting probe cycle.",
-    5: "Probe fail. Probe did not contact the workpiece within the programmed travel.",
-    6: "Homing fail. Reset during active homing cycle.",
-    7: "Homing fail. Safety door was opened during active homing cycle.",
-    8: "Homing fail. Cycle failed to clear limit switch when pulling off.",
-    9: "Homing fail. Could not find limit switch within search distance.",
-    10: "E-stop asserted. Clear and reset.",
-    11: "Homing required. Execute homing command ($H) to continue.",
-    12: "Limit switch engaged. Clear before continuing.",
-    13: "Probe protection triggered. Clear before continuing.",
-    14: "Spindle at speed timeout. Clear before continuing.",
-    15: "Homing fail. Could not find second limit switch for auto squared axis within search distances.",
-    16: "Power on selftest (POS) failed.",
-    17: "Motor fault.",
-}
 
 # $$ setting numbers: first axis at base, next axes follow (X=+0, Y=+1, Z=+2, A=+3, B=+4).
 STEPS_BASE, RATE_BASE, ACCEL_BASE, TRAVEL_BASE = 100, 110, 120, 130

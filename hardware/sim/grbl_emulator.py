@@ -30,11 +30,13 @@ import random
 import time
 from collections import deque
 
+from ..motion.grbl_codes import CRITICAL_ALARMS
 from ..pose import StagePose
 from . import grbl_gcode as gcode
 from .dynamics import DEFAULT_LIMITS, SETTLE_S, AxisLimits
 from .grbl_planner import Planner
-from .grbl_settings import StatusReports, build_info, default_settings, format_setting, modal_words, store_setting
+from .grbl_settings import StatusReports, default_settings
+from .grbl_system import SystemCommands
 from .pty_device import PtyDevice
 
 BANNER = "GrblHAL 1.1f ['$' or '$HELP' for help]"
@@ -42,11 +44,10 @@ UNLOCK_HINT = "[MSG:'$H'|'$X' to unlock]"
 HOMING_HINT = "[MSG:Homing cycle required]"
 LETTERS = gcode.LETTERS
 PLANNER_BLOCKS = 35
-CRITICAL = (1, 2, 10, 17)  # protocol.c: hard limit, soft limit, e-stop, motor fault block until reset
 BLOCKING_OK = ("$I", "$$", "$#", "$G")  # `$` commands that still run while a critical alarm blocks
 
 
-class GrblEmulator(PtyDevice):
+class GrblEmulator(SystemCommands, PtyDevice):
     def __init__(self, *, speed_factor: float = 1.0, limits: dict[str, AxisLimits] | None = None,
                  settle_s: float = SETTLE_S, homing_required: bool = True, park=(0.0, 0.0, 40.0, 0.0, 0.0),
                  steps_per_unit: float = 250.0, ideal: bool = False, reply_latency_s: tuple[float, float] = (0.0, 0.0),
@@ -125,7 +126,7 @@ class GrblEmulator(PtyDevice):
         """Fault injection: raise ALARM:code as if a limit switch or e-stop tripped."""
         with self._lock:
             self._halt()
-            self._alarm, self._critical = code, code in CRITICAL
+            self._alarm, self._critical = code, code in CRITICAL_ALARMS
             self.send_line(f"ALARM:{code}")
             if self._critical:
                 self.send_line("[MSG:Reset to continue]")
@@ -238,86 +239,6 @@ class GrblEmulator(PtyDevice):
         while self._dwell is None and self._held_lines:
             self.on_line(self._held_lines.popleft())
 
-    # -- `$` commands (system.c) -------------------------------------------------------------------
-    def _system_command(self, line: str) -> int | None:
-        """Run a `$` command; its status code, or None when the reply comes later ($H)."""
-        state = self._state(self.clock())[0]
-        if line == "$I":
-            for text in build_info(self.settings):
-                self.send_line(text)
-        elif line == "$$":
-            if state in ("Run", "Hold"):
-                return 8
-            for number in sorted(self.settings):
-                self.send_line(format_setting(number, self.settings[number]))
-        elif line == "$#":
-            for name, values in zip(gcode.WORK_SYSTEM_NAMES, self.parser.coords):
-                self.send_line(f"[{name}:{_mm(values)}]")
-            for name in ("G28", "G30"):
-                self.send_line(f"[{name}:{_mm(self.parser.stored[name])}]")
-            self.send_line(f"[G92:{_mm(self.parser.g92)}]")
-            self.send_line(f"[TLO:{_mm((0.0,) * 5)}]")
-            self.send_line(f"[PRB:{_mm((0.0,) * 5)}:0]")
-        elif line == "$G":
-            parser = self.parser
-            self.send_line("[GC:" + " ".join(modal_words(parser.motion, gcode.WORK_SYSTEM_NAMES[parser.wcs],
-                                                         parser.inches, parser.absolute, parser.feed)) + "]")
-        elif line == "$X":
-            if self._alarm is None:
-                return 0
-            if self._homing_required():
-                return 46
-            self._alarm = None
-            self.send_line("[MSG:Caution: Unlocked]")
-        elif line == "$H":
-            if not int(self.settings[22]) & 1:
-                return 5
-            if state not in ("Idle", "Alarm"):
-                return 8
-            self._start_homing()
-            return None
-        elif line.startswith("$J="):
-            return self._jog(line[3:], state)
-        elif (setting := _setting_assignment(line)) is not None:
-            number, value = setting
-            if number not in self.settings:
-                return 3
-            if state not in ("Idle", "Alarm"):
-                return 8
-            if number == 20 and value and not int(self.settings[22]) & 1:
-                return 10  # soft limits need homing
-            self.settings[number] = store_setting(number, value)
-            self._apply_settings()
-        else:
-            return 3
-        return 0
-
-    def _jog(self, body: str, state: str) -> int:
-        if state not in ("Idle", "Jog"):
-            return 8
-        words = gcode.words(body)
-        if isinstance(words, int):
-            return words
-        absolute, machine, feed, axes = self.parser.absolute, False, None, {}
-        for letter, value in words:
-            if letter == "G" and value in (90.0, 91.0, 53.0, 20.0, 21.0):
-                absolute = value != 91.0 if value in (90.0, 91.0) else absolute
-                machine = machine or value == 53.0
-            elif letter == "F":
-                feed = value / 60.0 * self.parser.unit
-            elif letter in LETTERS and letter not in axes:
-                axes[letter] = value
-            else:
-                return 16
-        if feed is None or feed <= 0 or not axes:
-            return 16
-        target = self.parser.target(axes, absolute, machine)
-        if not self._within_envelope(target):
-            return 15  # jog target beyond travel: refused, no alarm (motion_control.c mc_jog_execute)
-        self.planner.add(target, feed, True)
-        self.parser.position = target
-        return 0
-
     # -- G-code (gcode.c) ----------------------------------------------------------------------------
     def _gcode(self, line: str) -> int | None:
         parser = self.parser
@@ -356,42 +277,6 @@ class GrblEmulator(PtyDevice):
         self.planner.add(target, feed_per_s, False)
         self.parser.position = target
         return True
-
-    def _within_envelope(self, target: tuple[float, ...]) -> bool:
-        """Soft limits ($20) on homed axes, within [−travel, 0] (+ pull-off with hard limits on)."""
-        if self.settings[20] != "1" or not self._homed:
-            return True
-        pulloff = float(self.settings[27]) if self.settings[21] == "1" else 0.0
-        force_origin = bool(int(self.settings[22]) & 8)
-        for i, value in enumerate(target):
-            travel = float(self.settings[130 + i])
-            low, high = -travel + pulloff, 0.0 if force_origin else -pulloff
-            if not low - 1e-9 <= value <= high + 1e-9:
-                return False
-        return True
-
-    # -- homing ------------------------------------------------------------------------------------
-    def _homing_required(self) -> bool:
-        flags = int(self.settings[22])
-        return bool(flags & 1 and flags & 4 and not flags & 64) and not self._homed
-
-    def _start_homing(self) -> None:
-        pulloff = float(self.settings[27])
-        physical_end = tuple(s - pulloff for s in self.switches)
-        end = tuple(p - o for p, o in zip(physical_end, self._offset))
-        self.planner.home(end, self.clock() + 0.1, float(self.settings[25]) / 60.0)
-
-    def _finish_homing(self, now: float) -> None:
-        pulloff = float(self.settings[27])
-        origin = 0.0 if int(self.settings[22]) & 8 else -pulloff
-        self._offset = tuple(s - pulloff - origin for s in self.switches)
-        self.planner.position = self._quantise((origin,) * 5)
-        self.planner.settle_until = now + self.settle_s
-        self.parser.position = self.planner.position
-        self._homed = True
-        self._alarm = None
-        self.send_line("[MSG:]")
-        self.send_line("ok")
 
     # -- real-time -----------------------------------------------------------------------------------
     def _report_status(self) -> None:
@@ -460,18 +345,3 @@ class GrblEmulator(PtyDevice):
                                            old.minimum, old.maximum)
         self._limit_list = [self.limits[a] for a in "xyzab"]
         self.planner.limits = self._limit_list
-
-
-def _mm(values: tuple[float, ...]) -> str:
-    return ",".join(f"{v:.3f}" for v in values)
-
-
-def _setting_assignment(line: str) -> tuple[int, float] | None:
-    number, sep, value = line[1:].partition("=")
-    if not sep or not number.isdigit():
-        return None
-    try:
-        parsed = float(value)
-    except ValueError:
-        return None
-    return (int(number), parsed) if math.isfinite(parsed) else None
