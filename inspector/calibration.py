@@ -254,7 +254,7 @@ def write_calibration(session: Session, config_path: str | Path, calibration: Ca
                       *, rotation: bool = False, reason: str = "") -> StationConfig:
     """Write `calibration` into the station config file (TOML or JSON by its suffix), atomically,
     after checking the session may calibrate; the audit log gets old → new."""
-    session.require("calibrate")
+    access.check(session, "calibrate")
     path = Path(config_path)
     config = StationConfig.load(path)
     updated = apply_calibration(config, calibration, rotation=rotation)

@@ -18,6 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in FORWARDED:
         # Training needs torch and the station needs Qt; the core imports neither: own processes.
         return subprocess.call([sys.executable, "-m", FORWARDED[argv[0]], *argv])
+    debug = "--debug" in argv or os.environ.get("INSPECTOR_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]  # accepted anywhere on the line
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "handler"):
@@ -28,17 +30,56 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args) or 0
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 - sorted into expected (one line) and bugs (traceback) below
+        code = expected_error(exc)
+        if code is None or debug:
+            raise
+        command = next((a for a in argv if not a.startswith("-")), "")
+        print(f"inspector {command}: {one_line(exc)}".replace("inspector : ", "inspector: "), file=sys.stderr)
+        return code
+
+
+def expected_error(exc: BaseException) -> int | None:
+    """The exit status for an error that bad input or the environment causes (a file, a recipe, a
+    device, a database), said in one line; None for anything else (a bug: its traceback is shown)."""
+    import sqlite3
+
+    from hardware.errors import HardwareError
+
+    if isinstance(exc, ValueError):  # ConfigError, ModelContractError, bad values in a file
+        return 2
+    kinds: list[type] = [OSError, HardwareError, sqlite3.Error]
+    for module, name in (("psycopg", "Error"), ("cv2", "error")):
+        loaded = sys.modules.get(module)
+        if loaded is not None and isinstance(getattr(loaded, name, None), type):
+            kinds.append(getattr(loaded, name))
+    return 1 if isinstance(exc, tuple(kinds)) else None
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (OSError as 'file: reason'; native text collapsed)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        text = f"{exc.filename}: {exc.strerror}" if exc.filename is not None else exc.strerror
+    else:
+        text = str(exc) or type(exc).__name__
+    lines = [" ".join(line.split()) for line in text.splitlines() if line.strip()]
+    text = "; ".join(lines) or type(exc).__name__
+    return text if len(text) <= 2000 else text[:1997] + "..."
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .run_command import positive_float
+
     parser = argparse.ArgumentParser(prog="inspector", description="Visual inspection cell: station, virtual cell, results, models.")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an error instead of its one-line message (anywhere on the line)")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     sim = sub.add_parser("sim", help="start the virtual cell (controller emulators on pseudo-terminals)",
                          description="Start the virtual cell and print its port paths; runs until Ctrl-C. "
                                      "'inspector sim gallery OUTDIR' writes rendered PNGs instead.")
     sim.add_argument("--seed", type=int, default=1, help="seed of the first part in the fixture (default 1)")
-    sim.add_argument("--speed-factor", type=float, default=1.0, help="machine time runs this many times faster than wall time")
+    sim.add_argument("--speed-factor", type=positive_float, default=1.0, help="machine time runs this many times faster than wall time")
     sim.add_argument("--lights", choices=("gardasoft", "template"), default="gardasoft",
                      help="light controller protocol to emulate (default gardasoft)")
     sim.add_argument("--station-out", metavar="FILE", help="also write a station config (TOML) pointing at the emulators' ports")
@@ -144,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--work", default=None, metavar="DIR",
                        help="scratch: result stores, raw figures bench.json, the evaluation (default out/bench)")
     bench.add_argument("--parts", type=int, default=None, help="parts timed for the cycle time (default 30; quick 3)")
-    bench.add_argument("--speed-factor", type=float, default=1.0,
+    bench.add_argument("--speed-factor", type=positive_float, default=1.0,
                        help="speed factor of the cycle-time run (default 1: real time, wall s = machine s)")
     bench.add_argument("--repeats", type=int, default=None, help="timed inference calls per measurement (default 50; quick 10)")
     bench.add_argument("--soak-parts", type=int, default=None, help="soak target in parts (default 10000; quick 300)")
@@ -191,6 +232,10 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("--reason", default=None, help="why (goes to the audit log; asked for when left out)")
     rollback.add_argument("--db", default=DEFAULT_DB, help=f"result store holding users and audit log (default {DEFAULT_DB})")
     rollback.set_defaults(handler=_models_rollback)
+
+    from .audit_command import add_parser as add_audit_parser  # inspector audit verify
+
+    add_audit_parser(sub, DEFAULT_DB)
 
     sub.add_parser("station", help="open the station (PyQt6; operator, QA, integrator): --sim on the virtual cell, "
                                    "--config FILE on a real machine (python -m ui station …)")
@@ -341,11 +386,14 @@ def _sim_gallery(args: argparse.Namespace) -> int:
 def _results(args: argparse.Namespace) -> int:
     from .results.sqlite_store import ResultStore
 
-    if "://" not in args.db and not os.path.exists(args.db):
-        print(f"inspector results: no result store at {args.db!r} (run some parts first, or pass --db)", file=sys.stderr)
+    from .run_command import db_problem
+
+    problem = db_problem(args.db, must_exist=True)
+    if problem:
+        print(f"inspector results: --db: {problem}", file=sys.stderr)
         return 2
     since, until = _parse_time(args.since, "--since"), _parse_time(args.until, "--until")
-    with ResultStore(args.db) as store:
+    with ResultStore(args.db, read_only=True) as store:
         if args.summary:
             print("hour (UTC)          pass  fail  error  yield")
             for hour, passed, failed, errors in store.yield_by_hour(since):
@@ -371,22 +419,22 @@ def _results(args: argparse.Namespace) -> int:
 
 def _models_rollback(args: argparse.Namespace) -> int:
     import getpass
-    from pathlib import Path
 
     from .access import AccessControl, AccessDenied
     from .promotion import PromotionRefused, rollback
     from .results.sqlite_store import ResultStore
+    from .run_command import db_problem
 
-    if not Path(args.db).is_file() and "://" not in args.db:
-        print(f"inspector models rollback: no result store at {args.db!r} (users and audit log live there; pass --db)",
-              file=sys.stderr)
+    problem = db_problem(args.db, must_exist=True)
+    if problem:
+        print(f"inspector models rollback: --db: {problem} (users and audit log live there)", file=sys.stderr)
         return 2
     pin = os.environ.get("INSPECTOR_PIN") or getpass.getpass(f"PIN for {args.user}: ")
     try:
         reason = args.reason or input("Reason (goes to the audit log): ")
     except EOFError:
         reason = ""
-    with ResultStore(args.db) as store:
+    with ResultStore(args.db, read_only=True) as store:
         access = AccessControl(store)
         try:
             result = rollback(access.login(args.user, pin), access, args.recipe, reason)

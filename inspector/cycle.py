@@ -15,7 +15,7 @@ import threading
 import time
 import traceback
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -23,7 +23,7 @@ from hardware.errors import HardwareError
 from hardware.lights.base import LightProgram
 from hardware.pose import StagePose
 
-from .archive import ImageArchive
+from .archive import ImageArchive, check_path_part
 from .devices import Devices
 from .events import Alarm, CandidatesFound, EventBus, Fault, FineShotTaken, PartStarted, VerdictReady, ViewCaptured
 from .inference.classifier import Classifier
@@ -32,7 +32,7 @@ from .planner import Candidate
 from .plausibility import IMPLAUSIBLE, ImplausibleFrame, OutOfFocus
 from .recipe import Recipe, View
 from .results.records import DefectRecord, PartRecord
-from .results.sqlite_store import ResultStore
+from .results.sqlite_store import ResultStore, StoreWriteError
 from .review import ReviewQueue
 from .station_config import StationConfig
 from .two_stage import IncompleteInspection, TwoStage, coarse_image_name, fine_image_name
@@ -73,6 +73,7 @@ class InspectionCycle:
         # structure, so until one has shown focus (since the start, or since a shot out of focus) a part
         # whose shots show none cannot PASS
         self.fine_focus_suspect: str | None = "no fine shot has shown focus since this cycle started"
+        self.store_outage: str | None = None  # the result server's outage, as last alarmed (parts are journalled)
 
     # -- operator controls (any thread) ---------------------------------------------------------------
     def pause(self) -> None:
@@ -137,8 +138,8 @@ class InspectionCycle:
         paths: list[str] = []
         if self.archive is not None and images and self.archive.wants(verdict):
             try:
-                paths = self.archive.save(part_id, images)
-            except OSError as exc:
+                paths = self.archive.save(part_id, images, verdict=verdict)
+            except (OSError, ValueError) as exc:
                 reason += f" (archive failed: {exc})"
         record = PartRecord(part_id=part_id, serial=serial, started_at=started, finished_at=time.time(),
                             station=self.station.name, recipe_id=self.recipe.id, recipe_version=self.recipe.version,
@@ -146,10 +147,53 @@ class InspectionCycle:
                             verdict=verdict, reason=reason, defects=tuple(defects),
                             timings_s={k: round(v, 4) for k, v in clock.totals.items()}, image_paths=tuple(paths),
                             extra=extra)
-        row = self.store.write(record)
-        self._enqueue_for_review(row, record)
+        try:
+            row = self.store.write(record)
+        except Exception as exc:  # noqa: BLE001 - disk full, journal unwritable: never lost silently, never a crash
+            return self._not_recorded(record, exc)
+        if row > 0:  # negative: journalled on the station, in the server later (the review queue catches up)
+            self._enqueue_for_review(row, record)
         self.events.publish(VerdictReady(part_id, record, row))
         return row, record
+
+    # -- before a part / when its record cannot be written ----------------------------------------------
+    def before_part(self, part_id: str, serial: str = "") -> str | None:
+        """Checks before a part starts. Returns why it must not start (with the alarm raised: the lot
+        stops on `alarm`), else None. A result server outage is alarmed once (parts go on into the
+        station's journal; the lot pauses on the backlog, see demo.run_lot)."""
+        problem = None
+        try:
+            for value, what in ((self.station.name, "station name"), (part_id, "part id"), (serial or part_id, "serial")):
+                check_path_part(value, what)
+        except ValueError as exc:
+            problem = f"{exc}; part not inspected"
+        if problem is None:
+            archive_space = self.archive.space_problem() if self.archive is not None else None
+            space = self.store.space_problem(need_bytes=100_000) if hasattr(self.store, "space_problem") else None
+            if space or archive_space:
+                problem = "; ".join(p for p in (space, archive_space) if p) + "; part not inspected"
+        if problem is not None:
+            self.alarm = problem
+            self.events.publish(Alarm(part_id, problem))
+            return problem
+        outage = getattr(self.store, "forwarding_error", None)
+        if outage is not None and self.store_outage is None:
+            self.events.publish(Alarm(part_id, f"result server unreachable ({outage}); parts are kept in the station's "
+                                               f"journal ({self.store.backlog} waiting) and forwarded when it is back"))
+        self.store_outage = outage
+        return None
+
+    def _not_recorded(self, record: PartRecord, exc: Exception) -> tuple[int, PartRecord]:
+        """The record could not be committed: the part is ERROR (in memory, with the reason), the alarm stops
+        the lot, what was committed before stays. Row 0: in no store; the record goes to the log in full."""
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = f"record not written ({why}); was {record.verdict}" + (f": {record.reason}" if record.reason else "")
+        record = replace(record, verdict="ERROR", reason=reason)
+        self.alarm = why if isinstance(exc, StoreWriteError) else f"result store: part {record.part_id} not written: {why}"
+        log.error("part %s NOT RECORDED: %s; record: %r", record.part_id, why, record)
+        self.events.publish(Fault(record.part_id, reason))
+        self.events.publish(Alarm(record.part_id, self.alarm))
+        return 0, record
 
     def _count_implausible(self, part_id: str, reason: str) -> None:
         """`alarm_after` parts in a row ended by implausible frames: the cell itself is wrong (lights,

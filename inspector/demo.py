@@ -16,6 +16,7 @@ from hardware.sim.part import PartInstance, make_part
 from .archive import ImageArchive
 from .cycle import InspectionCycle
 from .devices import Devices, open_devices
+from .events import Alarm
 from .inference.classifier import Classifier
 from .inference.detector import Detector
 from .recipe import Recipe
@@ -117,14 +118,24 @@ def run_lot(cycle: InspectionCycle, parts: int, *, cell: VirtualCell | None = No
         if fault is not None:
             out(f"stopped: {fault}")
             break
+        if not _backlog_allows_part(cycle, out):
+            out("stopped by the operator")
+            break
         if cell is not None:
             wanted = part_maker(first_seed + index)
+            serial = wanted.serial
+        else:
+            wanted, serial = None, f"{cycle.station.name}-{lot}-{index + 1:03d}"
+        refused = cycle.before_part(serial, serial)  # free space, names; an alarm (always stops) when refused
+        if refused is not None:
+            out(f"stopped: {refused}")
+            break
+        if wanted is not None:
             part = cell.load_part(wanted)
             if part is None:  # the fixture stayed empty (a no-part fault): scored against the part meant
                 part = wanted
-            serial = part.serial
         else:
-            part, serial = None, f"{cycle.station.name}-{lot}-{index + 1:03d}"
+            part = None
         row, record = cycle.inspect(serial, serial)
         called = [d for d in record.defects if d.decision in ("defect", "review")]
         found = ", ".join(f"{d.defect_class}{'?' if d.decision == 'review' else ''} {d.size_mm:.2f}mm@{d.face}"
@@ -139,6 +150,25 @@ def run_lot(cycle: InspectionCycle, parts: int, *, cell: VirtualCell | None = No
             tally.add(record, "?")
         out(line + (f"  | {record.reason}" if record.verdict == "ERROR" else ""))
     return tally
+
+
+def _backlog_allows_part(cycle: InspectionCycle, out, poll_s: float = 0.2) -> bool:
+    """While more parts than the store's `max_backlog` wait in the station's journal for the result
+    server, the lot pauses (an alarm says why) until they are forwarded; False: cancelled meanwhile."""
+    store = cycle.store
+    limit = getattr(store, "max_backlog", None)
+    if limit is None or store.backlog <= limit:
+        return True
+    message = (f"lot paused: {store.backlog} parts wait in the station's journal for the result server "
+               f"(at most {limit}; {store.forwarding_error or 'forwarding'}); it resumes when they are forwarded")
+    out(message)
+    cycle.events.publish(Alarm("", message))
+    while store.backlog > limit:
+        if cycle.cancelled:
+            return False
+        time.sleep(poll_s)
+    out(f"resumed: backlog {store.backlog}")
+    return True
 
 
 def controller_note(cell: VirtualCell, motion_options: Mapping[str, Any] | None, garble_first_move: bool) -> str:

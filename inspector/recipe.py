@@ -9,21 +9,35 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from hardware.cameras.base import EXPOSURE_US_LIMITS, GAIN_LIMITS
 from hardware.lights.base import LightProgram
 from hardware.pose import StagePose as Pose
 
 from .plausibility import FrameLimits
-from .schema import ConfigError, Section, load_document
+from .schema import MAX_DOCUMENT_BYTES, ConfigError, Section, load_document, parse_document
 
 FACES = ("top", "north", "south", "east", "west")
 DEFECT_CLASSES = ("scratch", "dent", "burr", "stain")
 ANY_ZONE = "*"
 MAX_MERGE_MM = 5.0  # no fine camera of this cell class sees more than 10 mm; the station checks its own
+# Bounds on what one recipe may ask for: far above any real part, low enough that a hostile file
+# cannot make the station plan, allocate or record without limit.
+MAX_VERSION = 1_000_000
+MAX_VIEWS = 64
+MAX_FINE_SHOTS = 500
+MAX_LIGHT_PROGRAMS = 64
+MAX_RULES = 256
+MAX_ZONES = 64
+MAX_COUNT = 1_000_000  # rules' max_count, plausibility's alarm_after and frame counts
+MAX_NAME = 200  # characters in an id, a name, a model file name
+MODEL_ROOTS_ENV = "INSPECTOR_MODEL_ROOTS"  # extra folders (os.pathsep-separated) models may be loaded from
+PROJECT_MODELS = Path(__file__).resolve().parents[1] / "models"
 
 
 @dataclass(frozen=True)
@@ -126,19 +140,31 @@ class Recipe:
     def model_path(self, role: str, *, verify: bool = True) -> Path:
         """Where the role's model file lies. A pinned model is checked against its sha256 first: a
         swapped or tampered file is refused (ConfigError naming the file and both digests)."""
-        path = Path(self.models[role])
-        if not path.is_absolute() and self.source not in ("<memory>", ""):
-            path = Path(self.source).parent / path
+        path = confined_model_path(self.models[role], self.source, f"models.{role}")
         pin = self.model_pins.get(role)
-        if verify and pin is not None:
-            try:
-                found = file_sha256_hex(path)
-            except OSError as exc:
-                raise ConfigError(self.source, f"models.{role}.file", f"cannot read {path}: {exc.strerror or exc}") from None
+        if not verify:
+            return path
+        field_name = f"models.{role}.file" if pin is not None else f"models.{role}"
+        if not path.is_file():
+            if pin is None and not path.exists():
+                return path  # nothing to verify; the model loader says the file is missing
+            raise ConfigError(self.source, field_name, f"{path}: no such model file" if not path.exists()
+                              else f"{path} is not a regular file")
+        try:
+            found = file_sha256_hex(path)
+        except OSError as exc:
+            raise ConfigError(self.source, field_name, f"cannot read {path}: {exc.strerror or exc}") from None
+        if pin is not None:
             if found != pin:
                 raise ConfigError(self.source, f"models.{role}.sha256",
-                                  f"{path} has sha256 {found[:16]}…, the recipe pins {pin[:16]}…: "
+                                  f"{path} has sha256 {found}, the recipe pins {pin}: "
                                   f"the model file was changed or swapped; refusing to load it")
+            return path
+        card, expected = card_sha256(path)
+        if expected is not None and found != expected:
+            raise ConfigError(self.source, f"models.{role}",
+                              f"{path} has sha256 {found}, its model card {card.name} says {expected}: "
+                              f"the model file was changed or swapped; refusing to load it")
         return path
 
     def model_sha256(self, role: str) -> str | None:
@@ -149,8 +175,14 @@ class Recipe:
     def load(cls, path: str | Path) -> "Recipe":
         return cls.from_dict(load_document(path), source=str(path))
 
-    def save(self, path: str | Path) -> None:
+    def save(self, path: str | Path, session: Any, access: Any, *, reason: str | None = None) -> None:
+        """Write the recipe to `path` as it is (no version bump, no backup: an edit goes through
+        `recipe_edit.save_recipe`). Needs a live session issued by `access` (an AccessControl) and
+        allowed to "edit_recipe" — a forged, foreign or missing one: AccessDenied; the write is audited."""
+        access.check(session, "edit_recipe")
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        access.record(session, "edit_recipe", f"recipe:{self.id}", None,
+                      {"version": self.version, "hash": self.hash, "path": str(path)}, reason=reason or "Recipe.save")
 
     def next_version(self, **changes: Any) -> "Recipe":
         """A copy with `changes` applied and the version bumped, re-validated."""
@@ -179,27 +211,29 @@ class Recipe:
     def from_dict(cls, data: dict[str, Any], source: str = "<memory>") -> "Recipe":
         top = Section(data, source)
         head = top.section("recipe")
-        recipe_id = head.get("id", str)
-        version = head.get("version", int, min_value=1)
+        recipe_id = _name(head, "id")
+        version = head.get("version", int, min_value=1, max_value=MAX_VERSION)
         description = head.get("description", str, "")
-        fixture = head.get("fixture", str, "")
+        fixture = _name(head, "fixture", "")
         head.reject_unknown()
         offset_section = top.section("fixture_offset", optional=True)
         fixture_offset = _pose(offset_section) if offset_section else Pose(0.0, 0.0, 0.0)
 
         programs_section = top.section("light_programs")
         light_programs = dict(programs_section.data)
+        if len(light_programs) > MAX_LIGHT_PROGRAMS:
+            raise top.error("light_programs", f"{len(light_programs)} programs, at most {MAX_LIGHT_PROGRAMS} allowed")
         for name, program in light_programs.items():
             try:
                 LightProgram.from_dict(name, program)
-            except ValueError as exc:
-                raise programs_section.error(name, str(exc)) from None
+            except (ValueError, TypeError, AttributeError, KeyError) as exc:
+                raise programs_section.error(name, str(exc).splitlines()[0][:200] or type(exc).__name__) from None
 
         views = []
         seen = set()
-        for index, raw in enumerate(_list(top, "views")):
+        for index, raw in enumerate(top.get_list("views", MAX_VIEWS)):
             view = Section(raw, source, f"views[{index}]")
-            name = view.get("name", str)
+            name = _name(view, "name")
             if name in seen:
                 raise view.error("name", f"duplicate view name {name!r}")
             seen.add(name)
@@ -210,8 +244,7 @@ class Recipe:
             assert pose_section is not None
             views.append(View(name=name, face=view.get("face", str, choices=FACES), pose=_pose(pose_section),
                               light_program=program, camera=view.get("camera", str, "coarse", choices=("coarse", "fine")),
-                              exposure_us=view.get("exposure_us", float, 2000.0, positive=True),
-                              gain=view.get("gain", float, 1.0, positive=True)))
+                              exposure_us=_exposure(view, 2000.0), gain=_gain(view)))
             view.reject_unknown()
         if not views:
             raise top.error("views", "expected at least one view")
@@ -223,15 +256,17 @@ class Recipe:
             if isinstance(entry, dict):
                 pinned = models_section.section(role)
                 assert pinned is not None
-                models[role] = pinned.get("file", str)
+                models[role] = _model_file(pinned, "file")
                 pin = pinned.get("sha256", str)
                 if not _SHA256.fullmatch(pin):
                     raise pinned.error("sha256", f"expected 64 lowercase hex digits, got {pin!r}")
                 model_pins[role] = pin
                 pinned.reject_unknown()
             else:
-                models[role] = entry
+                models[role] = _model_file(models_section, role)
         models_section.reject_unknown()
+        for role, file in models.items():
+            confined_model_path(file, source, f"models.{role}")
 
         classes_section = top.section("classes")
         classes = {}
@@ -255,13 +290,13 @@ class Recipe:
         reimaging = Reimaging(
             camera=re_section.get("camera", str, "fine", choices=("coarse", "fine")),
             light_program=re_section.get("light_program", str),
-            exposure_us=re_section.get("exposure_us", float, 1500.0, positive=True),
-            gain=re_section.get("gain", float, 1.0, positive=True),
+            exposure_us=_exposure(re_section, 1500.0),
+            gain=_gain(re_section),
             focus_offset_mm=re_section.get("focus_offset_mm", float, 0.0, min_value=-5, max_value=5),
             merge_distance_mm=re_section.get("merge_distance_mm", float, 1.0, min_value=0, max_value=MAX_MERGE_MM),
             frame_margin_mm=re_section.get("frame_margin_mm", float, 0.2, min_value=0, max_value=2),
             size_uncertainty_mm=re_section.get("size_uncertainty_mm", float, 0.02, min_value=0, max_value=1),
-            max_shots=re_section.get("max_shots", int, 40, min_value=1))
+            max_shots=re_section.get("max_shots", int, 40, min_value=1, max_value=MAX_FINE_SHOTS))
         if reimaging.light_program not in light_programs:
             raise re_section.error("light_program", f"no light program {reimaging.light_program!r}")
         re_section.reject_unknown()
@@ -269,6 +304,8 @@ class Recipe:
         zones = {}
         zones_section = top.section("zones", optional=True)
         if zones_section is not None:
+            if len(zones_section.data) > MAX_ZONES:
+                raise top.error("zones", f"{len(zones_section.data)} zones, at most {MAX_ZONES} allowed")
             for name in list(zones_section.data):
                 z = zones_section.section(name)
                 assert z is not None
@@ -279,14 +316,14 @@ class Recipe:
                 z.reject_unknown()
 
         rules = []
-        for index, raw in enumerate(_list(top, "rules")):
+        for index, raw in enumerate(top.get_list("rules", MAX_RULES)):
             r = Section(raw, source, f"rules[{index}]")
             zone = r.get("zone", str, ANY_ZONE)
             if zone != ANY_ZONE and zone not in zones:
                 raise r.error("zone", f"no zone {zone!r} (defined: {', '.join(zones) or 'none'}; '*' means anywhere)")
             rules.append(Rule(defect_class=r.get("class", str, choices=DEFECT_CLASSES), zone=zone,
                               min_size_mm=r.get("min_size_mm", float, 0.0, min_value=0),
-                              max_count=r.get("max_count", int, 0, min_value=0)))
+                              max_count=r.get("max_count", int, 0, min_value=0, max_value=MAX_COUNT)))
             r.reject_unknown()
         plausibility = _plausibility(top.section("plausibility", optional=True), {v.name for v in views})
         novelty_limit = None
@@ -317,7 +354,7 @@ def _frame_limits(section: Section) -> FrameLimits:
         if section.has(key):
             values[key] = section.get(key, float, min_value=0)
     if section.has("frames"):
-        values["frames"] = section.get("frames", int, min_value=0)
+        values["frames"] = section.get("frames", int, min_value=0, max_value=MAX_COUNT)
     section.reject_unknown()
     return FrameLimits(**values)
 
@@ -336,7 +373,7 @@ def _plausibility(section: Section | None, view_names: set[str]) -> Plausibility
     fine_section = section.section("fine", optional=True)
     result = Plausibility(views=views, fine=_frame_limits(fine_section) if fine_section is not None else None,
                           fixture_tolerance_mm=section.get("fixture_tolerance_mm", float, 0.5, min_value=0),
-                          alarm_after=section.get("alarm_after", int, 3, min_value=1),
+                          alarm_after=section.get("alarm_after", int, 3, min_value=1, max_value=MAX_COUNT),
                           commissioned=section.get("commissioned", str, ""))
     section.reject_unknown()
     return result
@@ -362,8 +399,69 @@ def _pose(section: Section) -> Pose:
     return pose
 
 
-def _list(section: Section, key: str) -> list[Any]:
-    return section.get(key, list)
+def _name(section: Section, key: str, default: Any = ...) -> str:
+    value = section.get(key, str, default)
+    if len(value) > MAX_NAME or any(ord(c) < 32 for c in value):
+        raise section.error(key, f"expected a name of at most {MAX_NAME} printable characters, got {value[:40]!r}…")
+    return value
+
+
+def _exposure(section: Section, default: float) -> float:
+    low, high = EXPOSURE_US_LIMITS
+    return section.get("exposure_us", float, default, min_value=low, max_value=high)
+
+
+def _gain(section: Section) -> float:
+    low, high = GAIN_LIMITS
+    return section.get("gain", float, 1.0, min_value=low, max_value=high)
+
+
+def _model_file(section: Section, key: str) -> str:
+    value = section.get(key, str)
+    if not value.strip() or len(value) > 4096 or "\x00" in value:
+        raise section.error(key, f"expected a model file name, got {value[:60]!r}")
+    return value
+
+
+def model_roots(source: str) -> list[Path]:
+    """Folders a recipe's models may lie in: the recipe's own folder (and below it), the project's
+    models/, and those named in $INSPECTOR_MODEL_ROOTS. A recipe held only in memory resolves its
+    relative names against the working directory, so that is its own folder."""
+    own = Path(source).parent if source not in ("<memory>", "") else Path.cwd()
+    roots = [own, PROJECT_MODELS]
+    roots += [Path(p) for p in os.environ.get(MODEL_ROOTS_ENV, "").split(os.pathsep) if p.strip()]
+    return [root.resolve() for root in roots]
+
+
+def confined_model_path(name: str, source: str, field_name: str) -> Path:
+    """The model file `name` (relative to the recipe's folder, or absolute) as a path that lies in one of
+    `model_roots` once '..' and symbolic links are resolved; ConfigError naming the field otherwise."""
+    path = Path(name)
+    if not path.is_absolute() and source not in ("<memory>", ""):
+        path = Path(source).parent / path
+    try:
+        real = path.resolve()
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise ConfigError(source, field_name, f"cannot resolve model path {name!r}: {exc}") from None
+    roots = model_roots(source)
+    if not any(real == root or real.is_relative_to(root) for root in roots):
+        raise ConfigError(source, field_name,
+                          f"model path {name!r} lies outside the allowed model folders "
+                          f"({', '.join(str(r) for r in roots)}; add one with ${MODEL_ROOTS_ENV})")
+    return path
+
+
+def card_sha256(model: Path) -> tuple[Path, str | None]:
+    """The sha256 the model card beside `model` (<stem>.card.json) records, if it has one."""
+    card = model.with_name(model.stem + ".card.json")
+    try:
+        with open(card, "rb") as handle:
+            raw = handle.read(MAX_DOCUMENT_BYTES + 1)
+        data = parse_document(raw, str(card), "json")
+    except (OSError, ConfigError):
+        return card, None
+    digest = data.get("sha256")
+    return card, digest if isinstance(digest, str) and _SHA256.fullmatch(digest) else None
 
 
 def diff(old: Recipe, new: Recipe) -> list[str]:

@@ -294,12 +294,13 @@ def save_recipe(session: Session, old: Recipe, new: Recipe, path: str | Path, ac
                 reason: str) -> SaveResult:
     """Save `new` (an edit of `old`) to `path` as version old.version + 1.
 
-    Needs the "edit_recipe" permission and a reason. Refuses a no-op and a file on disk that is no
+    Needs a live session issued by `access` with the "edit_recipe" permission (a forged or missing
+    session is refused: AccessDenied) and a reason. Refuses a no-op and a file on disk that is no
     longer `old` (RecipeConflict). The previous file is kept as `<name>.v<old version>.json` beside
     it; the new file replaces the old one atomically. The audit log gets one row with the changed
     fields, old → new. If the audit cannot be written, the previous file is put back.
     """
-    session.require("edit_recipe")
+    access.check(session, "edit_recipe")
     if not isinstance(reason, str) or not reason.strip():
         raise ValueError("saving a recipe needs a reason (it goes into the audit log)")
     path = Path(path)

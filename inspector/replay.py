@@ -38,11 +38,44 @@ class ReplayResult:
                              "box_px": list(d.box_px)} for d in self.defects]}
 
 
+MAX_IMAGE_BYTES = 256 * 1024 * 1024  # a 16-bit 8k × 8k frame is 128 MB
+MIN_IMAGE_PX = 16  # per side; no camera of the cell gives less
+
+
 def read_mono(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    """A stored frame as 8-bit mono. Anything that is not one — missing, a folder, too large, not an
+    image OpenCV decodes, a few pixels — is a ValueError naming the file (OpenCV's own log lines are
+    kept off stderr)."""
+    path = Path(path)
+    try:
+        if not path.is_file():
+            raise ValueError(f"replay: image {str(path)!r}: " + ("no such file" if not path.exists() else "not a regular file"))
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ValueError(f"replay: cannot read image {str(path)!r}: {exc.strerror or exc}") from None
+    if size > MAX_IMAGE_BYTES:
+        raise ValueError(f"replay: image {str(path)!r} is {size / 1e6:.0f} MB, at most {MAX_IMAGE_BYTES // 2**20} MiB")
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    except cv2.error as exc:
+        raise ValueError(f"replay: cannot read image {str(path)!r}: {_cv_message(exc)}") from None
+    finally:
+        cv2.utils.logging.setLogLevel(level)
     if image is None:
-        raise ValueError(f"replay: cannot read image {str(path)!r}")
+        raise ValueError(f"replay: cannot read image {str(path)!r}: not an image OpenCV can decode (corrupt or another format)")
+    if image.dtype != np.uint8:
+        image = cv2.convertScaleAbs(image, alpha=255.0 / max(1, int(np.iinfo(image.dtype).max)))
+    if min(image.shape[:2]) < MIN_IMAGE_PX:
+        raise ValueError(f"replay: image {str(path)!r} is {image.shape[1]}×{image.shape[0]} px, "
+                         f"too small to inspect (at least {MIN_IMAGE_PX} px a side)")
     return image
+
+
+def _cv_message(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    return text[-160:] if text else type(exc).__name__
 
 
 def replay_archive(folder: str | Path, stages: TwoStage) -> ReplayResult:
@@ -80,8 +113,15 @@ def replay_face_image(path: str | Path, view: View, stages: TwoStage) -> ReplayR
     image = read_mono(Path(path))
     coarse_cam, fine_cam = stages.station.cameras["coarse"], stages.station.cameras["fine"]
     scale = fine_cam.calibration.mm_per_px / coarse_cam.calibration.mm_per_px
-    coarse = _fit(cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA),
-                  coarse_cam.height_px, coarse_cam.width_px)
+    small = (round(image.shape[1] * scale), round(image.shape[0] * scale))
+    if min(small) < MIN_IMAGE_PX:
+        raise ValueError(f"replay: image {str(path)!r} is {image.shape[1]}×{image.shape[0]} px at the fine camera's "
+                         f"scale, {small[0]}×{small[1]} px in the coarse camera: too small to inspect")
+    try:
+        coarse = _fit(cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA),
+                      coarse_cam.height_px, coarse_cam.width_px)
+    except cv2.error as exc:
+        raise ValueError(f"replay: cannot scale image {str(path)!r}: {_cv_message(exc)}") from None
     limits = stages.recipe.plausibility.views.get(view.name)
     try:
         check_frame(coarse, limits and replace(limits, part_share=None, centre_px=None), f"image {Path(path).name}",

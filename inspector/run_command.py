@@ -56,6 +56,67 @@ def positive_float(text: str) -> float:
     return value
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def db_problem(location: str, *, must_exist: bool = False) -> str | None:
+    """What is wrong with a result store location (`--db`), in one line; None when it looks usable.
+    A file path or sqlite:///path (its folder is created when it need not exist yet), or
+    postgresql://… / postgres://…; the store itself is not opened here."""
+    location = str(location)
+    if "://" in location and not location.startswith("sqlite:///"):
+        from urllib.parse import urlsplit
+
+        scheme = location.split("://", 1)[0]
+        if scheme not in ("postgresql", "postgres"):
+            return (f"{location!r} is not a result store: expected a file path, sqlite:///PATH or "
+                    f"postgresql://USER@HOST/DB (scheme {scheme!r} unknown)")
+        try:
+            parts = urlsplit(location)
+            parts.port  # noqa: B018 - raises ValueError on a port that is not a number in range
+        except ValueError as exc:
+            return f"PostgreSQL URL {_redact(location)!r} is malformed: {exc}"
+        if any(c.isspace() for c in location):
+            return f"PostgreSQL URL {_redact(location)!r} is malformed: expected postgresql://USER@HOST[:PORT]/DB"
+        return None
+    path = location[len("sqlite:///"):] if location.startswith("sqlite:///") else location
+    if not path or "\x00" in path:
+        return f"result store path {path!r} is empty or not a path"
+    if path.endswith(("/", os.sep)) or os.path.isdir(path):
+        return f"result store {path!r} is a directory; expected a database file, e.g. {os.path.join(path, 'results.db')}"
+    if os.path.exists(path):
+        if not os.path.isfile(path):
+            return f"result store {path!r} is not a regular file"
+        try:
+            with open(path, "rb") as handle:
+                head = handle.read(len(SQLITE_HEADER))
+        except OSError as exc:
+            return f"result store {path!r} cannot be read: {exc.strerror or exc}"
+        if head and head != SQLITE_HEADER:
+            return f"result store {path!r} is not a SQLite database (another kind of file)"
+        return None
+    if must_exist:
+        return f"no result store at {path!r} (run some parts first, or pass --db)"
+    folder = os.path.dirname(os.path.abspath(path))
+    existing = folder
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        return f"result store {path!r}: {existing} is not a directory"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"result store {path!r}: cannot create it, {existing} is not writable"
+    return None
+
+
+def _redact(url: str) -> str:
+    """A URL with its password replaced by ***, for messages."""
+    head, sep, rest = url.partition("://")
+    userinfo, at, host = rest.partition("@")
+    if at and ":" in userinfo:
+        userinfo = userinfo.split(":", 1)[0] + ":***"
+    return f"{head}{sep}{userinfo}{at}{host}" if at else url
+
+
 def add_parser(sub, default_db: str) -> argparse.ArgumentParser:
     run = sub.add_parser(
         "run", help="inspect a lot: --sim on the virtual cell, --config FILE on a station's devices",
@@ -120,6 +181,10 @@ def handle(args: argparse.Namespace) -> int:
         given = [name for name in SIM_ONLY if getattr(args, name) not in (None, False, [])]
         if given:
             parser.error(f"argument --{given[0].replace('_', '-')}: only with --sim (the virtual cell's stage)")
+    problem = db_problem(args.db)
+    if problem:
+        print(f"inspector run: --db: {problem}", file=sys.stderr)
+        return 2
     from .demo import REFERENCE_RECIPE
 
     out = lambda line: print(line, flush=True)  # noqa: E731
@@ -138,6 +203,10 @@ def handle(args: argparse.Namespace) -> int:
     from .schema import ConfigError
 
     try:
+        from .recipe import Recipe
+        from .station_config import StationConfig
+
+        StationConfig.load(args.config).check_recipe(Recipe.load(common["recipe_path"]))
         run_station_lot(args.config, args.parts, **common)
     except ConfigError as exc:
         print(f"inspector run: {exc}", file=sys.stderr)

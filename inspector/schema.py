@@ -3,9 +3,15 @@ what was expected. Used by the station config and recipes; pure Python, no third
 from __future__ import annotations
 
 import json
+import math
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Iterable, Sequence
+
+MAX_DOCUMENT_BYTES = 1_000_000  # a recipe or station config is a few kB; refuse anything near a megabyte
+MAX_DEPTH = 32  # nesting of tables/lists; the deepest real recipe is about 6
+MAX_INT = 2 ** 53  # integers beyond this are no quantity a recipe or config means (and overflow SQLite)
 
 
 class ConfigError(ValueError):
@@ -13,27 +19,115 @@ class ConfigError(ValueError):
 
     def __init__(self, source: str, field: str, problem: str):
         self.source, self.field, self.problem = source, field, problem
-        where = f"{source}: {field}" if field else source
-        super().__init__(f"{where}: {problem}")
+        field = _printable(field, 120)
+        where = f"{_printable(source, 300)}: {field}" if field else _printable(source, 300)
+        super().__init__(f"{where}: {_printable(problem, 2000)}")
+
+
+def _printable(text: str, limit: int) -> str:
+    """`text` on one line: control characters escaped, cut to `limit` characters (a key or value from
+    a hostile file must not make a message span lines or pages)."""
+    text = str(text)
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        text = "".join(c if ord(c) >= 32 and ord(c) != 127 else repr(c)[1:-1] for c in text)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def load_document(path: str | Path) -> dict[str, Any]:
-    """Parse a .toml or .json file into a dict; syntax errors become ConfigError naming the file."""
+    """Parse a .toml or .json file into a dict. Everything wrong with it — unreadable, too large, not
+    UTF-8, nested too deeply, a syntax error — becomes one ConfigError naming the file. Size and depth
+    are checked before the parser runs, so no input makes it recurse or allocate without bound."""
     path = Path(path)
+    source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        if not path.is_file():
+            problem = "is a directory, expected a file" if path.is_dir() else (
+                "no such file" if not path.exists() else "not a regular file")
+            raise ConfigError(source, "", problem)
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_DOCUMENT_BYTES + 1)
     except OSError as exc:
-        raise ConfigError(str(path), "", f"cannot read: {exc.strerror or exc}") from exc
+        raise ConfigError(source, "", f"cannot read: {exc.strerror or exc}") from None
+    return parse_document(raw, source, "json" if path.suffix.lower() == ".json" else "toml")
+
+
+def parse_document(raw: bytes | str, source: str, kind: str = "toml") -> dict[str, Any]:
+    """`load_document` on bytes or text already in memory (`kind` "json" or "toml")."""
+    if len(raw) > MAX_DOCUMENT_BYTES:
+        raise ConfigError(source, "", f"larger than {MAX_DOCUMENT_BYTES // 1_000_000} MB; "
+                                      f"a recipe or station config is a few kB")
+    if isinstance(raw, bytes):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(source, "", f"not UTF-8 text (byte {exc.start}); is it a binary file?") from None
+    else:
+        text = raw
+    if "\x00" in text:
+        raise ConfigError(source, "", "contains NUL characters; is it a binary file?")
+    label = "JSON" if kind == "json" else "TOML"
+    depth = _bracket_depth(text, _JSON_TOKENS if kind == "json" else _TOML_TOKENS)
+    if depth > MAX_DEPTH:
+        raise ConfigError(source, "", f"nested {depth} levels deep, at most {MAX_DEPTH} allowed")
     try:
-        if path.suffix.lower() == ".json":
-            data = json.loads(text)
-        else:
-            data = tomllib.loads(text)
+        data = json.loads(text, parse_constant=_no_constant) if kind == "json" else tomllib.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(str(path), "", f"not valid {path.suffix.lstrip('.').upper() or 'TOML'}: {exc}") from exc
+        raise ConfigError(source, "", f"not valid {label}: {exc}") from None
+    except ValueError as exc:  # _no_constant, and int() of a huge digit string
+        raise ConfigError(source, "", f"not valid {label}: {exc}") from None
+    except RecursionError:
+        raise ConfigError(source, "", f"nested too deeply (at most {MAX_DEPTH} levels)") from None
     if not isinstance(data, dict):
-        raise ConfigError(str(path), "", "expected a table/object at the top level")
+        raise ConfigError(source, "", "expected a table/object at the top level")
+    depth = data_depth(data)
+    if depth > MAX_DEPTH:  # TOML dotted keys and [a.b.c] headers nest without brackets
+        raise ConfigError(source, "", f"nested {depth} levels deep, at most {MAX_DEPTH} allowed")
     return data
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number a recipe or config may hold")
+
+
+# Strings are skipped (brackets inside them do not nest), brackets are counted. Each pattern tokenises
+# a valid document exactly as its parser does up to the first syntax error, so the depth found is the
+# depth the parser would reach before it stops.
+_JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+_TOML_TOKENS = re.compile(r'#[^\n]*|"""[\s\S]*?"""|\'\'\'[\s\S]*?\'\'\'|"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\'|[\[\]{}]')
+
+
+def _bracket_depth(text: str, tokens: re.Pattern[str]) -> int:
+    depth = deepest = 0
+    for match in tokens.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > MAX_DEPTH:
+                    return deepest
+        elif token in "]}":
+            depth = max(0, depth - 1)
+    return deepest
+
+
+def data_depth(data: Any) -> int:
+    """Nesting depth of parsed data, without recursion (1 for a flat table)."""
+    deepest = 0
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children: Iterable[Any] = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > MAX_DEPTH:
+            return deepest
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 class Section:
@@ -79,19 +173,34 @@ class Section:
         value = self.data[key]
         kinds = kind if isinstance(kind, tuple) else (kind,)
         if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+            if abs(value) > 1e300:
+                raise self.error(key, f"expected a finite number, got {_short(value)}")
             value = float(value)
         if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
             raise self.error(key, f"expected {_kind_name(kind)}, got {_describe(value)}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.error(key, f"expected a finite number, got {value!r}")
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT and max_value is None:
+            raise self.error(key, f"expected an integer within ±2^53, got {_short(value)}")
         if choices is not None:
             allowed = list(choices)
             if value not in allowed:
                 raise self.error(key, f"expected one of {', '.join(map(repr, allowed))}, got {value!r}")
         if positive and not value > 0:
             raise self.error(key, f"expected a positive number, got {value!r}")
+        both = min_value is not None and max_value is not None
+        span = f" (range {_number(min_value)} to {_number(max_value)})" if both else ""  # type: ignore[arg-type]
         if min_value is not None and value < min_value:
-            raise self.error(key, f"expected ≥ {min_value}, got {value!r}")
+            raise self.error(key, f"expected ≥ {_number(min_value)}{span}, got {_short(value)}")
         if max_value is not None and value > max_value:
-            raise self.error(key, f"expected ≤ {max_value}, got {value!r}")
+            raise self.error(key, f"expected ≤ {_number(max_value)}{span}, got {_short(value)}")
+        return value
+
+    def get_list(self, key: str, max_items: int, default: Any = ...) -> list[Any]:
+        """A list of at most `max_items` entries."""
+        value = self.get(key, list, default)
+        if len(value) > max_items:
+            raise self.error(key, f"{len(value)} entries, at most {max_items} allowed")
         return value
 
     def get_vector(self, key: str, length: int, default: Sequence[float] | None = None) -> tuple[float, ...]:
@@ -104,7 +213,13 @@ class Section:
         if (not isinstance(value, list) or len(value) != length
                 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
             raise self.error(key, f"expected a list of {length} numbers, got {_describe(value)}")
-        return tuple(float(v) for v in value)
+        try:
+            numbers = tuple(float(v) for v in value)
+        except OverflowError:
+            numbers = (math.inf,)
+        if not all(math.isfinite(v) for v in numbers):
+            raise self.error(key, f"expected {length} finite numbers, got {_describe(value)}")
+        return numbers
 
     def reject_unknown(self) -> None:
         """Typos must not pass silently: a key nobody read is an error."""
@@ -121,8 +236,19 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
 
 
 def _describe(value: Any) -> str:
+    return f"{type(value).__name__} {_short(value)}"
+
+
+def _short(value: Any) -> str:
+    """repr of a value, cut to 60 characters (a 10^5-digit integer is not printed whole)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
+        return f"an integer of about {int(abs(value).bit_length() * 0.30103) + 1} digits"
     text = repr(value)
-    return f"{type(value).__name__} {text[:60]}"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _number(value: float) -> str:
+    return f"{value:g}" if isinstance(value, float) and abs(value) >= 1e6 else str(value)
 
 
 def dump_toml(data: dict[str, Any]) -> str:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hardware.cameras.base import EXPOSURE_US_LIMITS, GAIN_LIMITS
 from hardware.lights.template import TemplateProtocolSpec
 
 from .schema import ConfigError, Section, dump_toml, load_document
@@ -28,6 +29,9 @@ CAMERA_BACKENDS = ("virtual", "opencv", "images")
 CAMERA_ROLES = ("coarse", "fine")
 VIRTUAL = "virtual"  # lights.url of the virtual cell's light emulator, cameras.*.backend of its cameras
 LIGHT_ROLES = ("coaxial", "ring", "low_angle", "backlight", "seg_n", "seg_e", "seg_s", "seg_w")
+MAX_SENSOR_PX = 65_536  # per side
+MAX_BAUDRATE = 10_000_000
+MAX_TIMEOUT_S = 600.0
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,9 @@ class CameraConfig:
     calibration: CameraCalibration
     exposure_us: float = 2000.0
     gain: float = 1.0
+    # what this camera accepts (its datasheet), within hardware.cameras.base's range for any camera
+    exposure_us_limits: tuple[float, float] = EXPOSURE_US_LIMITS
+    gain_limits: tuple[float, float] = GAIN_LIMITS
 
 
 @dataclass(frozen=True)
@@ -111,6 +118,21 @@ class StationConfig:
     def load(cls, path: str | Path) -> "StationConfig":
         return cls.from_dict(load_document(path), source=str(path))
 
+    def check_recipe(self, recipe: Any) -> None:
+        """Refuse a recipe whose exposure or gain this station's cameras cannot take (ConfigError naming
+        the recipe file, the field and the camera's range)."""
+        settings = [(f"views[{i}]", v.camera, v.exposure_us, v.gain) for i, v in enumerate(recipe.views)]
+        settings.append(("reimaging", recipe.reimaging.camera, recipe.reimaging.exposure_us, recipe.reimaging.gain))
+        for where, role, exposure_us, gain in settings:
+            camera = self.cameras.get(role)
+            if camera is None:
+                continue
+            for key, value, (low, high) in (("exposure_us", exposure_us, camera.exposure_us_limits),
+                                            ("gain", gain, camera.gain_limits)):
+                if not low <= value <= high:
+                    raise ConfigError(recipe.source, f"{where}.{key}",
+                                      f"expected {low:g} to {high:g} (camera {role} of station {self.name}), got {value:g}")
+
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "<memory>") -> "StationConfig":
         top = Section(data, source)
@@ -119,13 +141,14 @@ class StationConfig:
         station.reject_unknown()
         motion = _motion(top.section("motion"))
         lights = _lights(top.section("lights"))
-        cameras = {role: _camera(role, section) for role, section in top.sections("cameras").items()}
+        camera_sections = top.sections("cameras")
+        for role in camera_sections:
+            if role not in CAMERA_ROLES:
+                raise ConfigError(source, f"cameras.{role}", f"unknown camera role, expected one of {', '.join(CAMERA_ROLES)}")
+        cameras = {role: _camera(role, section) for role, section in camera_sections.items()}
         missing = [role for role in CAMERA_ROLES if role not in cameras]
         if missing:
             raise ConfigError(source, f"cameras.{missing[0]}", "missing table; a station needs a coarse and a fine camera")
-        for role in cameras:
-            if role not in CAMERA_ROLES:
-                raise ConfigError(source, f"cameras.{role}", f"unknown camera role, expected one of {', '.join(CAMERA_ROLES)}")
         review = top.section("review_hook", optional=True)
         hook = _review_hook(review) if review is not None else None
         top.reject_unknown()
@@ -145,6 +168,9 @@ class StationConfig:
         for role, cam in self.cameras.items():
             entry: dict[str, Any] = {"backend": cam.backend, "width_px": cam.width_px, "height_px": cam.height_px,
                                      "exposure_us": cam.exposure_us, "gain": cam.gain,
+                                     **({"exposure_us_limits": list(cam.exposure_us_limits)}
+                                        if cam.exposure_us_limits != EXPOSURE_US_LIMITS else {}),
+                                     **({"gain_limits": list(cam.gain_limits)} if cam.gain_limits != GAIN_LIMITS else {}),
                                      "calibration": {"mm_per_px": cam.calibration.mm_per_px,
                                                      "optical_axis_mm": list(cam.calibration.optical_axis_mm),
                                                      "rotation_deg": cam.calibration.rotation_deg,
@@ -165,8 +191,8 @@ class StationConfig:
 
 
 def _review_hook(section: Section) -> ReviewHookConfig:
-    every = section.get("every", int, 50, min_value=1)
-    command = section.get("command", list, [])
+    every = section.get("every", int, 50, min_value=1, max_value=1_000_000)
+    command = section.get_list("command", 256, [])
     if not all(isinstance(part, str) and part for part in command):
         raise section.error("command", "expected a list of non-empty strings (argv), e.g. [\"retrain.sh\"]")
     entry_point = section.get("entry_point", str, "")
@@ -196,8 +222,8 @@ def _port_fields(section: Section, protocols: tuple[str, ...]) -> dict[str, Any]
     return {
         "protocol": section.get("protocol", str, choices=protocols),
         "url": url,
-        "baudrate": section.get("baudrate", int, 115200, positive=True),
-        "timeout_s": section.get("timeout_s", float, 2.0, positive=True),
+        "baudrate": section.get("baudrate", int, 115200, min_value=1, max_value=MAX_BAUDRATE),
+        "timeout_s": section.get("timeout_s", float, 2.0, positive=True, max_value=MAX_TIMEOUT_S),
     }
 
 
@@ -231,6 +257,15 @@ def _lights(section: Section) -> LightsConfig:
     return LightsConfig(**fields, channels=channels, template=template)
 
 
+def _limits(section: Section, key: str, widest: tuple[float, float], unit: str) -> tuple[float, float]:
+    """A camera's [low, high] for a setting: within `widest` (what any camera of this cell accepts)."""
+    low, high = section.get_vector(key, 2, widest)
+    if not widest[0] <= low < high <= widest[1]:
+        raise section.error(key, f"expected [low, high] with {widest[0]:g} ≤ low < high ≤ {widest[1]:g}{' ' + unit if unit else ''}, "
+                                 f"got {[low, high]}")
+    return (low, high)
+
+
 def _camera(role: str, section: Section) -> CameraConfig:
     backend = section.get("backend", str, choices=CAMERA_BACKENDS)
     if backend == "virtual":
@@ -246,13 +281,16 @@ def _camera(role: str, section: Section) -> CameraConfig:
         focal_z_mm=calibration_section.get("focal_z_mm", float, 0.0),
     )
     calibration_section.reject_unknown()
+    exposure_limits = _limits(section, "exposure_us_limits", EXPOSURE_US_LIMITS, "µs")
+    gain_limits = _limits(section, "gain_limits", GAIN_LIMITS, "")
     camera = CameraConfig(
         role=role, backend=backend, source=source,
-        width_px=section.get("width_px", int, positive=True),
-        height_px=section.get("height_px", int, positive=True),
+        width_px=section.get("width_px", int, min_value=1, max_value=MAX_SENSOR_PX),
+        height_px=section.get("height_px", int, min_value=1, max_value=MAX_SENSOR_PX),
         calibration=calibration,
-        exposure_us=section.get("exposure_us", float, 2000.0, positive=True),
-        gain=section.get("gain", float, 1.0, positive=True),
+        exposure_us=section.get("exposure_us", float, 2000.0, min_value=exposure_limits[0], max_value=exposure_limits[1]),
+        gain=section.get("gain", float, 1.0, min_value=gain_limits[0], max_value=gain_limits[1]),
+        exposure_us_limits=exposure_limits, gain_limits=gain_limits,
     )
     section.reject_unknown()
     return camera

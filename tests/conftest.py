@@ -1,6 +1,8 @@
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# result-store journals of PostgreSQL stores go to a folder of this run, not the user's home
+os.environ.setdefault("INSPECTOR_JOURNAL_DIR", __import__("tempfile").mkdtemp(prefix="inspector-journals-"))
 
 from pathlib import Path
 

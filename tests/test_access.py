@@ -16,9 +16,14 @@ def access(tmp_path):
 def test_commissioning_login_and_pins_are_hashed(access):
     control, db = access
     assert not control.has_users()
-    control.add_user("ina", "integrator", "4711")
+    with pytest.raises(AccessDenied, match="adding user 'ina' needs an integrator's session"):
+        control.add_user("ina", "integrator", "4711")  # even the first user: no session, no user
+    commissioning = control.system_session("commissioning")
+    control.add_user("ina", "integrator", "4711", by=commissioning)
     with pytest.raises(AccessDenied, match="adding user 'otto' needs an integrator's session"):
         control.add_user("otto", "operator", "1234")
+    with pytest.raises(AccessDenied, match="a system session adds only the first user"):
+        control.add_user("otto", "operator", "1234", by=commissioning)
     ina = control.login("ina", "4711")
     control.add_user("otto", "operator", "1234", by=ina)
     control.add_user("quinn", "qa", "2468", by=ina)
@@ -42,12 +47,18 @@ def test_commissioning_login_and_pins_are_hashed(access):
 def test_bad_user_input_is_named(access, name, role, pin, message):
     control, _ = access
     with pytest.raises(ValueError, match=message):
-        control.add_user(name, role, pin)
+        control.add_user(name, role, pin, by=control.system_session("commissioning"))
 
 
 def test_roles_are_enforced_and_changes_audited(access):
     control, _ = access
-    operator, qa, integrator = Session("otto", "operator"), Session("quinn", "qa"), Session("ina", "integrator")
+    control.add_user("ina", "integrator", "4711", by=control.system_session("commissioning"))
+    integrator = control.login("ina", "4711")
+    control.add_user("otto", "operator", "1234", by=integrator)
+    control.add_user("quinn", "qa", "2468", by=integrator)
+    operator, qa = control.login("otto", "1234"), control.login("quinn", "2468")
+    with pytest.raises(AccessDenied, match="edit recipe refused: the session of 'ina' was not issued by a login"):
+        control.record(Session("ina", "integrator"), "edit_recipe", "recipe:housing", {"t": 0.2}, {"t": 0.3})
     with pytest.raises(AccessDenied, match="otto \\(operator\\) may not edit recipe; that needs the role integrator"):
         control.record(operator, "edit_recipe", "recipe:housing", {"t": 0.2}, {"t": 0.3})
     with pytest.raises(AccessDenied, match="may not promote model; that needs the role qa"):
@@ -57,7 +68,7 @@ def test_roles_are_enforced_and_changes_audited(access):
     control.record(integrator, "edit_recipe", "recipe:housing", {"t": 0.2}, {"t": 0.3}, reason="fewer false calls")
     control.record(qa, "promote_model", "model:detector", "1.0.0", "1.1.0", reason="gate passed")
     control.record(operator, "override", "part:SIM-1", "FAIL", "PASS", reason="dust, wiped")
-    entries = control.audit()
+    entries = control.audit(limit=3)
     assert [e.action for e in entries] == ["override", "promote_model", "edit_recipe"]
     assert entries[2].old == {"t": 0.2} and entries[2].new == {"t": 0.3} and entries[2].who == "ina"
     assert [e.action for e in control.audit(target="model:detector")] == ["promote_model"]

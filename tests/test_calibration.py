@@ -11,6 +11,7 @@ from inspector.calibration import (CalibrationError, apply_calibration, calibrat
 from inspector.results.sqlite_store import ResultStore
 from inspector.schema import dump_toml
 from inspector.station_config import StationConfig
+from tests.access_helpers import staff
 
 
 @pytest.mark.parametrize("pitch_px,diameter_px,angle_deg,grid", [
@@ -86,10 +87,13 @@ def test_write_calibration_updates_the_config_and_the_audit(tmp_path, station_fi
     assert in_memory.cameras["coarse"] == before.cameras["coarse"]
     with ResultStore(tmp_path / "r.db") as store:
         access = AccessControl(store)
+        users = staff(access, ("ina", "integrator", "4711"), ("otto", "operator", "1234"))
         with pytest.raises(AccessDenied, match="may not calibrate"):
-            write_calibration(Session("otto", "operator"), station_file, cal, access)
+            write_calibration(users["otto"], station_file, cal, access)
+        with pytest.raises(AccessDenied, match="calibrate refused: the session of 'ina' was not issued by a login"):
+            write_calibration(Session("ina", "integrator"), station_file, cal, access)
         assert StationConfig.load(station_file) == before
-        updated = write_calibration(Session("ina", "integrator"), station_file, cal, access, reason="new lens")
+        updated = write_calibration(users["ina"], station_file, cal, access, reason="new lens")
         assert updated.cameras["fine"].calibration.mm_per_px == pytest.approx(0.01, rel=1e-4)
         assert StationConfig.load(station_file).cameras["fine"] == updated.cameras["fine"]
         entry = access.audit()[0]

@@ -120,10 +120,14 @@ def test_the_review_export_can_leave_out_the_gate_side(tmp_path, model_paths):
     run_sim_lot(2, first_seed=900_000, speed_factor=20, recipe_path=recipe, db=tmp_path / "r.db",
                 archive_dir=tmp_path / "archive", out=lambda *_: None)
     with ResultStore(tmp_path / "r.db") as store:
+        from inspector.access import AccessControl
+        from tests.access_helpers import staff
+
+        anna = staff(AccessControl(store), ("ines", "integrator", "1111"), ("anna", "qa", "2222"))["anna"]
         queue = ReviewQueue(store)
         queue.enqueue_committed()
         for item in queue.items():
-            queue.close(item, "anna")
+            queue.close(item, anna)
         serials = {store.get(row).serial: row for row in (1, 2)}
         rule = next(r for r in (SplitRule(0.5, f"pick-{i}") for i in range(100))  # one part on each side
                     if len({r.side(s) for s in serials}) == 2)

@@ -139,7 +139,7 @@ def cell(tmp_path, model_paths):
     set_metadata(candidate / "detector.onnx", thresholds=CANDIDATE_DETECT)
     store = ResultStore(tmp_path / "results.db")
     access = AccessControl(store)
-    access.add_user("ines", "integrator", "1111")
+    access.add_user("ines", "integrator", "1111", by=access.system_session("commissioning"))
     boss = access.login("ines", "1111")
     access.add_user("anna", "qa", "2222", by=boss)
     access.add_user("otto", "operator", "3333", by=boss)
@@ -314,6 +314,10 @@ def test_review_set_comparison_on_archived_parts(tmp_path, model_paths):
     store = ResultStore(db)
     queue = ReviewQueue(store)
     queue.enqueue_committed()
+    access = AccessControl(store)
+    access.add_user("ines", "integrator", "1111", by=access.system_session("commissioning"))
+    access.add_user("anna", "qa", "2222", by=access.login("ines", "1111"))
+    anna = access.login("anna", "2222")
     records = {row: store.get(row) for row in (1, 2)}
     assert all(r.image_paths for r in records.values())
     assert labelled_parts(queue) == []  # nobody looked yet
@@ -321,13 +325,13 @@ def test_review_set_comparison_on_archived_parts(tmp_path, model_paths):
     called = [i for i, d in enumerate(records[1].defects) if d.decision in ("defect", "review")]
     part1_item = next(it for it in queue.items() if it.part_row == 1)
     if called:
-        queue.confirm(part1_item, called[0], "anna")
+        queue.confirm(part1_item, called[0], anna)
     else:  # models that called nothing on it (tiny test models): a missed box makes it defective
-        queue.add_box(part1_item, records[1].image_paths[0], (10, 10, 30, 30), "dent", "anna")
+        queue.add_box(part1_item, records[1].image_paths[0], (10, 10, 30, 30), "dent", anna)
     part2_item = next(it for it in queue.items() if it.part_row == 2)
     for i, d in enumerate(records[2].defects):
         if d.decision in ("defect", "review"):
-            queue.reject(part2_item, i, "anna")
+            queue.reject(part2_item, i, anna)
     truth = {p.part_row: p.defective for p in labelled_parts(queue)}
     assert truth == {1: True, 2: False}
     station = StationConfig.from_dict(station_config_dict("none", "none"), source="virtual cell")

@@ -39,7 +39,16 @@ def test_loads_saves_and_hash_is_stable(tmp_path):
     r = recipe()
     assert r.views[1].pose.a == -90 and r.views[1].exposure_us == 3000 and r.reimaging.merge_distance_mm == 0.8
     path = tmp_path / "housing.json"
-    r.save(path)
+    from inspector.access import AccessControl, AccessDenied, Session
+    from inspector.results.sqlite_store import ResultStore
+    with ResultStore(tmp_path / "results.db") as store:
+        access = AccessControl(store)
+        access.add_user("ina", "integrator", "4711", by=access.system_session("commissioning"))
+        with pytest.raises(AccessDenied, match="edit recipe refused"):
+            r.save(path, Session("ina", "integrator"), access)  # a session is issued by a login, never built
+        assert not path.exists()
+        r.save(path, access.login("ina", "4711"), access)
+        assert access.audit(target=f"recipe:{r.id}")[0].new["hash"] == r.hash
     again = Recipe.load(path)
     assert again == r and again.hash == r.hash
     assert again.model_path("detector") == tmp_path / "det.onnx"

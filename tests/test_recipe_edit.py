@@ -11,10 +11,11 @@ from inspector.recipe_edit import (NoChanges, RecipeConflict, RecipeEditError, a
                                    face_for_pose, field_changes, remove_rule, remove_view, save_recipe,
                                    set_class_policy, set_rule, set_rules)
 from inspector.results.sqlite_store import ResultStore
+from tests.access_helpers import staff
 
 REFERENCE = Path(__file__).resolve().parents[1] / "models" / "housing-40x30.recipe.json"
-INTEGRATOR = Session("ina", "integrator")
-OPERATOR = Session("otto", "operator")
+INTEGRATOR: Session = None  # logged in by the `access` fixture: sessions come only from a login
+OPERATOR: Session = None
 
 
 @pytest.fixture
@@ -30,8 +31,12 @@ def recipe_file(tmp_path):
 
 @pytest.fixture
 def access(tmp_path):
+    global INTEGRATOR, OPERATOR
     with ResultStore(tmp_path / "results.db") as store:
-        yield AccessControl(store)
+        control = AccessControl(store)
+        users = staff(control, ("ina", "integrator", "4711"), ("otto", "operator", "1234"))
+        INTEGRATOR, OPERATOR = users["ina"], users["otto"]
+        yield control
 
 
 def test_add_view_from_pose_infers_face_and_validates(recipe_file):

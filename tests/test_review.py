@@ -8,9 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
+from inspector.access import AccessControl, AccessDenied, Session
 from inspector.results.records import DefectRecord, PartRecord
 from inspector.results.sqlite_store import ResultStore
 from inspector.review import LabelHook, ReviewItem, ReviewQueue
+from tests.access_helpers import staff
 
 HOOK_CALLS: list[Path] = []
 
@@ -51,10 +53,22 @@ def part(archive: Path, i: int, verdict="FAIL", defects=(), recipe="housing", fi
                       defects=tuple(defects), image_paths=images(archive, pid))
 
 
+REVIEWERS = (("ines", "integrator", "1111"), ("qa", "qa", "2222"), ("qa-anna", "qa", "2223"),
+             ("qa-ben", "qa", "2224"), ("qa-carl", "qa", "2225"), ("line-lead", "operator", "3333"))
+WHO: dict = {}  # name → a logged-in session, filled by `env`: labels are made by sessions, never by names
+
+
 @pytest.fixture
-def env(tmp_path):
+def env(tmp_path, monkeypatch):
+    import hashlib
+
+    import inspector.access as access_module
+    # the PIN hash's cost is not what these tests are about (tests/test_access_hardening.py times it)
+    monkeypatch.setattr(access_module, "hash_pin", lambda pin, salt: hashlib.sha256(salt + pin.encode()).hexdigest())
     store = ResultStore(tmp_path / "results.db")
     queue = ReviewQueue(store, export_root=tmp_path / "exports")
+    WHO.clear()
+    WHO.update(staff(AccessControl(store), *REVIEWERS))
     yield store, queue, tmp_path / "archive", tmp_path
     store.close()
 
@@ -116,7 +130,7 @@ def test_filters_and_item_fields(env):
     assert ids(since=1_750_000_000) == [b]
     assert ids(until=1_750_000_000) == [a, grey, c]
     assert ids(status="open") == [a, grey, b, c]
-    queue.close(b, "qa-anna")
+    queue.close(b, WHO["qa-anna"])
     assert ids(status="done") == [b] and ids(status="open") == [a, grey, c]
     assert ids(verdict="PASS", status="open") == [c]
     with pytest.raises(ValueError, match="status 'closed'"):
@@ -130,14 +144,14 @@ def test_every_relabel_action_leaves_an_audit_row(env):
     store, queue, archive, _ = env
     _, (item, grey) = add(store, queue, part(archive, 1, "FAIL", [defect(), defect("dent", "review"),
                                                                  defect("stain", "defect", box=(1, 1, 5, 5))]))
-    l1 = queue.confirm(item, 0, "qa-anna")
-    l2 = queue.reject(item, 1, "qa-anna")
-    l3 = queue.change_class(item, 2, "burr", "qa-ben")
-    l4 = queue.add_box(item, "fine_01_side", (3, 4, 13, 10), "dent", "qa-ben")
-    l5 = queue.note(item, "second scratch hard to see", "qa-ben")
-    l6 = queue.change_class(item, 1, "dent", "qa-anna")  # changes her mind on the false call
-    l7 = queue.confirm(grey, 2, "qa-carl")  # another item of the same part sees the latest class
-    l8 = queue.close(item, "qa-anna")
+    l1 = queue.confirm(item, 0, WHO["qa-anna"])
+    l2 = queue.reject(item, 1, WHO["qa-anna"])
+    l3 = queue.change_class(item, 2, "burr", WHO["qa-ben"])
+    l4 = queue.add_box(item, "fine_01_side", (3, 4, 13, 10), "dent", WHO["qa-ben"])
+    l5 = queue.note(item, "second scratch hard to see", WHO["qa-ben"])
+    l6 = queue.change_class(item, 1, "dent", WHO["qa-anna"])  # changes her mind on the false call
+    l7 = queue.confirm(grey, 2, WHO["qa-carl"])  # another item of the same part sees the latest class
+    l8 = queue.close(item, WHO["qa-anna"])
     trail = queue.labels(item)
     assert [lb.id for lb in trail] == [l1, l2, l3, l4, l5, l6, l8]
     assert [(lb.action, lb.defect_index, lb.who, lb.old, lb.new) for lb in trail] == [
@@ -157,14 +171,14 @@ def test_every_relabel_action_leaves_an_audit_row(env):
     closed = queue.get(item)
     assert closed.status == "done" and closed.closed_by == "qa-anna" and closed.closed_at is not None
     with pytest.raises(ValueError, match=f"review item {item}: is closed"):
-        queue.confirm(item, 0, "qa-anna")
+        queue.confirm(item, 0, WHO["qa-anna"])
     assert len(queue.labels(part_row=closed.part_row)) == 8
 
 
 def test_override(env):
     store, queue, archive, _ = env
     row, _ = add(store, queue, part(archive, 1, "FAIL", [defect()]))
-    item = queue.add_override(row, "line-lead", "PASS", "scratch is on the datum face, polished out")
+    item = queue.add_override(row, WHO["line-lead"], "PASS", "scratch is on the datum face, polished out")
     got = queue.get(item)
     assert got.kind == "override" and got.override_verdict == "PASS" and got.verdict == "FAIL"
     assert queue.effective_verdict(row) == "PASS"
@@ -173,43 +187,51 @@ def test_override(env):
         ("override", "line-lead", "FAIL", "PASS", "scratch is on the datum face, polished out")
     assert store.get(row).verdict == "FAIL"  # the committed record is never rewritten
     with pytest.raises(ValueError, match="needs a reason"):
-        queue.add_override(row, "line-lead", "FAIL", "  ")
+        queue.add_override(row, WHO["line-lead"], "FAIL", "  ")
     with pytest.raises(ValueError, match="already PASS"):
-        queue.add_override(row, "line-lead", "PASS", "again")
+        queue.add_override(row, WHO["line-lead"], "PASS", "again")
     with pytest.raises(ValueError, match="verdict 'OK'"):
-        queue.add_override(row, "line-lead", "OK", "x")
-    with pytest.raises(ValueError, match="who is empty"):
-        queue.add_override(row, "", "ERROR", "x")
+        queue.add_override(row, WHO["line-lead"], "OK", "x")
+    with pytest.raises(AccessDenied, match="override refused: needs a logged-in session"):
+        queue.add_override(row, "line-lead", "ERROR", "x")  # a name is not a session
+    with pytest.raises(AccessDenied, match="override refused: the session of 'line-lead' was not issued by a login"):
+        queue.add_override(row, Session("line-lead", "operator"), "ERROR", "x")
     with pytest.raises(ValueError, match="part row 999: no such part"):
-        queue.add_override(999, "line-lead", "PASS", "x")
+        queue.add_override(999, WHO["line-lead"], "PASS", "x")
 
 
 def test_bad_input_names_the_item_and_the_problem(env):
     store, queue, archive, _ = env
     _, (item,) = add(store, queue, part(archive, 1, "FAIL", [defect(), defect("dust", "nuisance")]))
     cases = [
-        (lambda: queue.confirm(77, 0, "qa"), "review item 77: no such item"),
-        (lambda: queue.confirm(item, 2, "qa"), f"review item {item}: defect index 2 out of range"),
-        (lambda: queue.reject(item, -1, "qa"), f"review item {item}: defect index -1 out of range"),
-        (lambda: queue.change_class(item, 0, "crack", "qa"), f"review item {item}: unknown class 'crack'"),
-        (lambda: queue.confirm(item, 0, ""), f"review item {item}: who is empty"),
-        (lambda: queue.reject(item, 0, "   "), f"review item {item}: who is empty"),
-        (lambda: queue.confirm(item, 1, "qa"), f"review item {item}: defect 1 is 'dust', not a defect class"),
-        (lambda: queue.add_box(item, "fine_00_top", (0, 0, 5, 5), "ok", "qa"), "unknown class 'ok'"),
-        (lambda: queue.add_box(item, "nope", (0, 0, 5, 5), "dent", "qa"), "image 'nope' is not one of"),
-        (lambda: queue.add_box(item, "fine_00_top", (0, 0, 65, 5), "dent", "qa"), "outside the 64×48 image"),
-        (lambda: queue.add_box(item, "fine_00_top", (5, 5, 5, 9), "dent", "qa"), "0 <= x0 < x1"),
-        (lambda: queue.add_box(item, "fine_00_top", (1, 2, 3), "dent", "qa"), "0 <= x0 < x1"),
-        (lambda: queue.note(item, "", "qa"), f"review item {item}: a note needs text"),
-        (lambda: queue.close(12345, "qa"), "review item 12345: no such item"),
+        (lambda: queue.confirm(77, 0, WHO["qa"]), "review item 77: no such item"),
+        (lambda: queue.confirm(item, 2, WHO["qa"]), f"review item {item}: defect index 2 out of range"),
+        (lambda: queue.reject(item, -1, WHO["qa"]), f"review item {item}: defect index -1 out of range"),
+        (lambda: queue.change_class(item, 0, "crack", WHO["qa"]), f"review item {item}: unknown class 'crack'"),
+        (lambda: queue.confirm(item, 1, WHO["qa"]), f"review item {item}: defect 1 is 'dust', not a defect class"),
+        (lambda: queue.add_box(item, "fine_00_top", (0, 0, 5, 5), "ok", WHO["qa"]), "unknown class 'ok'"),
+        (lambda: queue.add_box(item, "nope", (0, 0, 5, 5), "dent", WHO["qa"]), "image 'nope' is not one of"),
+        (lambda: queue.add_box(item, "fine_00_top", (0, 0, 65, 5), "dent", WHO["qa"]), "outside the 64×48 image"),
+        (lambda: queue.add_box(item, "fine_00_top", (5, 5, 5, 9), "dent", WHO["qa"]), "0 <= x0 < x1"),
+        (lambda: queue.add_box(item, "fine_00_top", (1, 2, 3), "dent", WHO["qa"]), "0 <= x0 < x1"),
+        (lambda: queue.note(item, "", WHO["qa"]), f"review item {item}: a note needs text"),
+        (lambda: queue.close(12345, WHO["qa"]), "review item 12345: no such item"),
     ]
     for call, message in cases:
         with pytest.raises(ValueError, match=message):
             call()
+    for call, message in [
+        (lambda: queue.confirm(item, 0, ""), "review refused: needs a logged-in session"),
+        (lambda: queue.reject(item, 0, None), "review refused: needs a logged-in session"),
+        (lambda: queue.confirm(item, 0, Session("qa", "qa")), "review refused: the session of 'qa' was not issued"),
+        (lambda: queue.confirm(item, 0, WHO["line-lead"]), "line-lead \\(operator\\) may not review"),
+    ]:
+        with pytest.raises(AccessDenied, match=message):
+            call()
     assert queue.labels() == []  # nothing half-written
-    queue.change_class(item, 0, "dent", "qa")
+    queue.change_class(item, 0, "dent", WHO["qa"])
     with pytest.raises(ValueError, match="already labelled 'dent'"):
-        queue.change_class(item, 0, "dent", "qa")
+        queue.change_class(item, 0, "dent", WHO["qa"])
 
 
 # -- export ----------------------------------------------------------------------------------------
@@ -219,11 +241,11 @@ def labelled_queue(store, queue, archive):
         defect("dent", "review", "fine_01_side", (5, 5, 15, 15)),
         defect("stain", "defect", "", (40, 30, 60, 50), stage="coarse"),  # coarse box: in coarse_top
     ]))
-    queue.confirm(item1, 0, "qa-anna")
-    queue.reject(grey1, 1, "qa-anna")
-    queue.add_box(item1, "fine_00_top", (40, 30, 64, 48), "burr", "qa-ben")
+    queue.confirm(item1, 0, WHO["qa-anna"])
+    queue.reject(grey1, 1, WHO["qa-anna"])
+    queue.add_box(item1, "fine_00_top", (40, 30, 64, 48), "burr", WHO["qa-ben"])
     row2, (item2,) = add(store, queue, part(archive, 2, "FAIL", [defect("dent", "defect", "fine_00_top", (2, 2, 12, 9))]))
-    queue.close(item2, "qa-carl")  # closed without relabel: the station's calls stand
+    queue.close(item2, WHO["qa-carl"])  # closed without relabel: the station's calls stand
     add(store, queue, part(archive, 3, "FAIL", [defect()]))  # never looked at: not exported
     return row1, row2
 
@@ -285,16 +307,16 @@ def test_hook_command_fires_at_threshold(env):
     hook = LabelHook(3, command=[sys.executable, "-c", "import sys; open(sys.argv[1] + '.seen', 'w')"])
     queue = ReviewQueue(store, hook=hook, export_root=tmp / "exports")
     _, (item,) = add(store, queue, part(archive, 1, "FAIL", [defect(), defect("dent"), defect("burr")]))
-    queue.confirm(item, 0, "qa")
-    queue.note(item, "notes do not count", "qa")
-    queue.reject(item, 1, "qa")
+    queue.confirm(item, 0, WHO["qa"])
+    queue.note(item, "notes do not count", WHO["qa"])
+    queue.reject(item, 1, WHO["qa"])
     assert queue.last_hook_result is None and not list((tmp / "exports").glob("*/*.seen"))
-    queue.change_class(item, 2, "stain", "qa")
+    queue.change_class(item, 2, "stain", WHO["qa"])
     result = queue.last_hook_result
     assert result is not None and result.ok and result.labels == 3, result
     assert Path(str(result.export_path) + ".seen").is_file()
     assert queue.pending_labels() == 0
-    queue.confirm(item, 0, "qa")
+    queue.confirm(item, 0, WHO["qa"])
     assert queue.pending_labels() == 1 and queue.last_hook_result is result  # not due again yet
 
 
@@ -304,9 +326,9 @@ def test_hook_entry_point(env):
     queue = ReviewQueue(store, hook=LabelHook(2, entry_point="tests.test_review:record_hook"),
                         export_root=tmp / "exports")
     _, (item,) = add(store, queue, part(archive, 1, "FAIL", [defect(), defect("dent")]))
-    queue.confirm(item, 0, "qa")
+    queue.confirm(item, 0, WHO["qa"])
     assert HOOK_CALLS == []
-    queue.add_box(item, "coarse_top", (0, 0, 10, 10), "stain", "qa")
+    queue.add_box(item, "coarse_top", (0, 0, 10, 10), "stain", WHO["qa"])
     assert len(HOOK_CALLS) == 1 and HOOK_CALLS[0].is_file()
     assert queue.last_hook_result.ok and "queued" in queue.last_hook_result.message
     doc = json.loads(HOOK_CALLS[0].read_text())
@@ -323,14 +345,14 @@ def test_failing_hook_keeps_the_labels_and_fires_again(env, caplog):
         queue = ReviewQueue(store, hook=hook, export_root=tmp / "exports")
         _, (item,) = add(store, queue, part(archive, len(store.query()) + 1, "FAIL", [defect(), defect("dent")]))
         before = queue.pending_labels()
-        queue.confirm(item, 0, "qa")  # never raises, whatever the hook does
-        queue.reject(item, 1, "qa")
+        queue.confirm(item, 0, WHO["qa"])  # never raises, whatever the hook does
+        queue.reject(item, 1, WHO["qa"])
         result = queue.last_hook_result
         assert result is not None and not result.ok and "hook failed" in result.message
         assert result.export_path.is_file()  # the export itself is kept
         assert [lb.action for lb in queue.labels(item)] == ["confirm", "reject"]
         assert queue.pending_labels() == before + 2  # not counted as delivered: the next label fires again
-        queue.close(item, "qa")
+        queue.close(item, WHO["qa"])
     assert "hook failed" in caplog.text
     assert [e[3] for e in queue.exports()] == [False] * 7  # 1 + 2 + 2 + 2: each label re-fires while undelivered
 
@@ -350,7 +372,7 @@ def test_tables_live_in_the_store_file(tmp_path):
     with ResultStore(tmp_path / "results.db") as store:
         queue = ReviewQueue(store)
         _, (item,) = add(store, queue, part(tmp_path / "archive", 1, "FAIL", [defect()]))
-        queue.confirm(item, 0, "qa")
+        queue.confirm(item, 0, staff(AccessControl(store), ("ines", "integrator", "1111"), ("qa", "qa", "2222"))["qa"])
     with ResultStore(tmp_path / "results.db") as again:
         queue2 = ReviewQueue(again)
         assert [lb.action for lb in queue2.labels(item)] == ["confirm"]

@@ -10,9 +10,8 @@ import pytest
 
 from inspector.promotion.archive_replay import labelled_parts
 from inspector.results.records import DefectRecord, PartRecord
-from inspector.results.sqlite_store import ResultStore
 from inspector.review import LABEL_CLASSES, UNKNOWN, LabelHook, ReviewQueue
-from tests.test_review import images
+from tests.test_review import WHO, env, images  # noqa: F401 (env: the fixture)
 
 
 def finding(cls, decision, image, box=(10, 12, 30, 20)):
@@ -28,12 +27,6 @@ def part_with(archive: Path, i: int, defects, verdict="FAIL"):
                       image_paths=images(archive, pid, "fine_01_top"))
 
 
-@pytest.fixture
-def env(tmp_path):
-    store = ResultStore(tmp_path / "results.db")
-    queue = ReviewQueue(store, export_root=tmp_path / "exports")
-    yield store, queue, tmp_path / "archive", tmp_path
-    store.close()
 
 
 def test_an_unknown_call_is_stored_enqueued_and_filtered(env):
@@ -53,22 +46,22 @@ def test_qa_labels_unknown_with_a_name_and_reads_it_back(env):
     record = part_with(archive, 1, [finding("scratch", "review", "fine_00_top"), finding(UNKNOWN, "review", "fine_01_top")])
     row = store.write(record)
     _, grey, _ = queue.enqueue_from_record(row, record)
-    first = queue.change_class(grey, 0, UNKNOWN, "qa-anna", name="  porosity cluster ")
+    first = queue.change_class(grey, 0, UNKNOWN, WHO["qa-anna"], name="  porosity cluster ")
     named = queue.labels(grey)[-1]
     assert (named.id, named.action, named.new, named.text, named.who) == (first, "change_class", UNKNOWN,
                                                                           "porosity cluster", "qa-anna")
     assert named.old == "scratch (review)"
     # renaming the kind is a new label; the same label twice is refused
-    queue.change_class(grey, 0, UNKNOWN, "qa-ben", name="gas porosity")
+    queue.change_class(grey, 0, UNKNOWN, WHO["qa-ben"], name="gas porosity")
     with pytest.raises(ValueError, match="already labelled 'unknown' named 'gas porosity'"):
-        queue.change_class(grey, 0, UNKNOWN, "qa-ben", name="gas porosity")
+        queue.change_class(grey, 0, UNKNOWN, WHO["qa-ben"], name="gas porosity")
     # confirming keeps the name; confirming the station's own unknown call needs no name
-    queue.confirm(grey, 0, "qa-carl")
+    queue.confirm(grey, 0, WHO["qa-carl"])
     assert (queue.labels(grey)[-1].new, queue.labels(grey)[-1].text) == (UNKNOWN, "gas porosity")
-    queue.confirm(grey, 1, "qa-carl")
+    queue.confirm(grey, 1, WHO["qa-carl"])
     assert (queue.labels(grey)[-1].new, queue.labels(grey)[-1].text) == (UNKNOWN, None)
     # unknown is a defect: the promotion gate's review set counts the part as defective
-    queue.close(grey, "qa-carl")
+    queue.close(grey, WHO["qa-carl"])
     assert [(p.part_row, p.defective) for p in labelled_parts(queue)] == [(row, True)]
 
 
@@ -77,7 +70,7 @@ def test_an_unknown_missed_defect_can_be_boxed(env):
     record = part_with(archive, 1, [finding("dent", "defect", "fine_00_top")])
     row = store.write(record)
     (item,) = queue.enqueue_from_record(row, record)
-    queue.add_box(item, "fine_01_top", (2, 3, 12, 9), UNKNOWN, "qa-anna", name="weld spatter")
+    queue.add_box(item, "fine_01_top", (2, 3, 12, 9), UNKNOWN, WHO["qa-anna"], name="weld spatter")
     added = queue.labels(item)[-1]
     assert (added.action, added.new, added.text, added.box_px) == ("add_box", UNKNOWN, "weld spatter", (2, 3, 12, 9))
 
@@ -87,12 +80,12 @@ def test_export_leaves_unknown_images_out_and_lists_them(env):
     row = store.write(part_with(archive, 1, [finding(UNKNOWN, "review", "fine_00_top"),
                                              finding("dent", "defect", "fine_01_top", box=(4, 4, 14, 12))]))
     (ng, grey) = queue.enqueue_from_record(row, store.get(row))
-    queue.change_class(grey, 0, UNKNOWN, "qa-anna", name="porosity")
-    queue.confirm(ng, 1, "qa-anna")
+    queue.change_class(grey, 0, UNKNOWN, WHO["qa-anna"], name="porosity")
+    queue.confirm(ng, 1, WHO["qa-anna"])
     other = store.write(part_with(archive, 2, [finding("scratch", "review", "fine_00_top")]))
     (_, grey2) = queue.enqueue_from_record(other, store.get(other))
-    queue.change_class(grey2, 0, UNKNOWN, "qa-ben")  # no name given
-    queue.close(grey2, "qa-ben")  # a closed item vouches for all its part's images … except the unknown one
+    queue.change_class(grey2, 0, UNKNOWN, WHO["qa-ben"])  # no name given
+    queue.close(grey2, WHO["qa-ben"])  # a closed item vouches for all its part's images … except the unknown one
 
     path = queue.export_coco(tmp / "export")
     doc = json.loads(path.read_text())
@@ -123,23 +116,23 @@ def test_unknown_labels_do_not_start_retraining(env):
     row = store.write(part_with(archive, 1, [finding(UNKNOWN, "review", "fine_00_top"),
                                              finding(UNKNOWN, "review", "fine_01_top")]))
     _, a, b = queue.enqueue_from_record(row, store.get(row))
-    queue.confirm(a, 0, "qa")
-    queue.change_class(b, 1, UNKNOWN, "qa", name="chatter marks")
+    queue.confirm(a, 0, WHO["qa"])
+    queue.change_class(b, 1, UNKNOWN, WHO["qa"], name="chatter marks")
     assert queue.pending_labels() == 0 and queue.last_hook_result is None
-    queue.change_class(b, 1, "scratch", "qa")  # once QA says what it is, it is training data
+    queue.change_class(b, 1, "scratch", WHO["qa"])  # once QA says what it is, it is training data
     assert queue.pending_labels() == 1
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda q, i: q.change_class(i, 0, "porosity", "qa"),
+    (lambda q, i: q.change_class(i, 0, "porosity", WHO["qa"]),
      "review item {i}: unknown class 'porosity', expected one of scratch, dent, burr, stain, unknown, ok"),
-    (lambda q, i: q.change_class(i, 0, "dent", "qa", name="big dent"),
+    (lambda q, i: q.change_class(i, 0, "dent", WHO["qa"], name="big dent"),
      "review item {i}: a kind name ('big dent') goes only with class 'unknown', not 'dent'"),
-    (lambda q, i: q.change_class(i, 0, UNKNOWN, "qa", name="two\nlines"),
+    (lambda q, i: q.change_class(i, 0, UNKNOWN, WHO["qa"], name="two\nlines"),
      "review item {i}: kind name 'two\\nlines' must be one line of 1–80 characters"),
-    (lambda q, i: q.change_class(i, 0, UNKNOWN, "qa", name="   "),
+    (lambda q, i: q.change_class(i, 0, UNKNOWN, WHO["qa"], name="   "),
      "review item {i}: kind name '   ' must be one line of 1–80 characters"),
-    (lambda q, i: q.add_box(i, "fine_00_top", (1, 1, 5, 5), "porosity", "qa"),
+    (lambda q, i: q.add_box(i, "fine_00_top", (1, 1, 5, 5), "porosity", WHO["qa"]),
      "review item {i}: unknown class 'porosity' for a missed defect, expected one of scratch, dent, burr, stain, unknown"),
 ])
 def test_bad_classes_and_names_give_one_line_errors(env, call, message):
@@ -164,8 +157,7 @@ def test_qa_view_names_an_unknown_kind(env, qtbot):
     row = store.write(part_with(archive, 1, [finding(UNKNOWN, "review", "fine_00_top")]))
     queue.enqueue_from_record(row, store.get(row))
     access = AccessControl(store)
-    access.add_user("ines", "integrator", "1111")
-    access.add_user("anna", "qa", "2222", by=access.login("ines", "1111"))
+    access.add_user("anna", "qa", "2222", by=access.login("ines", "1111"))  # ines: added by the env fixture
     view = QAView(str(store.path), access, recipe_path=REFERENCE_RECIPE, models_dir=REFERENCE_RECIPE.parent,
                   work_dir=tmp / "qa", station_config=qa_station_config(True, None))
     qtbot.addWidget(view)

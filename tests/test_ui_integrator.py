@@ -19,11 +19,12 @@ from inspector.recipe_edit import save_recipe, set_class_policy  # noqa: E402
 from inspector.results.sqlite_store import ResultStore  # noqa: E402
 from inspector.schema import dump_toml  # noqa: E402
 from inspector.station_config import StationConfig  # noqa: E402
+from tests.access_helpers import staff  # noqa: E402
 from ui.integrator_view import IntegratorView  # noqa: E402
 
 REFERENCE = Path(__file__).resolve().parents[1] / "models" / "housing-40x30.recipe.json"
-INTEGRATOR = Session("ina", "integrator")
-OPERATOR = Session("otto", "operator")
+INTEGRATOR: Session = None  # logged in by the `access` fixture: sessions come only from a login
+OPERATOR: Session = None
 WAIT_MS = 20_000
 
 
@@ -42,8 +43,14 @@ def devices(cell):
 
 @pytest.fixture
 def access(tmp_path):
+    global INTEGRATOR, OPERATOR
     with ResultStore(tmp_path / "results.db") as store:
-        yield AccessControl(store)
+        control = AccessControl(store)
+        users = staff(control, ("ina", "integrator", "4711"), ("otto", "operator", "1234"),
+                      ("ian", "integrator", "5678"))
+        INTEGRATOR, OPERATOR = users["ina"], users["otto"]
+        control.ian = users["ian"]
+        yield control
 
 
 @pytest.fixture
@@ -265,7 +272,7 @@ def test_a_recipe_saved_elsewhere_meanwhile_is_not_overwritten(qtbot, view, reci
     editor = view.recipe_editor
     editor.set_threshold("burr", "Detect ≥", "0.35")
     on_disk = Recipe.load(recipe_file)
-    save_recipe(Session("ian", "integrator"), on_disk, set_class_policy(on_disk, "stain", detect_threshold=0.2),
+    save_recipe(access.ian, on_disk, set_class_policy(on_disk, "stain", detect_threshold=0.2),
                 recipe_file, access, "from the other station")
     assert view.save_draft("mine") is None
     assert "holds 'housing-40x30' version 2, but the edit started from version 1" in view.last_message[0]

@@ -45,7 +45,7 @@ def station(lot, tmp_path, qtbot):
     shutil.copy(root / "results.db", db)
     store = ResultStore(db)
     access = AccessControl(store)
-    access.add_user("ines", "integrator", "1111")
+    access.add_user("ines", "integrator", "1111", by=access.system_session("commissioning"))
     boss = access.login("ines", "1111")
     access.add_user("anna", "qa", "2222", by=boss)
     access.add_user("otto", "operator", "3333", by=boss)

@@ -229,7 +229,7 @@ def test_config_station_on_ports_homes_at_start(qtbot, tmp_path, recipe):
     db = tmp_path / "r.db"
     with ResultStore(db) as store:
         access = AccessControl(store)
-        access.add_user("ines", "integrator", "4321")
+        access.add_user("ines", "integrator", "4321", by=access.system_session("commissioning"))
         access.add_user("olga", "operator", "5678", by=access.login("ines", "4321"))
     with VirtualCell(seed=500_000, speed_factor=10) as cell:
         data = cell.station_config_dict(name="line-3")

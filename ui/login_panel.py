@@ -111,7 +111,8 @@ class LoginPanel(QWidget):
             if self.commissioning:
                 if pin != self.pin_again.text():
                     raise ValueError("the two PINs differ")
-                self.access.add_user(name, "integrator", pin)
+                self.access.add_user(name, "integrator", pin,
+                                     by=self.access.system_session("commissioning", "first user, login panel"))
             session = self.access.login(name, pin)
         except (AccessDenied, ValueError) as exc:
             self.pin.clear()

@@ -93,10 +93,11 @@ def seed_demo_users(access: AccessControl) -> bool:
     if access.has_users():
         return False
     name, role, pin = DEMO_USERS[0]
-    access.add_user(name, role, pin)
+    access.add_user(name, role, pin, by=access.system_session("commissioning", "demo users (--sim)"))
     integrator = access.login(name, pin)
     for name, role, pin in DEMO_USERS[1:]:
         access.add_user(name, role, pin, by=integrator)
+    access.logout(integrator)
     return True
 
 
@@ -193,6 +194,8 @@ class Station(QObject):
 
     # -- session -----------------------------------------------------------------------------------
     def set_session(self, session: Session | None) -> None:
+        if self.session is not None and self.session is not session:
+            self.access.logout(self.session)  # audited; the old session is refused from now on
         self.session = session
         self.session_changed.emit(session)
 
@@ -479,7 +482,7 @@ class Station(QObject):
         if self.last_row is None:
             raise ValueError("no verdict to override yet")
         old = self.review.effective_verdict(self.last_row)
-        item = self.review.add_override(self.last_row, session.user, new_verdict, reason)
+        item = self.review.add_override(self.last_row, session, new_verdict, reason)
         self.access.record(session, "override", f"part:{self.last_row}", old, new_verdict, reason.strip())
         return item
 

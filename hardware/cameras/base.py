@@ -16,6 +16,11 @@ from ..errors import HardwareError
 
 Roi = tuple[int, int, int, int]  # x, y, width, height in sensor pixels
 
+# The range any camera of this cell class accepts (GenICam ExposureTime in µs, Gain as a factor). A
+# station config may narrow it per camera to the camera's datasheet; nothing may widen it.
+EXPOSURE_US_LIMITS = (10.0, 1_000_000.0)  # 10 µs – 1 s
+GAIN_LIMITS = (0.1, 64.0)
+
 
 class CameraError(HardwareError):
     """A camera could not be opened, configured or read."""
@@ -28,10 +33,12 @@ class CameraSettings:
     roi: Roi | None = None
 
     def __post_init__(self) -> None:
-        if not self.exposure_us > 0:
-            raise ValueError(f"exposure_us must be > 0, got {self.exposure_us!r}")
-        if not self.gain > 0:
-            raise ValueError(f"gain must be > 0, got {self.gain!r}")
+        low, high = EXPOSURE_US_LIMITS
+        if not low <= self.exposure_us <= high:
+            raise ValueError(f"exposure_us must be {low:g} to {high:g} µs, got {self.exposure_us!r}")
+        low, high = GAIN_LIMITS
+        if not low <= self.gain <= high:
+            raise ValueError(f"gain must be {low:g} to {high:g}, got {self.gain!r}")
         if self.roi is not None:
             x, y, w, h = self.roi
             if x < 0 or y < 0 or w <= 0 or h <= 0:

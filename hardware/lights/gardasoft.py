@@ -28,7 +28,9 @@ milliseconds to the unit; the prompt has no line end, so it is used as the reply
 """
 from __future__ import annotations
 
+
 import logging
+import math
 import re
 from dataclasses import dataclass
 from typing import Mapping
@@ -94,7 +96,10 @@ def parse_status(lines: list[str], *, device: str) -> dict[int, ChannelSetting]:
         fields = {}
         for part in line.split(","):
             if match := STATUS_FIELD.match(part.strip()):
-                fields[match.group("key")] = float(match.group("value"))
+                value = float(match.group("value"))
+                if not math.isfinite(value) or abs(value) > 1e6:  # a garbled line: no real field is that big
+                    raise ProtocolError(f"{device}: status line {line[:60]!r}: {match.group('key')} out of range")
+                fields[match.group("key")] = value
         if "CH" not in fields:
             continue
         if "MD" not in fields or "S" not in fields:

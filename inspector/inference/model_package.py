@@ -16,6 +16,7 @@ CONTRACT = "inspection-cell/1"
 TASKS = ("detect", "classify")
 COLOURS = ("mono",)
 LAYOUTS = ("NCHW",)
+MAX_PROP_CHARS = 1_000_000  # one metadata value; real ones are a few hundred characters
 REQUIRED = ("contract", "task", "class_names", "input_size", "input_layout", "colour", "normalisation",
             "version", "training_data_fingerprint", "thresholds", "grey_band")
 
@@ -108,10 +109,15 @@ def parse_metadata(props: Mapping[str, str], path: str) -> ModelInfo:
         raise ModelContractError(path, f"contract {props['contract']!r} is not {CONTRACT!r}")
 
     def load(key: str) -> Any:
+        text = props[key]
+        if len(text) > MAX_PROP_CHARS:
+            raise ModelContractError(path, f"metadata {key!r} is {len(text)} characters long, at most {MAX_PROP_CHARS}")
         try:
-            return json.loads(props[key])
-        except json.JSONDecodeError as exc:
-            raise ModelContractError(path, f"metadata {key!r} is not valid JSON: {exc}") from exc
+            return json.loads(text)
+        except ValueError as exc:  # JSONDecodeError, and integers beyond Python's digit limit
+            raise ModelContractError(path, f"metadata {key!r} is not valid JSON: {str(exc)[:120]}") from None
+        except RecursionError:
+            raise ModelContractError(path, f"metadata {key!r} is nested too deeply") from None
 
     def choice(key: str, allowed: Sequence[str]) -> str:
         if props[key] not in allowed:
@@ -130,8 +136,11 @@ def parse_metadata(props: Mapping[str, str], path: str) -> ModelInfo:
     norm = load("normalisation")
     try:
         normalisation = Normalisation(float(norm["scale"]), tuple(map(float, norm["mean"])), tuple(map(float, norm["std"])))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelContractError(path, f"metadata 'normalisation' needs scale, mean, std: {exc}") from exc
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise ModelContractError(path, f"metadata 'normalisation' needs scale, mean, std: {str(exc)[:120]}") from None
+    numbers = (normalisation.scale, *normalisation.mean, *normalisation.std)
+    if not all(math.isfinite(v) for v in numbers) or not normalisation.mean or not normalisation.std:
+        raise ModelContractError(path, "metadata 'normalisation' needs finite numbers and at least one mean and std")
     if any(s <= 0 for s in normalisation.std):
         raise ModelContractError(path, "metadata 'normalisation' std must be positive")
     thresholds = load("thresholds")
@@ -143,11 +152,12 @@ def parse_metadata(props: Mapping[str, str], path: str) -> ModelInfo:
         if unknown:
             raise ModelContractError(path, f"metadata {name!r} names class {unknown[0]!r} that the model lacks")
     for cls, value in thresholds.items():
-        if not (isinstance(value, (int, float)) and 0 <= value <= 1):
+        if not (_is_number(value) and 0 <= value <= 1):
             raise ModelContractError(path, f"threshold for {cls!r} must be in [0, 1], got {value!r}")
     grey_band: dict[str, tuple[float, float]] = {}
     for cls, band in grey.items():
-        if not (isinstance(band, list) and len(band) == 2 and 0 <= band[0] <= band[1] <= 1):
+        if not (isinstance(band, list) and len(band) == 2 and all(map(_is_number, band))
+                and 0 <= band[0] <= band[1] <= 1):
             raise ModelContractError(path, f"grey band for {cls!r} must be [low, high] within [0, 1], got {band!r}")
         grey_band[cls] = (float(band[0]), float(band[1]))
     metrics = load("metrics") if "metrics" in props else {}
@@ -155,8 +165,8 @@ def parse_metadata(props: Mapping[str, str], path: str) -> ModelInfo:
     for key, value in props.items():
         if key not in REQUIRED and key != "metrics":
             try:
-                extra[key] = json.loads(value)
-            except json.JSONDecodeError:
+                extra[key] = json.loads(value) if len(value) <= MAX_PROP_CHARS else value
+            except (ValueError, RecursionError):
                 extra[key] = value
     novelty = extra.get("novelty")
     if novelty is not None:
@@ -169,6 +179,10 @@ def parse_metadata(props: Mapping[str, str], path: str) -> ModelInfo:
                      training_data_fingerprint=props["training_data_fingerprint"],
                      thresholds={k: float(v) for k, v in thresholds.items()}, grey_band=grey_band,
                      metrics=metrics, extra=extra)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 # -- reading the metadata without a session ------------------------------------------------------------

@@ -55,7 +55,7 @@ def versioned_name(role: str, version: str) -> str:
 
 def promote(session: Session, access: AccessControl, candidate_recipe: str | Path, comparison: Comparison, *,
             recipe_path: str | Path, reason: str, rule: GateRule = GateRule()) -> RecipeChange:
-    session.require("promote_model")
+    access.check(session, "promote_model")  # a live session issued by `access`, allowed to promote
     reason = _reason(reason)
     result = gate(comparison, rule)
     if not result.passed:
@@ -116,7 +116,7 @@ def promote(session: Session, access: AccessControl, candidate_recipe: str | Pat
 
 def rollback(session: Session, access: AccessControl, recipe_path: str | Path, reason: str) -> RecipeChange:
     """Write the previous version's content (kept as `<name>.v<N-1>.json`) as a new version."""
-    session.require("promote_model")
+    access.check(session, "promote_model")
     reason = _reason(reason)
     recipe_path = Path(recipe_path)
     current = _load(recipe_path, "the production recipe")

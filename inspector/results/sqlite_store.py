@@ -1,11 +1,17 @@
 """Result store: SQLite by default (WAL journal, `synchronous=FULL`), PostgreSQL by URL, one schema.
 
 One transaction per part, committed before the verdict is shown: a kill mid-lot loses nothing
-committed and leaves the store consistent (the database's journal guarantees it)."""
+committed and leaves the store consistent (the database's journal guarantees it).
+
+With a PostgreSQL URL a part is first committed to a local SQLite journal on the station and then
+forwarded, in order and idempotently, by a forwarder thread (`forwarder.py`): an outage of the
+server costs nothing but a growing `backlog`. Reads and the other modules' tables (review queue,
+access) stay on the server, which is reconnected to after an outage."""
 from __future__ import annotations
 
 import csv
 import json
+import logging
 import sqlite3
 import threading
 from contextlib import contextmanager
@@ -14,6 +20,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .records import DefectRecord, PartRecord
+from .space import free_space_problem
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 SCHEMA = """
@@ -73,53 +82,190 @@ CSV_COLUMNS = ("row", "part_id", "serial", "finished_at", "station", "recipe_id"
                "reason", "defect_count", "defect_classes", "provider", "models", "total_s")
 
 
-class ResultStore:
-    """`location`: a file path or `sqlite:///path` for SQLite, `postgresql://…` for PostgreSQL."""
+class StoreWriteError(RuntimeError):
+    """A part record could not be committed (disk full, journal unwritable): one line, naming the store."""
 
-    def __init__(self, location: str | Path):
+
+class _Guard:
+    """The store's lock; on a PostgreSQL store entering it first reconnects a connection an outage broke."""
+
+    def __init__(self, store: "ResultStore"):
+        self.raw = threading.Lock()
+        self._store = store
+
+    def __enter__(self) -> None:
+        self.raw.acquire()
+        try:
+            self._store._revive()
+        except BaseException:
+            self.raw.release()
+            raise
+
+    def __exit__(self, *exc_info) -> None:
+        self.raw.release()
+
+
+DEFAULT_MIN_FREE_MB = 500.0
+DEFAULT_MAX_BACKLOG = 200
+
+
+class ResultStore:
+    """`location`: a file path or `sqlite:///path` for SQLite, `postgresql://…` for PostgreSQL.
+
+    PostgreSQL only: `journal` is the station's local SQLite journal (default: one per URL under
+    $INSPECTOR_JOURNAL_DIR or ~/.local/share/inspector/journals), `max_backlog` how many parts may
+    wait there before a lot pauses, `confirm_s` how long `write` waits for a healthy server to take
+    the part (then it returns the server's row id; a negative id is a part still in the journal),
+    `retry_max_s` the longest pause between reconnects. `min_free_mb`: the free space a part needs
+    on the journal's (SQLite: the store's) filesystem before it starts. `read_only`: a reader
+    (`inspector results`, `inspector audit verify`) that writes no parts: PostgreSQL is connected at
+    once, without a journal, and an unreachable server is the caller's error."""
+
+    def __init__(self, location: str | Path, *, journal: str | Path | None = None,
+                 max_backlog: int = DEFAULT_MAX_BACKLOG, min_free_mb: float = DEFAULT_MIN_FREE_MB,
+                 confirm_s: float = 2.0, retry_max_s: float = 5.0, read_only: bool = False):
         location = str(location)
-        self._lock = threading.Lock()
+        self._lock = _Guard(self)
+        self.max_backlog, self.min_free_mb, self.confirm_s = int(max_backlog), float(min_free_mb), float(confirm_s)
+        self._forwarder: Any = None
+        self._journal: ResultStore | None = None
+        self._url: str | None = None
         if location.startswith(("postgresql://", "postgres://")):
             try:
                 import psycopg
             except ImportError as exc:
                 raise RuntimeError("result store: PostgreSQL needs psycopg (pip install 'psycopg[binary]')") from exc
-            self.path, self.dialect = location, POSTGRES
-            self._db: Any = psycopg.connect(location, autocommit=True)
-        else:
-            self.path = location[len("sqlite:///"):] if location.startswith("sqlite:///") else location
-            self.dialect = SQLITE
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA foreign_keys=ON")
+            from .forwarder import Forwarder, default_journal_path
+
+            self.path, self.dialect, self._url = location, POSTGRES, location
+            self._db: Any = None
+            if read_only:
+                with self._lock:
+                    pass  # connects now: OperationalError for the caller
+                return
+            self._journal = ResultStore(journal if journal is not None else default_journal_path(location),
+                                        min_free_mb=min_free_mb)
+            try:
+                with self._lock:
+                    pass  # connects and prepares the schema
+            except psycopg.OperationalError as exc:  # the station starts anyway: parts go to the journal
+                log.warning("result store %s: server not reachable now (%s); parts are journalled in %s",
+                            _safe_url(location), _first_line(exc), self._journal.path)
+            self._forwarder = Forwarder(self._journal, location, retry_max_s=retry_max_s)
+            self._forwarder.start()
+            return
+        self.path = location[len("sqlite:///"):] if location.startswith("sqlite:///") else location
+        self.dialect = SQLITE
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
         with self._lock:
-            for statement in SCHEMA.format(id=self.dialect.id_column, real=self.dialect.real).split(";"):
-                if statement.strip():
-                    self._db.execute(statement)
-            found = self._execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            if found is None:
-                self._execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            elif int(found[0]) != SCHEMA_VERSION:
-                raise RuntimeError(f"{self.path}: result store schema {found[0]}, this station writes {SCHEMA_VERSION}")
+            self._prepare()
+
+    def _prepare(self) -> None:
+        """Create the schema and check its version (callers hold the lock)."""
+        for statement in SCHEMA.format(id=self.dialect.id_column, real=self.dialect.real).split(";"):
+            if statement.strip():
+                self._db.execute(statement)
+        found = self._execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if found is None:
+            self._execute("INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING", (str(SCHEMA_VERSION),))
+        elif int(found[0]) != SCHEMA_VERSION:
+            raise RuntimeError(f"{self.path}: result store schema {found[0]}, this station writes {SCHEMA_VERSION}")
+
+    def _revive(self) -> None:
+        """PostgreSQL: (re)connect when there is no connection or an outage broke it (callers hold the lock)."""
+        if self._url is None:
+            return
+        import psycopg
+
+        if self._db is not None and not self._db.broken and not self._db.closed:
+            return
+
+        if self._db is not None:
+            try:
+                self._db.close()
+            except Exception:  # noqa: BLE001 - it is broken already
+                pass
+            self._db = None
+        db = psycopg.connect(self._url, autocommit=True, connect_timeout=5)
+        self._db = db
+        try:
+            self._prepare()
+        except BaseException:
+            self._db = None
+            db.close()
+            raise
+
+    # -- durability (PostgreSQL: journal + forwarder; SQLite: the store is its own journal) --------
+    @property
+    def journal_path(self) -> str:
+        """The local SQLite file every part is committed to first."""
+        return self._journal.path if self._journal is not None else self.path
+
+    @property
+    def backlog(self) -> int:
+        """Parts committed on the station and not yet in PostgreSQL (always 0 on SQLite)."""
+        return self._forwarder.backlog if self._forwarder is not None else 0
+
+    @property
+    def forwarding_error(self) -> str | None:
+        """Why the last attempt to forward to PostgreSQL failed (one line), None while it is healthy."""
+        return self._forwarder.error if self._forwarder is not None else None
+
+    @property
+    def backlog_peak(self) -> int:
+        return self._forwarder.peak if self._forwarder is not None else 0
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until the backlog is forwarded; True when it is empty (always on SQLite)."""
+        return self._forwarder.flush(timeout) if self._forwarder is not None else True
+
+    def space_problem(self, need_bytes: int = 0) -> str | None:
+        """Why a part must not start for lack of space on the journal's filesystem, or None."""
+        return free_space_problem(self.journal_path, self.min_free_mb * 1e6 + need_bytes, "result journal")
 
     def _execute(self, sql: str, args: tuple | list = ()) -> Any:
-        """Run SQL written with `?` placeholders in this store's dialect (callers hold the lock)."""
-        return self._db.execute(sql.replace("?", self.dialect.param), args)
+        """Run SQL written with `?` placeholders in this store's dialect (callers hold the lock). PostgreSQL:
+        a statement outside a transaction on a connection that a server restart broke (it learns so only
+        when used) runs again on a new one."""
+        sql = sql.replace("?", self.dialect.param)
+        if self._url is None:
+            return self._db.execute(sql, args)
+        import psycopg
+        from psycopg.pq import TransactionStatus
+
+        idle = self._db.info.transaction_status == TransactionStatus.IDLE
+        try:
+            return self._db.execute(sql, args)
+        except psycopg.OperationalError:
+            if not idle or not self._db.broken:
+                raise
+        self._revive()
+        return self._db.execute(sql, args)
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:
         """One transaction on this store; yields an `execute(sql, args)` that takes `?` placeholders.
         Commits when the block ends, rolls back (and re-raises) when it raises."""
         with self._lock:
-            self._db.execute(self.dialect.begin)
+            self._execute(self.dialect.begin)
             try:
                 yield self._execute
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise
+
+    def _rollback(self) -> None:
+        """Roll back after an error without hiding it: SQLite has already rolled back after a full disk
+        ('cannot rollback - no transaction is active'), a PostgreSQL connection may be gone."""
+        try:
+            self._db.execute("ROLLBACK")
+        except Exception as exc:  # noqa: BLE001
+            log.debug("result store %s: rollback after an error: %s", self.path, exc)
 
     @contextmanager
     def reading(self) -> Iterator[Any]:
@@ -136,8 +282,14 @@ class ResultStore:
                     self._db.execute(statement)
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        """Stop forwarding (what is left stays in the journal and goes on the next start) and close."""
+        if self._forwarder is not None:
+            self._forwarder.stop()
+        if self._journal is not None:
+            self._journal.close()
+        with self._lock.raw:
+            if self._db is not None:
+                self._db.close()
 
     def __enter__(self) -> "ResultStore":
         return self
@@ -147,30 +299,33 @@ class ResultStore:
 
     # -- writing -------------------------------------------------------------------------------
     def write(self, record: PartRecord) -> int:
-        """Insert one part and its defects in a single transaction; returns the row id."""
-        with self._lock:
-            self._db.execute(self.dialect.begin)
+        """Commit one part and its defects in a single transaction; returns its row id.
+
+        PostgreSQL: committed to the station's journal first, then forwarded; the id is the server's
+        when it took the part within `confirm_s`, else minus the journal's (the part is safe there and
+        follows). Raises StoreWriteError (one line) when the record could not be committed."""
+        if self._url is not None and self._journal is None:
+            raise RuntimeError(f"result store {_safe_url(self.path)}: opened read-only, it takes no parts")
+        if self._journal is not None:
+            entry = self._forwarder.append(record)  # committed from here on: nothing below may undo that
             try:
-                cursor = self._execute(
-                    "INSERT INTO parts (part_id, serial, started_at, finished_at, station, recipe_id, recipe_version,"
-                    " recipe_hash, model_versions, provider, verdict, reason, timings, image_paths, extra)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
-                    (record.part_id, record.serial, record.started_at, record.finished_at, record.station,
-                     record.recipe_id, record.recipe_version, record.recipe_hash, json.dumps(record.model_versions),
-                     record.provider, record.verdict, record.reason, json.dumps(record.timings_s),
-                     json.dumps(list(record.image_paths)), json.dumps(record.extra)))
-                row = cursor.fetchone()[0]
-                for d in record.defects:
-                    self._execute(
-                        "INSERT INTO defects (part_row, defect_class, score, view, x0, y0, x1, y1, stage, face, u_mm,"
-                        " v_mm, size_mm, decision, image_path) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                        (row, d.defect_class, d.score, d.view, *d.box_px, d.stage, d.face, *d.position_mm, d.size_mm,
-                         d.decision, d.image_path))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-        return int(row)
+                return self._forwarder.confirm(entry, self.confirm_s if self._forwarder.error is None else 0.0)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("part %s: journalled, not confirmed (%s)", record.part_id, _first_line(exc))
+                return -entry
+        return self.commit(record)
+
+    def commit(self, record: PartRecord, extra_statements: Any = None) -> int:
+        """This store's own transaction for one part (`extra_statements(execute, row)` runs in it)."""
+        try:
+            with self.transaction() as execute:
+                row = insert_part(execute, record)
+                if extra_statements is not None:
+                    extra_statements(execute, row)
+        except (sqlite3.OperationalError, sqlite3.DatabaseError, OSError) as exc:
+            raise StoreWriteError(f"result store {self.path}: part {record.part_id} not written: "
+                                  f"{_first_line(exc)}") from exc
+        return row
 
     # -- reading -------------------------------------------------------------------------------
     def get(self, row: int) -> PartRecord:
@@ -233,17 +388,59 @@ class ResultStore:
             return [(r[0], int(r[1]), int(r[2])) for r in self._execute(sql, [] if since is None else [since]).fetchall()]
 
     def export_csv(self, path: str | Path, rows: list[tuple[int, PartRecord]]) -> int:
+        """One line per part. A text cell that a spreadsheet would take for a formula (it starts with
+        = + - @, a tab or a carriage return; serials and reasons come from outside) is written with a
+        leading single quote, so it shows as text and never runs."""
+        def cell(value: Any) -> Any:
+            if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+                return "'" + value
+            return value
+
         with open(path, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(CSV_COLUMNS)
             for row, r in rows:
                 found = [d for d in r.defects if d.decision == "defect"]
-                writer.writerow([row, r.part_id, r.serial, f"{r.finished_at:.3f}", r.station, r.recipe_id,
-                                 r.recipe_version, r.verdict, r.reason, len(found),
-                                 ";".join(sorted({d.defect_class for d in found})), r.provider,
-                                 ";".join(f"{k}={v}" for k, v in sorted(r.model_versions.items())),
-                                 f"{r.timings_s.get('total', 0.0):.3f}"])
+                writer.writerow([cell(v) for v in (
+                    row, r.part_id, r.serial, f"{r.finished_at:.3f}", r.station, r.recipe_id,
+                    r.recipe_version, r.verdict, r.reason, len(found),
+                    ";".join(sorted({d.defect_class for d in found})), r.provider,
+                    ";".join(f"{k}={v}" for k, v in sorted(r.model_versions.items())),
+                    f"{r.timings_s.get('total', 0.0):.3f}")])
         return len(rows)
+
+
+def insert_part(execute: Any, record: PartRecord) -> int:
+    """Insert a part and its defects with `execute(sql with ?, args)` inside the caller's transaction."""
+    row = execute(
+        "INSERT INTO parts (part_id, serial, started_at, finished_at, station, recipe_id, recipe_version,"
+        " recipe_hash, model_versions, provider, verdict, reason, timings, image_paths, extra)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
+        (record.part_id, record.serial, record.started_at, record.finished_at, record.station,
+         record.recipe_id, record.recipe_version, record.recipe_hash, json.dumps(record.model_versions),
+         record.provider, record.verdict, record.reason, json.dumps(record.timings_s),
+         json.dumps(list(record.image_paths)), json.dumps(record.extra))).fetchone()[0]
+    for d in record.defects:
+        execute(
+            "INSERT INTO defects (part_row, defect_class, score, view, x0, y0, x1, y1, stage, face, u_mm,"
+            " v_mm, size_mm, decision, image_path) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (row, d.defect_class, d.score, d.view, *d.box_px, d.stage, d.face, *d.position_mm, d.size_mm,
+             d.decision, d.image_path))
+    return int(row)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _safe_url(url: str) -> str:
+    """The URL without a password, for messages."""
+    head, sep, tail = url.partition("@")
+    if not sep or "://" not in head:
+        return url
+    scheme, _, user = head.partition("://")
+    return f"{scheme}://{user.split(':')[0]}@{tail}"
 
 
 def _part(p: tuple, defects: list[DefectRecord]) -> PartRecord:

@@ -4,8 +4,11 @@
 PASS) and from operator verdict overrides, lists and filters them, and relabels them: every action
 is a row in `review_labels` (who, when, old → new), never an update in place. It also keeps the
 export bookkeeping (`review_exports`) and hands exports to `coco_export` and retraining to `hooks`.
-`SessionReview` binds the changing calls to a logged-in user. The tables live in the result store's
-SQLite file; one transaction per operation.
+Every changing call takes the session of a logged-in user (issued by `AccessControl.login` on the
+same result store) and checks it: 'override' for an override, 'review' for labels, notes and closing;
+a forged, logged-out or missing session is refused (AccessDenied) and every label names the
+session's user. `SessionReview` binds the calls to one session. The tables live in the result
+store's database; one transaction per operation.
 """
 from __future__ import annotations
 
@@ -22,6 +25,8 @@ from .coco_export import image_size, resolve_image, write_coco
 from .hooks import HookResult, LabelHook, RetrainTrigger
 from .records import (DEFECT_LABELS, KINDS, LABEL_ACTIONS, LABEL_CLASSES, OK, REVIEW_SCHEMA, STATUSES, UNKNOWN, Label,
                       ReviewItem, kind_name, label_from_row)
+
+from ..access import require
 
 if TYPE_CHECKING:
     from ..access import Session
@@ -84,9 +89,9 @@ class ReviewQueue:
                 ids.append(int(ex("SELECT id FROM review_items WHERE dedup = ?", (dedup,)).fetchone()[0]))
         return ids
 
-    def add_override(self, row: int, who: str, new_verdict: str, reason: str) -> int:
+    def add_override(self, row: int, session: "Session", new_verdict: str, reason: str) -> int:
         """Record an operator's verdict override of part `row`; returns the new item's id."""
-        who = _who(f"part row {row}", who)
+        who = self._who(session, "override")
         if new_verdict not in VERDICTS:
             raise ValueError(f"part row {row}: override verdict {new_verdict!r} is not one of {', '.join(VERDICTS)}")
         if not isinstance(reason, str) or not reason.strip():
@@ -226,24 +231,29 @@ class ReviewQueue:
         return [label_from_row(r) for r in rows]
 
     # -- relabelling -----------------------------------------------------------------------------
-    def confirm(self, item: int | ReviewItem, defect_index: int, who: str) -> int:
+    def _who(self, session: "Session", action: str) -> str:
+        """The user of a live session allowed to `action`, issued on this store; AccessDenied otherwise."""
+        require(session, action, store=self.store)
+        return session.user
+
+    def confirm(self, item: int | ReviewItem, defect_index: int, session: "Session") -> int:
         """The defect is real, of its current class. Returns the label's id."""
-        return self._relabel(item, defect_index, who, "confirm", None)
+        return self._relabel(item, defect_index, session, "confirm", None)
 
-    def reject(self, item: int | ReviewItem, defect_index: int, who: str) -> int:
+    def reject(self, item: int | ReviewItem, defect_index: int, session: "Session") -> int:
         """A false call: nothing there (class 'ok')."""
-        return self._relabel(item, defect_index, who, "reject", OK)
+        return self._relabel(item, defect_index, session, "reject", OK)
 
-    def change_class(self, item: int | ReviewItem, defect_index: int, new_class: str, who: str, *,
+    def change_class(self, item: int | ReviewItem, defect_index: int, new_class: str, session: "Session", *,
                      name: str | None = None) -> int:
         """Relabel a call. `new_class` 'unknown' says: a real defect, of a kind the models do not know;
         `name` (optional, only with 'unknown') names that kind, kept in the label's text."""
-        return self._relabel(item, defect_index, who, "change_class", new_class, name)
+        return self._relabel(item, defect_index, session, "change_class", new_class, name)
 
-    def _relabel(self, item: int | ReviewItem, defect_index: int, who: str, action: str, new: str | None,
-                 name: str | None = None) -> int:
+    def _relabel(self, item: int | ReviewItem, defect_index: int, session: "Session", action: str,
+                 new: str | None, name: str | None = None) -> int:
+        who = self._who(session, "review")
         item_id = _item_id(item)
-        who = _who(f"review item {item_id}", who)
         if new is not None and new not in LABEL_CLASSES:
             raise ValueError(f"review item {item_id}: unknown class {new!r}, expected one of {', '.join(LABEL_CLASSES)}")
         name = kind_name(f"review item {item_id}", new, name)
@@ -276,11 +286,11 @@ class ReviewQueue:
         return int(label)
 
     def add_box(self, item: int | ReviewItem, image_path: str, box_px: Sequence[int], defect_class: str,
-                who: str, *, name: str | None = None) -> int:
+                session: "Session", *, name: str | None = None) -> int:
         """A defect the station missed: box (x0, y0, x1, y1) in `image_path`'s pixels (the archived
         image's full path, or its stem such as 'fine_03_top'); class 'unknown' may carry a `name`."""
+        who = self._who(session, "review")
         item_id = _item_id(item)
-        who = _who(f"review item {item_id}", who)
         if defect_class not in DEFECT_LABELS:
             raise ValueError(f"review item {item_id}: unknown class {defect_class!r} for a missed defect, "
                              f"expected one of {', '.join(DEFECT_LABELS)}")
@@ -310,9 +320,9 @@ class ReviewQueue:
             self._retrain.after_label()
         return int(label)
 
-    def note(self, item: int | ReviewItem, text: str, who: str) -> int:
+    def note(self, item: int | ReviewItem, text: str, session: "Session") -> int:
+        who = self._who(session, "review")
         item_id = _item_id(item)
-        who = _who(f"review item {item_id}", who)
         if not isinstance(text, str) or not text.strip():
             raise ValueError(f"review item {item_id}: a note needs text")
         with self._tx() as ex:
@@ -321,9 +331,9 @@ class ReviewQueue:
                        " RETURNING id", (item_id, part_row, who, time.time(), text.strip())).fetchone()[0]
         return int(label)
 
-    def close(self, item: int | ReviewItem, who: str) -> int:
+    def close(self, item: int | ReviewItem, session: "Session") -> int:
+        who = self._who(session, "review")
         item_id = _item_id(item)
-        who = _who(f"review item {item_id}", who)
         now = time.time()
         with self._tx() as ex:
             part_row = self._open_item(ex, item_id)
@@ -393,38 +403,34 @@ class ReviewQueue:
 
 class SessionReview:
     """`ReviewQueue`'s changing calls bound to a session: relabels and notes need the 'review'
-    permission, exports 'export_labels', retraining 'retrain'; every label names `session.user`.
-    The check is here, in the core, so a UI that forgets to disable a button still cannot relabel."""
+    permission, exports 'export_labels'; every label names `session.user`. The check is in the
+    queue itself (the core), so a UI that forgets to disable a button still cannot relabel."""
 
     def __init__(self, queue: ReviewQueue, session: "Session"):
         self.queue, self.session = queue, session
 
-    def _who(self, action: str) -> str:
-        self.session.require(action)
-        return self.session.user
-
     def confirm(self, item: int | ReviewItem, defect_index: int) -> int:
-        return self.queue.confirm(item, defect_index, self._who("review"))
+        return self.queue.confirm(item, defect_index, self.session)
 
     def reject(self, item: int | ReviewItem, defect_index: int) -> int:
-        return self.queue.reject(item, defect_index, self._who("review"))
+        return self.queue.reject(item, defect_index, self.session)
 
     def change_class(self, item: int | ReviewItem, defect_index: int, new_class: str, *,
                      name: str | None = None) -> int:
-        return self.queue.change_class(item, defect_index, new_class, self._who("review"), name=name)
+        return self.queue.change_class(item, defect_index, new_class, self.session, name=name)
 
     def add_box(self, item: int | ReviewItem, image_path: str, box_px: Sequence[int], defect_class: str, *,
                 name: str | None = None) -> int:
-        return self.queue.add_box(item, image_path, box_px, defect_class, self._who("review"), name=name)
+        return self.queue.add_box(item, image_path, box_px, defect_class, self.session, name=name)
 
     def note(self, item: int | ReviewItem, text: str) -> int:
-        return self.queue.note(item, text, self._who("review"))
+        return self.queue.note(item, text, self.session)
 
     def close(self, item: int | ReviewItem) -> int:
-        return self.queue.close(item, self._who("review"))
+        return self.queue.close(item, self.session)
 
     def export_coco(self, out_dir: str | Path) -> Path:
-        self._who("export_labels")
+        require(self.session, "export_labels", store=self.queue.store)
         return self.queue.export_coco(out_dir)
 
 
@@ -435,9 +441,3 @@ def _item_id(item: int | ReviewItem) -> int:
     if isinstance(item, bool) or not isinstance(item, numbers.Integral):
         raise ValueError(f"review item {item!r}: expected an item id or a ReviewItem")
     return int(item)
-
-
-def _who(where: str, who: str) -> str:
-    if not isinstance(who, str) or not who.strip():
-        raise ValueError(f"{where}: who is empty; every label names the person")
-    return who.strip()
