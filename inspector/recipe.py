@@ -3,14 +3,13 @@
 Holds what to look at and how to judge it — views (pose, light program, camera settings), models
 and per-class thresholds with a grey band, the re-imaging strategy, verdict rules in mm with zones,
 and the fixture offset. Station facts (ports, calibration) live in the station config instead.
-Every validation error names the file, the field and what was expected.
+Every validation error names the file, the field and what was expected. Where model files may lie
+and their sha256 checks: `model_files`.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,16 @@ from hardware.cameras.base import EXPOSURE_US_LIMITS, GAIN_LIMITS
 from hardware.lights.base import LightProgram
 from hardware.pose import StagePose as Pose
 
+from .model_files import (MODEL_ROOTS_ENV, PROJECT_MODELS, _SHA256, card_sha256, confined_model_path, file_sha256_hex,
+                          model_roots, verified_model_path)
 from .plausibility import FrameLimits
-from .schema import MAX_DOCUMENT_BYTES, ConfigError, Section, load_document, parse_document
+from .schema import Section, load_document
+
+__all__ = ["FACES", "DEFECT_CLASSES", "ANY_ZONE", "MAX_MERGE_MM", "MAX_VERSION", "MAX_VIEWS", "MAX_FINE_SHOTS",
+           "MAX_LIGHT_PROGRAMS", "MAX_RULES", "MAX_ZONES", "MAX_COUNT", "MAX_NAME", "View", "ClassPolicy", "Reimaging",
+           "Zone", "Rule", "Plausibility", "Recipe", "diff",
+           # the model-file checks, from model_files
+           "MODEL_ROOTS_ENV", "PROJECT_MODELS", "model_roots", "confined_model_path", "file_sha256_hex", "card_sha256"]
 
 FACES = ("top", "north", "south", "east", "west")
 DEFECT_CLASSES = ("scratch", "dent", "burr", "stain")
@@ -36,8 +43,6 @@ MAX_RULES = 256
 MAX_ZONES = 64
 MAX_COUNT = 1_000_000  # rules' max_count, plausibility's alarm_after and frame counts
 MAX_NAME = 200  # characters in an id, a name, a model file name
-MODEL_ROOTS_ENV = "INSPECTOR_MODEL_ROOTS"  # extra folders (os.pathsep-separated) models may be loaded from
-PROJECT_MODELS = Path(__file__).resolve().parents[1] / "models"
 
 
 @dataclass(frozen=True)
@@ -140,32 +145,7 @@ class Recipe:
     def model_path(self, role: str, *, verify: bool = True) -> Path:
         """Where the role's model file lies. A pinned model is checked against its sha256 first: a
         swapped or tampered file is refused (ConfigError naming the file and both digests)."""
-        path = confined_model_path(self.models[role], self.source, f"models.{role}")
-        pin = self.model_pins.get(role)
-        if not verify:
-            return path
-        field_name = f"models.{role}.file" if pin is not None else f"models.{role}"
-        if not path.is_file():
-            if pin is None and not path.exists():
-                return path  # nothing to verify; the model loader says the file is missing
-            raise ConfigError(self.source, field_name, f"{path}: no such model file" if not path.exists()
-                              else f"{path} is not a regular file")
-        try:
-            found = file_sha256_hex(path)
-        except OSError as exc:
-            raise ConfigError(self.source, field_name, f"cannot read {path}: {exc.strerror or exc}") from None
-        if pin is not None:
-            if found != pin:
-                raise ConfigError(self.source, f"models.{role}.sha256",
-                                  f"{path} has sha256 {found}, the recipe pins {pin}: "
-                                  f"the model file was changed or swapped; refusing to load it")
-            return path
-        card, expected = card_sha256(path)
-        if expected is not None and found != expected:
-            raise ConfigError(self.source, f"models.{role}",
-                              f"{path} has sha256 {found}, its model card {card.name} says {expected}: "
-                              f"the model file was changed or swapped; refusing to load it")
-        return path
+        return verified_model_path(self.models[role], self.model_pins.get(role), self.source, role, verify=verify)
 
     def model_sha256(self, role: str) -> str | None:
         return self.model_pins.get(role)
@@ -379,18 +359,6 @@ def _plausibility(section: Section | None, view_names: set[str]) -> Plausibility
     return result
 
 
-_SHA256 = re.compile(r"[0-9a-f]{64}")
-
-
-def file_sha256_hex(path: str | Path) -> str:
-    """The full sha256 of a file (64 hex digits), read in blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _pose(section: Section) -> Pose:
     pose = Pose(x=section.get("x", float), y=section.get("y", float), z=section.get("z", float),
                 a=section.get("a", float, 0.0, min_value=-360, max_value=360),
@@ -421,47 +389,6 @@ def _model_file(section: Section, key: str) -> str:
     if not value.strip() or len(value) > 4096 or "\x00" in value:
         raise section.error(key, f"expected a model file name, got {value[:60]!r}")
     return value
-
-
-def model_roots(source: str) -> list[Path]:
-    """Folders a recipe's models may lie in: the recipe's own folder (and below it), the project's
-    models/, and those named in $INSPECTOR_MODEL_ROOTS. A recipe held only in memory resolves its
-    relative names against the working directory, so that is its own folder."""
-    own = Path(source).parent if source not in ("<memory>", "") else Path.cwd()
-    roots = [own, PROJECT_MODELS]
-    roots += [Path(p) for p in os.environ.get(MODEL_ROOTS_ENV, "").split(os.pathsep) if p.strip()]
-    return [root.resolve() for root in roots]
-
-
-def confined_model_path(name: str, source: str, field_name: str) -> Path:
-    """The model file `name` (relative to the recipe's folder, or absolute) as a path that lies in one of
-    `model_roots` once '..' and symbolic links are resolved; ConfigError naming the field otherwise."""
-    path = Path(name)
-    if not path.is_absolute() and source not in ("<memory>", ""):
-        path = Path(source).parent / path
-    try:
-        real = path.resolve()
-    except (OSError, RuntimeError, ValueError) as exc:
-        raise ConfigError(source, field_name, f"cannot resolve model path {name!r}: {exc}") from None
-    roots = model_roots(source)
-    if not any(real == root or real.is_relative_to(root) for root in roots):
-        raise ConfigError(source, field_name,
-                          f"model path {name!r} lies outside the allowed model folders "
-                          f"({', '.join(str(r) for r in roots)}; add one with ${MODEL_ROOTS_ENV})")
-    return path
-
-
-def card_sha256(model: Path) -> tuple[Path, str | None]:
-    """The sha256 the model card beside `model` (<stem>.card.json) records, if it has one."""
-    card = model.with_name(model.stem + ".card.json")
-    try:
-        with open(card, "rb") as handle:
-            raw = handle.read(MAX_DOCUMENT_BYTES + 1)
-        data = parse_document(raw, str(card), "json")
-    except (OSError, ConfigError):
-        return card, None
-    digest = data.get("sha256")
-    return card, digest if isinstance(digest, str) and _SHA256.fullmatch(digest) else None
 
 
 def diff(old: Recipe, new: Recipe) -> list[str]:

@@ -7,8 +7,8 @@ export bookkeeping (`review_exports`) and hands exports to `coco_export` and ret
 Every changing call takes the session of a logged-in user (issued by `AccessControl.login` on the
 same result store) and checks it: 'override' for an override, 'review' for labels, notes and closing;
 a forged, logged-out or missing session is refused (AccessDenied) and every label names the
-session's user. `SessionReview` binds the calls to one session. The tables live in the result
-store's database; one transaction per operation.
+session's user. `SessionReview` (in `session_review`) binds the calls to one session. The tables
+live in the result store's database; one transaction per operation.
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from .records import (DEFECT_LABELS, KINDS, LABEL_ACTIONS, LABEL_CLASSES, OK, RE
                       ReviewItem, kind_name, label_from_row)
 
 from ..access import require
+from .session_review import SessionReview
 
 if TYPE_CHECKING:
     from ..access import Session
@@ -399,39 +400,6 @@ class ReviewQueue:
         """Export and fire the hook when the new-label count reached its threshold (or `force`).
         Returns what happened (also kept as `last_hook_result`), None when nothing was due."""
         return None if self._retrain is None else self._retrain.maybe_retrain(force=force)
-
-
-class SessionReview:
-    """`ReviewQueue`'s changing calls bound to a session: relabels and notes need the 'review'
-    permission, exports 'export_labels'; every label names `session.user`. The check is in the
-    queue itself (the core), so a UI that forgets to disable a button still cannot relabel."""
-
-    def __init__(self, queue: ReviewQueue, session: "Session"):
-        self.queue, self.session = queue, session
-
-    def confirm(self, item: int | ReviewItem, defect_index: int) -> int:
-        return self.queue.confirm(item, defect_index, self.session)
-
-    def reject(self, item: int | ReviewItem, defect_index: int) -> int:
-        return self.queue.reject(item, defect_index, self.session)
-
-    def change_class(self, item: int | ReviewItem, defect_index: int, new_class: str, *,
-                     name: str | None = None) -> int:
-        return self.queue.change_class(item, defect_index, new_class, self.session, name=name)
-
-    def add_box(self, item: int | ReviewItem, image_path: str, box_px: Sequence[int], defect_class: str, *,
-                name: str | None = None) -> int:
-        return self.queue.add_box(item, image_path, box_px, defect_class, self.session, name=name)
-
-    def note(self, item: int | ReviewItem, text: str) -> int:
-        return self.queue.note(item, text, self.session)
-
-    def close(self, item: int | ReviewItem) -> int:
-        return self.queue.close(item, self.session)
-
-    def export_coco(self, out_dir: str | Path) -> Path:
-        require(self.session, "export_labels", store=self.queue.store)
-        return self.queue.export_coco(out_dir)
 
 
 # -- helpers ---------------------------------------------------------------------------------------
