@@ -197,6 +197,31 @@ class GrblHalController(MotionController):
         self._start_motion(line, status, None, retry=False)
         return status
 
+    # -- auxiliary I/O (lamps, part present) -------------------------------------------------------------
+    def set_output(self, port: int, on: bool) -> None:
+        """Switch digital output `port` now (`M64`/`M65 P<port>`): signal lamps, an ejector."""
+        self.command(f"M{64 if on else 65} P{int(port)}")
+
+    def wait_input(self, port: int, *, mode: str = "high", timeout_s: float = 1.0) -> int:
+        """`M66 P<port> L<mode> Q<timeout>`: wait until input `port` is high/low/rises/falls (or read it
+        at once with mode "now"); returns its value, or -1 when the wait timed out. grblHAL answers
+        `ok` either way and puts the result in the next status report (`|In:`, report.c)."""
+        modes = {"now": 0, "rise": 1, "fall": 2, "high": 3, "low": 4}
+        if mode not in modes:
+            raise ValueError(f"{self.name}: input wait mode must be one of {', '.join(modes)}, got {mode!r}")
+        if not (math.isfinite(timeout_s) and timeout_s > 0):
+            raise ValueError(f"{self.name}: input wait timeout must be a positive number of seconds, got {timeout_s}")
+        asked = time.monotonic()
+        self.command(f"M66 P{int(port)} L{modes[mode]} Q{timeout_s:g}", timeout_s=timeout_s + self.reply_timeout_s)
+        deadline = time.monotonic() + self.reply_timeout_s
+        while time.monotonic() < deadline:
+            state = self.status()
+            if state.received_at > asked and "In" in state.extra:
+                return int(state.extra["In"])
+            self.link.raise_fault()
+            time.sleep(self.poll_interval_s)
+        raise ReadTimeout(f"{self.name}: no status report with the result of M66 P{int(port)}")
+
     def jog_cancel(self) -> None:
         self.link.write_realtime(proto.JOG_CANCEL)
 

@@ -89,6 +89,12 @@ class GrblEmulator(SystemCommands, PtyDevice):
         self.reports = StatusReports()
         self._garble_next = False
         self._truncate_next = False
+        self.aux_outputs = [False] * gcode.AUX_PORTS  # M62–M65 (lamps, ejectors)
+        self.aux_inputs = [False] * gcode.AUX_PORTS  # wired sensors (part present); set with set_input
+        self._wait: tuple[int, int, float] | None = None  # M66 waiting: (port, mode, machine-time deadline)
+        self._wait_start: bool | None = None  # the input when the wait began (for edges)
+        self.var5399 = -2  # the last M66 result (-1 timeout); -2: none since reset (grbllib.c)
+        self._report_input = False
         self._boot()
 
     # -- for the rest of the virtual cell (thread-safe) -------------------------------------------
@@ -130,6 +136,11 @@ class GrblEmulator(SystemCommands, PtyDevice):
             self.send_line(f"ALARM:{code}")
             if self._critical:
                 self.send_line("[MSG:Reset to continue]")
+
+    def set_input(self, port: int, on: bool) -> None:
+        """A sensor wired to auxiliary input `port` (e.g. part present in the fixture)."""
+        with self._lock:
+            self.aux_inputs[port] = bool(on)
 
     def garble_next_line(self) -> None:
         """Line noise on the way in: the next G-code line arrives with a digit turned into a letter."""
@@ -176,7 +187,7 @@ class GrblEmulator(SystemCommands, PtyDevice):
                 self._line.append(byte)
 
     def _receive(self, raw: str) -> None:
-        if self._dwell is not None or self._held_lines:
+        if self._dwell is not None or self._wait is not None or self._held_lines:
             self._held_lines.append(raw)  # the parser waits in the dwell; the line sits in the buffer
             return
         self.on_line(raw)
@@ -205,7 +216,7 @@ class GrblEmulator(SystemCommands, PtyDevice):
             result = self._gcode(line)
             if result is not None:  # None: aborted (soft limit), no reply
                 self._last_error = result
-                if self._dwell is None or result:
+                if (self._dwell is None and self._wait is None) or result:  # else `ok` when the wait ends
                     self._reply(result)
 
     def _reply(self, code: int) -> None:
@@ -236,7 +247,9 @@ class GrblEmulator(SystemCommands, PtyDevice):
             if now >= self._dwell:
                 self._dwell = None
                 self.send_line("ok")
-        while self._dwell is None and self._held_lines:
+        if self._wait is not None:
+            self._poll_input(now)
+        while self._dwell is None and self._wait is None and self._held_lines:
             self.on_line(self._held_lines.popleft())
 
     # -- G-code (gcode.c) ----------------------------------------------------------------------------
@@ -248,6 +261,8 @@ class GrblEmulator(SystemCommands, PtyDevice):
         if parser.apply(block):
             self.reports.force_wco = True
         command, axes = block.non_modal, block.axes
+        if block.io is not None:
+            return self._io(block)
         if command == 4.0:
             self._dwell, self._dwell_s = math.inf, float(block.p or 0.0)
         elif command in (28.0, 30.0):
@@ -267,6 +282,31 @@ class GrblEmulator(SystemCommands, PtyDevice):
             self.send_line("[MSG:Pgm End]")
         return 0
 
+    def _io(self, block: gcode.Block) -> int:
+        """M62–M65 set a digital output (this emulator applies the synced ones at once too); M66 waits
+        on an input: the reply comes when it is met or after Q seconds, and the next status report
+        carries `|In:<value>` (-1 on timeout): report.c `report_realtime_status`, sys.var5399."""
+        port = int(block.p or 0)
+        if block.io in (62, 63, 64, 65):
+            self.aux_outputs[port] = block.io in (62, 64)
+            return 0
+        self._wait, self._wait_start = (port, int(block.l or 0), self.clock() + float(block.q or 0.0)), self.aux_inputs[port]
+        self._poll_input(self.clock(), reply=False)  # met at once: the line's own `ok` follows
+        return 0
+
+    def _poll_input(self, now: float, reply: bool = True) -> None:
+        assert self._wait is not None
+        port, mode, deadline = self._wait
+        value = self.aux_inputs[port]
+        met = {0: True, 1: value and not self._wait_start, 2: self._wait_start and not value,
+               3: value, 4: not value}[mode]
+        if met or now >= deadline:
+            self.var5399 = int(value) if met else -1
+            self._wait = None
+            self._report_input = True
+            if reply:
+                self.send_line("ok")
+
     def _queue_move(self, target: tuple[float, ...], feed_per_s: float | None) -> bool:
         if not self._within_envelope(target):
             self._halt()  # machine_limits.c limits_soft_check: stop, alarm, wait for reset
@@ -284,6 +324,9 @@ class GrblEmulator(SystemCommands, PtyDevice):
         state, sub = self._state(now)
         text = self.reports.status(state, sub, self.planner.position_at(now), self.parser.wco(), int(self.settings[10]),
                                    PLANNER_BLOCKS - len(self.planner.queue), self.planner.feed_at(now))
+        if self._report_input and self.var5399 > -2:  # the M66 result, once
+            text = text[:-1] + f"|In:{self.var5399}>"
+            self._report_input = False
         if self._truncate_next:  # the line cut after the third axis, its end still arriving
             self._truncate_next = False
             head, position_field = text[1:].split("|")[:2]
@@ -303,7 +346,8 @@ class GrblEmulator(SystemCommands, PtyDevice):
             self.send_line(f"ALARM:{self._alarm}")
         self.parser.reset(self.planner.position)
         self._last_error = 0
-        self._dwell = None
+        self._dwell = self._wait = None
+        self.var5399, self._report_input = -2, False
         self._held_lines.clear()
         self._boot()
 

@@ -21,7 +21,11 @@ MODAL_GROUPS = {  # G-codes of one modal group may not share a block (error 21)
     "feed_mode": {93.0, 94.0}, "tlo": {49.0}, "wcs": set(WORK_SYSTEMS),
     "non_modal": {4.0, 10.0, 28.0, 30.0, 53.0, 92.0, 92.1},
 }
-M_GROUPS = {"stop": {2.0, 30.0}, "spindle": {3.0, 4.0, 5.0}, "coolant": {8.0, 9.0}}
+M_GROUPS = {"stop": {2.0, 30.0}, "spindle": {3.0, 4.0, 5.0}, "coolant": {8.0, 9.0},
+            "io": {62.0, 63.0, 64.0, 65.0, 66.0}}  # io: digital outputs (synced / immediate), wait on input
+AUX_PORTS = 4  # digital inputs and outputs of the emulated board (hal.port.num_digital_in / _out)
+VALUE_OUT_OF_RANGE, VALUE_WORD_CONFLICT = 39, 48
+WAIT_MODES = 5  # M66 L: 0 immediate, 1 rise, 2 fall, 3 high, 4 low (wait_mode_t)
 AXIS_COMMANDS = {10.0, 28.0, 30.0, 92.0}  # non-modal commands that use axis words
 
 # errors.h status codes used here
@@ -39,6 +43,8 @@ class Block:
     units: float | None = None
     wcs: int | None = None  # index 0..8 of G54..G59.3
     program_end: bool = False
+    io: int | None = None  # M62–M66
+    q: float | None = None
     axes: dict[str, float] = field(default_factory=dict)
     feed: float | None = None  # units/min as written
     p: float | None = None
@@ -90,6 +96,8 @@ def parse_block(line: str, *, motion_mode: int | None, has_feed: bool) -> Block 
                 return MODAL_VIOLATION
             groups.add(group)
             block.program_end = block.program_end or group == "stop"
+            if group == "io":
+                block.io = int(value)
         else:
             if letter in seen:
                 return REPEATED_WORD
@@ -104,12 +112,14 @@ def parse_block(line: str, *, motion_mode: int | None, has_feed: bool) -> Block 
                 block.p = value
             elif letter == "L":
                 block.l = value
+            elif letter == "Q":
+                block.q = value
             elif letter == "N":
                 if value != int(value) or value < 0:
                     return 27
             elif letter in "ST":
                 continue  # spindle speed and tool: consumed without effect (gcode.c clears words s, t)
-            elif letter in "IJKRQHDE":
+            elif letter in "IJKRHDE":
                 return UNUSED_WORDS  # no command here uses them
             else:
                 return LETTER_NOT_FOUND
@@ -128,6 +138,25 @@ def _check(block: Block, motion_mode: int | None, has_feed: bool) -> Block | int
         used_p = True
     else:
         used_p = False
+    if block.io is not None:  # gcode.c: M62–M65 need P (an output port); M66 needs L or Q, P an input port
+        if block.p is None and (block.io != 66 or block.l is None and block.q is None):
+            return VALUE_WORD_MISSING
+        if block.io == 66:
+            if block.l is None and block.q is None:
+                return VALUE_WORD_MISSING
+            mode, timeout = int(block.l or 0), block.q or 0.0
+            if mode >= WAIT_MODES or mode != 0 and timeout == 0.0:
+                return VALUE_OUT_OF_RANGE
+            block.l, block.q = float(mode), float(timeout)
+        if block.p is None:
+            return VALUE_WORD_MISSING
+        if block.p < 0:
+            return NEGATIVE_VALUE
+        if int(block.p) + 1 > AUX_PORTS:
+            return VALUE_OUT_OF_RANGE
+        return block
+    if block.q is not None:
+        return UNUSED_WORDS
     if command == 10.0:  # G10 L2 / L20 P<n>
         if not block.axes:
             return NO_AXIS_WORDS
