@@ -65,6 +65,7 @@ SYSTEM_ROLE = "system"
 SYSTEM_PURPOSES: dict[str, frozenset[str]] = {
     "commissioning": frozenset({"manage_users", "edit_recipe", "calibrate"}),
     "evaluation": frozenset({"edit_recipe"}),
+    "line": frozenset({"run"}),  # inspector serve: parts the PLC asks for (no person at the station)
 }
 SESSION_TTL_S = 12 * 3600.0  # a shift and a half; then log in again
 SYSTEM_SESSION_TTL_S = 300.0

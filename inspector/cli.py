@@ -216,6 +216,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_audit_parser(sub, DEFAULT_DB)
 
+    from .serve_command import add_parser as add_serve_parser  # inspector serve (headless, PLC interfaces)
+
+    add_serve_parser(sub, DEFAULT_DB)
+
     sub.add_parser("station", help="open the station (PyQt6; operator, QA, integrator): --sim on the virtual cell, "
                                    "--config FILE on a real machine (python -m ui station …)")
     for name, text in (("train", "train the detector or the classifier (python -m training train …)"),

@@ -1,0 +1,645 @@
+"""The station controller: the cell's state machine, without Qt (threads only).
+
+It owns the devices (with `sim` a running virtual cell behind real pseudo-terminals; else the ports
+of a station config), the loaded models (per recipe, loaded once), the inspection cycle, the result
+store and the review queue. Its clients — the PyQt6 window, `inspector serve`, the Modbus TCP and
+OPC UA servers — only call its methods and listen to its events (`subscribe`).
+
+States (`StationState`)::
+
+    OFFLINE --start()--> READY --inspect()--> BUSY --> DONE --acknowledge()--> READY
+                           |                   |          (a PLC that never acknowledges leaves it DONE)
+                           +--run_lot()--> BUSY +--> FAULT --reset()--> READY
+    (start() that cannot connect, home or load the models: FAULT)
+
+A command that does not fit the state is refused: it returns False, is counted in
+`commands_refused`, and is never executed.
+
+Fault codes (`fault_code`, also on the PLC interfaces):
+
+| code | meaning |
+|---|---|
+| 0 | no fault |
+| 1 | devices not connected: connect, homing or Reset (Devices.recover) failed |
+| 2 | machine alarm: the stage controller is in alarm or its link is lost |
+| 3 | part fault: a hardware error (camera, lights, stage, serial link) or an unexpected error during a part |
+| 4 | store/disk alarm: the record could not be written, or no space for the record or the images |
+| 5 | models or recipe could not load (file, schema, model contract, the station's cameras) |
+| 6 | cell alarm: parts in a row with implausible frames (lights, camera or fixture are wrong) |
+
+A part whose frames are implausible, or whose serial is empty or invalid, is an ERROR result, not a
+fault: the station goes to DONE with that result.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from hardware.errors import HardwareError
+
+from .archive import ImageArchive, check_path_part
+from .events import Alarm, EventBus
+from .review import ReviewQueue
+
+log = logging.getLogger(__name__)
+
+FAULT_NONE, FAULT_DEVICES, FAULT_MACHINE, FAULT_PART, FAULT_STORE, FAULT_MODELS, FAULT_CELL = range(7)
+FAULT_CODES = {
+    FAULT_NONE: "no fault",
+    FAULT_DEVICES: "devices not connected (connect, homing or reset failed)",
+    FAULT_MACHINE: "machine alarm (stage controller in alarm or link lost)",
+    FAULT_PART: "part fault (hardware or unexpected error during a part)",
+    FAULT_STORE: "store/disk alarm (record not written, or no space)",
+    FAULT_MODELS: "models or recipe could not load",
+    FAULT_CELL: "cell alarm (implausible frames part after part)",
+}
+
+
+class StationState(str, Enum):
+    OFFLINE = "offline"
+    READY = "ready"
+    BUSY = "busy"
+    DONE = "done"
+    FAULT = "fault"
+
+
+@dataclass(frozen=True)
+class PartResult:
+    serial: str
+    part_id: str
+    verdict: str  # PASS / FAIL / ERROR
+    defects: int  # defects called (defect or review)
+    cycle_ms: int
+    row: int  # the record's row in the store (0: not recorded, e.g. an invalid serial)
+    reason: str
+    recipe: str  # recipe id
+
+
+@dataclass(frozen=True)
+class StateChanged:
+    state: StationState
+    fault_code: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class InspectionDone:
+    result: PartResult
+
+
+@dataclass(frozen=True)
+class ModelsReady:
+    """The selected recipe's models are loaded: one line per model (name, version, provider)."""
+    lines: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Homed:
+    """The stage finished homing."""
+
+
+@dataclass(frozen=True)
+class LotFinished:
+    """The operator's lot ended (all parts, stopped, or on a fault)."""
+    tally: Any  # demo.LotTally, or None when the lot did not run
+    fault: str | None
+
+
+def _hardware_error_names() -> set[str]:
+    names: set[str] = set()
+    todo = [HardwareError]
+    while todo:
+        cls = todo.pop()
+        names.add(cls.__name__)
+        todo.extend(cls.__subclasses__())
+    return names
+
+
+def _is_part_fault(reason: str) -> bool:
+    """An ERROR reason the cycle wrote for an exception ('Kind: text') that is a hardware error or an
+    unexpected error of ours — not an implausible frame or an incomplete inspection (plain text)."""
+    kind, sep, _rest = reason.partition(": ")
+    if not sep or not kind.isidentifier():
+        return False
+    if kind in _hardware_error_names():
+        return True
+    import builtins
+
+    return isinstance(getattr(builtins, kind, None), type) and issubclass(getattr(builtins, kind), Exception)
+
+
+class StationController:
+    """The station's state machine and devices. Methods may be called from any thread; events reach
+    subscribers on worker threads (callbacks must return quickly and must not block on the controller)."""
+
+    def __init__(self, *, db: str, archive: str | None = None, sim: bool = False, config: str | Path | None = None,
+                 recipes: Mapping[int, str | Path] | None = None, speed_factor: float = 1.0,
+                 first_seed: int = 500_000):
+        from .results.sqlite_store import ResultStore
+
+        if not sim and config is None:
+            raise ValueError("the station needs sim=True (--sim) or a station config (--config FILE)")
+        self.sim, self.config_path = sim, (Path(config) if config is not None else None)
+        self.speed_factor, self.next_seed = speed_factor, first_seed
+        self.db, self.archive_dir = str(db), archive
+        self.store = ResultStore(db)
+        self.review = ReviewQueue(self.store)
+        self.recipes: dict[int, Path] = self._recipe_table(recipes)
+        self.recipe_no: int = min(self.recipes)
+        self.commands_refused = 0
+        self.fault_code = FAULT_NONE
+        self.fault_reason = ""
+        self.last_result: PartResult | None = None
+        self.last_record = None  # results.records.PartRecord of the last part
+        self.last_row: int | None = None
+        self.paused = False
+        self.homed = False
+        self.cell = None  # the virtual cell (sim, or a dry run's virtual lights/cameras)
+        self.station_config = None
+        self.devices = None
+        self.cycle = None  # the InspectionCycle of the loaded recipe
+        self.model_lines: tuple[str, ...] = ()
+        self.lines: list[str] = []  # the lot's log lines
+        self.events = EventBus()
+        self._state = StationState.OFFLINE
+        self._lock = threading.RLock()  # state and refusals
+        self._work = threading.Lock()  # one job on the devices at a time (start, part, lot, reset)
+        self._changed = threading.Condition(self._lock)
+        self._models: dict[tuple[str, str], tuple[Any, Any, tuple[str, ...]]] = {}
+        self._cycle_recipe: Path | None = None
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+        self._stop_lot = threading.Event()
+        self._watch_stop = threading.Event()
+        self._watchdog: threading.Thread | None = None
+
+    # -- recipes ---------------------------------------------------------------------------------------
+    def _recipe_table(self, recipes: Mapping[int, str | Path] | None) -> dict[int, Path]:
+        from .demo import REFERENCE_RECIPE
+
+        if recipes:
+            table = {int(n): Path(p) for n, p in recipes.items()}
+        else:
+            table = {}
+            if not self.sim and self.config_path is not None:  # a station config may number its recipes
+                try:
+                    from .station_config import StationConfig
+
+                    mapped = getattr(StationConfig.load(self.config_path), "recipes", None) or {}
+                    table = {int(n): Path(p) for n, p in dict(mapped).items()}
+                except (ValueError, OSError, TypeError) as exc:
+                    log.warning("station config recipes: %s", exc)
+            table = table or {1: REFERENCE_RECIPE}
+        bad = [n for n in table if not 1 <= n <= 65535]
+        if bad:
+            raise ValueError(f"recipe numbers must be 1..65535, got {bad}")
+        return table
+
+    # -- events and state ------------------------------------------------------------------------------
+    def subscribe(self, callback: Callable[[object], None]) -> Callable[[], None]:
+        return self.events.subscribe(callback)
+
+    def _publish(self, event: object) -> None:
+        try:
+            self.events.publish(event)
+        except Exception:  # noqa: BLE001 - a client's bug must not stop the station
+            log.exception("station event subscriber failed on %r", type(event).__name__)
+
+    @property
+    def state(self) -> StationState:
+        return self._state
+
+    def _set_state(self, state: StationState, code: int = FAULT_NONE, reason: str = "") -> None:
+        with self._lock:
+            self._state = state
+            self.fault_code = code if state == StationState.FAULT else FAULT_NONE
+            self.fault_reason = reason if state == StationState.FAULT else ""
+            self._changed.notify_all()
+        if state == StationState.FAULT:
+            log.warning("station fault %d: %s", code, reason)
+        self._publish(StateChanged(state, self.fault_code, reason))
+
+    def _refuse(self, what: str) -> bool:
+        with self._lock:
+            self.commands_refused += 1
+            state = self._state
+        log.info("refused %s in state %s (refused so far: %d)", what, state.value, self.commands_refused)
+        return False
+
+    def wait_for(self, *states: StationState, timeout: float) -> StationState:
+        """Wait until the state is one of `states` (or `timeout` s passed); returns the state then."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while self._state not in states:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._changed.wait(left)
+            return self._state
+
+    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=target, name=f"station-{name}", daemon=True)
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        thread.start()
+
+    # -- start: devices, homing, models ------------------------------------------------------------------
+    def start(self) -> None:
+        """Connect the devices (a virtual cell with sim), home, load the selected recipe's models:
+        READY, or FAULT with the code. Blocking; does nothing when the devices are already open."""
+        with self._work:
+            if self.devices is not None or self._closed:
+                return
+            self._connect()
+        self._start_watchdog()
+
+    def _connect(self) -> bool:
+        """With `_work` held: devices, homing, models. Returns True when READY."""
+        from .demo import sim_station
+        from .devices import open_devices
+
+        cell = devices = None
+        try:
+            if self.sim:
+                from hardware.sim.cell import VirtualCell
+
+                cell = VirtualCell(seed=self.next_seed, speed_factor=self.speed_factor).start()
+                config = sim_station(cell)
+            else:
+                config, cell = self._real_station()
+            devices = open_devices(config, virtual_cell=cell)
+            if cell is not None and hasattr(cell, "_stage_binding"):
+                cell._stage_binding.bind(devices.motion)
+            devices.motion.home(60.0).wait(65.0)
+        except Exception as exc:  # noqa: BLE001 - the station says why, in one line
+            if devices is not None:
+                devices.close()
+            if cell is not None:
+                cell.stop()
+            self._set_state(StationState.FAULT, FAULT_DEVICES, f"connect failed: {type(exc).__name__}: {exc}")
+            return False
+        self.cell, self.station_config, self.devices, self.homed = cell, config, devices, True
+        self._publish(Homed())
+        return self._load_cycle(self.recipes[self.recipe_no])
+
+    def _real_station(self):
+        """The station config's devices; its virtual lights or cameras (a dry run) come from a virtual
+        cell without a stage of its own, rendering at the pose the real stage reports."""
+        from .station_config import StationConfig
+
+        config = StationConfig.load(self.config_path)
+        if not (config.virtual_cameras or config.virtual_lights):
+            return config, None
+        from hardware.sim.cell import DriverStage, VirtualCell
+
+        stage = DriverStage()
+        cell = VirtualCell(seed=self.next_seed, stage=stage, light_protocol=config.lights.protocol,
+                           light_channels=config.lights.channels, light_template=config.lights.template).start()
+        cell._stage_binding = stage  # bound to the motion driver once it is open
+        return config, cell
+
+    def _models_for(self, recipe):
+        from .demo import open_models
+
+        key = (str(recipe.model_path("detector")), str(recipe.model_path("classifier")))
+        if key not in self._models:
+            lines: list[str] = []
+            detector, classifier = open_models(recipe, out=lines.append)
+            self._models[key] = (detector, classifier, tuple(lines))
+        return self._models[key]
+
+    def _load_cycle(self, recipe_path: Path, *, ready: bool = True) -> bool:
+        """With `_work` held: a fresh cycle for `recipe_path` (models loaded once); READY (with `ready`),
+        or FAULT 5."""
+        from .cycle import InspectionCycle
+        from .recipe import Recipe
+
+        try:
+            recipe = Recipe.load(recipe_path)
+            check = getattr(self.station_config, "check_recipe", None)
+            if check is not None:
+                check(recipe)
+            detector, classifier, lines = self._models_for(recipe)
+        except Exception as exc:  # noqa: BLE001
+            self._set_state(StationState.FAULT, FAULT_MODELS, f"recipe {Path(recipe_path).name}: {exc}")
+            return False
+        if self.cycle is not None:
+            self.cycle.close()
+        archive = ImageArchive(self.archive_dir) if self.archive_dir else None
+        self.cycle = InspectionCycle(self.station_config, self.devices, recipe, detector, classifier, self.store,
+                                     archive=archive, review=self.review)
+        self.cycle.events.subscribe(self._publish)
+        self._cycle_recipe = Path(recipe_path)
+        self.model_lines = lines
+        self._publish(ModelsReady(lines))
+        if ready:
+            self._set_state(StationState.READY)
+        return True
+
+    # -- the machine watchdog ------------------------------------------------------------------------------
+    def _start_watchdog(self, interval_s: float = 0.5) -> None:
+        if self._watchdog is not None:
+            return
+
+        def watch() -> None:
+            from .demo import machine_fault
+
+            while not self._watch_stop.wait(interval_s):
+                if self._state not in (StationState.READY, StationState.DONE) or self.devices is None:
+                    continue
+                if not self._work.acquire(blocking=False):
+                    continue
+                try:
+                    if self._state in (StationState.READY, StationState.DONE) and self.devices is not None:
+                        fault = machine_fault(self.devices)
+                        if fault is not None:
+                            self.homed = False
+                            self._set_state(StationState.FAULT, FAULT_MACHINE, fault)
+                except Exception as exc:  # noqa: BLE001
+                    self._set_state(StationState.FAULT, FAULT_MACHINE, f"{type(exc).__name__}: {exc}")
+                finally:
+                    self._work.release()
+
+        self._watchdog = threading.Thread(target=watch, name="station-watchdog", daemon=True)
+        self._watchdog.start()
+
+    # -- commands ----------------------------------------------------------------------------------------------
+    def select_recipe(self, number: int) -> bool:
+        """Select recipe `number` for the next parts: only in READY/DONE/OFFLINE and a known number."""
+        with self._lock:
+            if self._state not in (StationState.READY, StationState.DONE, StationState.OFFLINE):
+                return self._refuse(f"select recipe {number}")
+            if number not in self.recipes:
+                return self._refuse(f"select unknown recipe {number}")
+            self.recipe_no = number
+        return True
+
+    def inspect(self, serial: str, *, part_id: str | None = None, recipe_no: int | None = None) -> bool:
+        """READY only: BUSY at once, one part on a worker thread, then DONE with `last_result` (or FAULT)."""
+        with self._lock:
+            if self._state != StationState.READY or self._closed:
+                return self._refuse("inspect")
+            self.last_result = None
+            self._set_state(StationState.BUSY)
+        self._spawn("part", lambda: self._run_part(serial, part_id, recipe_no))
+        return True
+
+    def acknowledge(self) -> bool:
+        """DONE -> READY; the result is cleared."""
+        with self._lock:
+            if self._state != StationState.DONE:
+                return self._refuse("acknowledge")
+            self.last_result = None
+            self._set_state(StationState.READY)
+        return True
+
+    def reset(self) -> bool:
+        """After a fault (or from DONE/READY): Devices.recover, home again, reload the cycle -> READY.
+        Runs on a worker thread (BUSY meanwhile); refused while BUSY."""
+        with self._lock:
+            if self._state == StationState.BUSY or self._closed:
+                return self._refuse("reset")
+            self.last_result = None
+            self._set_state(StationState.BUSY, reason="reset")
+        self._spawn("reset", self._run_reset)
+        return True
+
+    def _run_reset(self) -> None:
+        with self._work:
+            if self.devices is None:
+                if self._connect():
+                    self._start_watchdog()
+                return
+            try:
+                for note in self.devices.recover():
+                    log.info("reset: %s", note)
+                self.devices.motion.home(60.0).wait(65.0)
+                self.homed = True
+                self._publish(Homed())
+            except Exception as exc:  # noqa: BLE001
+                self._set_state(StationState.FAULT, FAULT_DEVICES, f"reset failed: {type(exc).__name__}: {exc}")
+                return
+            self._load_cycle(self.recipes[self.recipe_no])
+
+    # -- one part ----------------------------------------------------------------------------------------------
+    def _run_part(self, serial: str, part_id: str | None, recipe_no: int | None) -> None:
+        try:
+            with self._work:
+                self._part(serial, part_id, recipe_no)
+        except Exception as exc:  # noqa: BLE001 - a defect of ours: a fault with the reason, never a hang
+            log.exception("part %r", serial)
+            self._set_state(StationState.FAULT, FAULT_PART, f"{type(exc).__name__}: {exc}")
+
+    def _result(self, result: PartResult) -> None:
+        self.last_result = result
+        self._publish(InspectionDone(result))
+
+    def _part(self, serial: str, part_id: str | None, recipe_no: int | None) -> None:
+        from .demo import machine_fault
+
+        number = recipe_no if recipe_no else self.recipe_no
+        recipe_id = self.cycle.recipe.id if self.cycle is not None else ""
+        if number not in self.recipes:
+            known = ", ".join(str(n) for n in sorted(self.recipes))
+            self._result(PartResult(serial, part_id or "", "ERROR", 0, 0, 0,
+                                    f"recipe {number} unknown (known: {known}); part not inspected", recipe_id))
+            self._set_state(StationState.DONE)
+            return
+        if self.devices is None:
+            self._set_state(StationState.FAULT, FAULT_DEVICES, "devices not connected")
+            return
+        fault = machine_fault(self.devices)
+        if fault is not None:
+            self.homed = False
+            self._set_state(StationState.FAULT, FAULT_MACHINE, fault)
+            return
+        if self.cycle is None or self._cycle_recipe != self.recipes[number]:
+            if not self._load_cycle(self.recipes[number], ready=False):
+                return
+        cycle = self.cycle
+        try:
+            check_path_part(serial, "serial")
+            part_id = check_path_part(part_id if part_id is not None else serial, "part id")
+        except ValueError as exc:
+            self._result(PartResult(serial if isinstance(serial, str) else repr(serial), str(part_id or ""), "ERROR",
+                                    0, 0, 0, f"{exc}; part not inspected", cycle.recipe.id))
+            self._set_state(StationState.DONE)
+            return
+        refused = cycle.before_part(part_id, serial)
+        if refused is not None:
+            self._result(PartResult(serial, part_id, "ERROR", 0, 0, 0, refused, cycle.recipe.id))
+            self._set_state(StationState.FAULT, FAULT_STORE, refused)
+            return
+        if self.sim and self.cell is not None:  # the next seeded virtual part into the fixture
+            from hardware.sim.part import make_part
+
+            self.cell.load_part(make_part(self.next_seed))
+            self.next_seed += 1
+        row, record = cycle.inspect(part_id, serial)
+        self.last_row, self.last_record = row, record
+        called = sum(d.decision in ("defect", "review") for d in record.defects)
+        cycle_ms = int(round(1000 * float(record.timings_s.get("total", 0.0))))
+        result = PartResult(serial, part_id, record.verdict, called, cycle_ms, row, record.reason, cycle.recipe.id)
+        code, why = FAULT_NONE, ""
+        if row == 0 and record.verdict == "ERROR":
+            code, why = FAULT_STORE, cycle.alarm or record.reason
+        elif (fault := machine_fault(self.devices)) is not None:
+            code, why = FAULT_MACHINE, fault
+            self.homed = False
+        elif record.verdict == "ERROR" and _is_part_fault(record.reason):
+            code, why = FAULT_PART, f"{record.reason} (part {part_id})"
+        elif cycle.alarm is not None:
+            code, why = FAULT_CELL, cycle.alarm
+        self._result(result)
+        if code:
+            self._set_state(StationState.FAULT, code, why)
+        else:
+            self._set_state(StationState.DONE)
+
+    # -- the operator's lot ---------------------------------------------------------------------------------
+    def run_lot(self, parts: int, *, on_line: Callable[[str], None] | None = None) -> bool:
+        """The operator's lot of `parts` parts (virtual parts seeded from `next_seed` with sim), on a
+        worker thread: READY (or DONE) only. pause()/resume()/stop() act on it; LotFinished ends it."""
+        with self._lock:
+            if self._state not in (StationState.READY, StationState.DONE) or self._closed:
+                return self._refuse("run lot")
+            self.last_result = None
+            self.paused = False
+            self._stop_lot.clear()
+            self._set_state(StationState.BUSY, reason="lot")
+        self._spawn("lot", lambda: self._lot(parts, on_line))
+        return True
+
+    def _lot(self, parts: int, on_line: Callable[[str], None] | None) -> None:
+        from .demo import machine_fault, run_lot
+
+        tally, fault, code = None, None, FAULT_NONE
+        try:
+            with self._work:
+                if self.cycle is None or self._cycle_recipe != self.recipes[self.recipe_no]:
+                    if not self._load_cycle(self.recipes[self.recipe_no], ready=False):
+                        self._publish(LotFinished(None, self.fault_reason))
+                        return
+                cycle = self.cycle
+                cycle.reset_cancel()
+                cycle.resume()
+                if self.paused:
+                    cycle.pause()
+                if self._stop_lot.is_set():
+                    cycle.cancel()
+                first = self.next_seed
+
+                def out(line: str) -> None:
+                    self.lines.append(line)
+                    if on_line is not None:
+                        on_line(line)
+
+                unsubscribe = cycle.events.subscribe(self._lot_event)
+                try:
+                    tally = run_lot(cycle, parts, cell=self.cell if self.sim else None, first_seed=first,
+                                    home=not self.homed, out=out, on_ready=lambda _c: self._lot_homed())
+                finally:
+                    unsubscribe()
+                    cycle.reset_cancel()
+                machine = machine_fault(self.devices)
+                if machine is not None:
+                    fault, code = machine, FAULT_MACHINE
+                    self.homed = False
+                elif cycle.alarm is not None:
+                    fault = cycle.alarm
+                    code = FAULT_STORE if ("space" in fault or "not written" in fault or "record" in fault) else FAULT_CELL
+        except Exception as exc:  # noqa: BLE001
+            log.exception("lot")
+            fault, code = f"lot stopped: {type(exc).__name__}: {exc}", FAULT_PART
+        self.paused = False
+        if fault is not None:
+            self._set_state(StationState.FAULT, code, fault)
+        else:
+            self._set_state(StationState.READY)
+        self._publish(LotFinished(tally, fault))
+
+    def _lot_homed(self) -> None:
+        self.homed = True
+        self._publish(Homed())
+
+    def _lot_event(self, event: object) -> None:
+        from .events import VerdictReady
+
+        if isinstance(event, VerdictReady):
+            self.last_row, self.last_record = event.row, event.record
+            if self.sim:
+                self.next_seed += 1
+
+    def pause(self) -> None:
+        self.paused = True
+        if self.cycle is not None and self._state == StationState.BUSY:
+            self.cycle.pause()
+
+    def resume(self) -> None:
+        self.paused = False
+        if self.cycle is not None:
+            self.cycle.resume()
+
+    def stop(self) -> None:
+        """Stop the lot (the part in progress ends ERROR 'cancelled by operator')."""
+        self._stop_lot.set()
+        self.paused = False
+        if self.cycle is not None and self._state == StationState.BUSY:
+            self.cycle.cancel()
+
+    # -- shutdown -------------------------------------------------------------------------------------------
+    def disconnect(self) -> bool:
+        """Close the devices while not BUSY (the integrator's Disconnect): OFFLINE; start() or reset()
+        opens them again."""
+        with self._lock:
+            if self._state == StationState.BUSY:
+                return self._refuse("disconnect")
+        with self._work:
+            self._close_devices()
+        self._set_state(StationState.OFFLINE)
+        return True
+
+    def _close_devices(self) -> None:
+        if self.cycle is not None:
+            self.cycle.close()
+        self.cycle, self._cycle_recipe = None, None
+        devices, cell = self.devices, self.cell
+        self.devices = self.cell = None
+        self.homed = False
+        if devices is not None:
+            devices.close()
+        if cell is not None:
+            cell.stop()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.stop()
+        self._watch_stop.set()
+        for thread in list(self._threads) + ([self._watchdog] if self._watchdog else []):
+            thread.join(60.0)
+        with self._work:
+            self._close_devices()
+        with self._lock:
+            self._state = StationState.OFFLINE
+            self._changed.notify_all()
+        self.store.close()
+
+    def __enter__(self) -> "StationController":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def fault_text(code: int) -> str:
+    return FAULT_CODES.get(code, f"fault {code}")
+
+
+__all__ = ["StationState", "PartResult", "StateChanged", "InspectionDone", "ModelsReady", "Homed", "LotFinished",
+           "StationController", "FAULT_CODES", "fault_text", "Alarm"]
