@@ -7,6 +7,11 @@ merged and ordered, each group is re-imaged with the fine camera, and all fine s
 classified in batches. Any fault — serial, camera, model, timeout — or a cancel ends the part as
 ERROR with the reason, never PASS; the lights go off and motion is held. The record is committed
 to the store before the verdict is published.
+
+The serial comes as the station config's `[serial]` says (inspector.serials): the caller's (PLC), a
+code reader's before the views, or the Data Matrix in the named view's coarse image. None to be had
+is ERROR "serial not read: …"; a serial already in the store is flagged in the record
+(`extra["serial_seen_before"]`: the earlier rows), not refused.
 """
 from __future__ import annotations
 
@@ -34,6 +39,8 @@ from .recipe import Recipe, View
 from .results.records import DefectRecord, PartRecord
 from .results.sqlite_store import ResultStore, StoreWriteError
 from .review import ReviewQueue
+from .serials import SerialNotRead, SerialSource
+from .schema import ConfigError
 from .station_config import StationConfig
 from .two_stage import IncompleteInspection, TwoStage, coarse_image_name, fine_image_name
 
@@ -74,6 +81,11 @@ class InspectionCycle:
         # whose shots show none cannot PASS
         self.fine_focus_suspect: str | None = "no fine shot has shown focus since this cycle started"
         self.store_outage: str | None = None  # the result server's outage, as last alarmed (parts are journalled)
+        self.serials = SerialSource(station.serial)
+        if self.serials.view is not None and self.serials.view not in {v.name for v in recipe.views}:
+            raise ConfigError(station.source, "serial.view", f"a view of recipe {recipe.id} "
+                                                             f"({', '.join(v.name for v in recipe.views)}), "
+                                                             f"got {self.serials.view!r}")
 
     # -- operator controls (any thread) ---------------------------------------------------------------
     def pause(self) -> None:
@@ -95,6 +107,7 @@ class InspectionCycle:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        self.serials.close()
 
     @property
     def model_versions(self) -> dict[str, str]:
@@ -110,6 +123,7 @@ class InspectionCycle:
     # -- one part -------------------------------------------------------------------------------------
     def inspect(self, part_id: str, serial: str = "") -> tuple[int, PartRecord]:
         """Inspect the part in the fixture; always returns a committed record (PASS/FAIL/ERROR)."""
+        given = serial
         serial = serial or part_id
         started = time.time()
         clock = _Clock()
@@ -118,12 +132,13 @@ class InspectionCycle:
         extra: dict = {}
         self.events.publish(PartStarted(part_id, serial))
         t0 = time.perf_counter()
+        ident = _Ident(given)
         try:
-            verdict, reason, defects = self._run(part_id, clock, images, extra)
+            verdict, reason, defects = self._run(part_id, clock, images, extra, ident)
         except Cancelled:
             verdict, reason = "ERROR", "cancelled by operator: part not fully inspected"
             self._safe_state()
-        except (ImplausibleFrame, IncompleteInspection, HardwareError) as exc:  # expected faults: one line
+        except (ImplausibleFrame, IncompleteInspection, HardwareError, SerialNotRead) as exc:  # expected faults: one line
             verdict, reason = "ERROR", f"{type(exc).__name__}: {exc}" if isinstance(exc, HardwareError) else str(exc)
             log.info("part %s: %s", part_id, reason)
             self._safe_state()
@@ -134,6 +149,7 @@ class InspectionCycle:
             self._safe_state()
             self.events.publish(Fault(part_id, reason))
         self._count_implausible(part_id, reason if verdict == "ERROR" else "")
+        serial = self._settle_serial(ident, serial, extra)
         clock.add("total", time.perf_counter() - t0)
         paths: list[str] = []
         if self.archive is not None and images and self.archive.wants(verdict):
@@ -217,7 +233,26 @@ class InspectionCycle:
             log.warning("part %s: not queued for review now (%s); it will be on the next refresh",
                         record.part_id, exc)
 
-    def _run(self, part_id: str, clock: _Clock, images: dict[str, np.ndarray], extra: dict):
+    def _settle_serial(self, ident: "_Ident", fallback: str, extra: dict) -> str:
+        """The serial the record carries (the one read, else what the caller gave, else the part id);
+        a serial read that differs from the one given, and earlier rows with the same serial, are noted."""
+        if ident.read is None:
+            return fallback
+        if ident.given and ident.given != ident.read:
+            extra["serial_given"] = ident.given
+        if not hasattr(self.store, "query"):
+            return ident.read
+        try:
+            earlier = [row for row, _ in self.store.query(serial=ident.read, limit=20)]
+        except Exception as exc:  # noqa: BLE001 - a lookup failure must not change the verdict
+            log.warning("serial %s: earlier records not looked up (%s)", ident.read, exc)
+        else:
+            if earlier:
+                extra["serial_seen_before"] = earlier
+        return ident.read
+
+    def _run(self, part_id: str, clock: _Clock, images: dict[str, np.ndarray], extra: dict, ident: "_Ident"):
+        ident.read = self.serials.before_views(part_id, ident.given)
         pending: list[tuple[View, Future[DetectionResult]]] = []
         for view in self.recipe.views:
             self._checkpoint()
@@ -227,6 +262,8 @@ class InspectionCycle:
             self.events.publish(ViewCaptured(part_id, view.name, frame))
             # detection of this view runs while the stage travels to the next one
             pending.append((view, self._pool.submit(self.stages.check_and_detect, view, frame)))
+        if ident.read is None:  # the serial is marked on the part: decoded while detection runs
+            ident.read = self.serials.from_frame(images[coarse_image_name(self._serial_view())])
         candidates: list[Candidate] = []
         for view, future in pending:
             waited = time.perf_counter()
@@ -269,6 +306,9 @@ class InspectionCycle:
                                    f"structure to judge it; {self.fine_focus_suspect})")
         return verdict.verdict, verdict.reason, defects
 
+    def _serial_view(self) -> View:
+        return next(v for v in self.recipe.views if v.name == self.serials.view)
+
     def _move(self, pose: StagePose, clock: _Clock) -> None:
         t = time.perf_counter()
         self.devices.motion.move_to(pose).wait()
@@ -302,6 +342,13 @@ class InspectionCycle:
                 action()
             except Exception:  # noqa: BLE001
                 pass
+
+
+@dataclass
+class _Ident:
+    """The part's serial: as the caller gave it, and as resolved (None until known)."""
+    given: str
+    read: str | None = None
 
 
 def _boxes_in_frame(boxes, frame: np.ndarray) -> tuple[tuple[int, int, int, int], ...]:

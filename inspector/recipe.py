@@ -81,6 +81,9 @@ class Zone:
     name: str
     face: str
     rect_mm: tuple[float, float, float, float]  # u0, v0, u1, v1 on the face
+    # not inspected (a part marking, a label): detections centred in it are dropped before re-imaging, so a
+    # defect there is not found either; keep it to the marking plus the fixture's tolerance
+    masked: bool = False
 
     def contains(self, face: str, u_mm: float, v_mm: float) -> bool:
         u0, v0, u1, v1 = self.rect_mm
@@ -180,7 +183,8 @@ class Recipe:
             "classes": {k: {"detect_threshold": c.detect_threshold, "accept_threshold": c.accept_threshold,
                             "grey_band": list(c.grey_band)} for k, c in self.classes.items()},
             "reimaging": asdict(self.reimaging),
-            "zones": {k: {"face": z.face, "rect_mm": list(z.rect_mm)} for k, z in self.zones.items()},
+            "zones": {k: {"face": z.face, "rect_mm": list(z.rect_mm), **({"masked": True} if z.masked else {})}
+                      for k, z in self.zones.items()},
             "rules": [{"class": r.defect_class, "zone": r.zone, "min_size_mm": r.min_size_mm, "max_count": r.max_count}
                       for r in self.rules],
             "plausibility": self.plausibility.to_dict(),
@@ -292,7 +296,8 @@ class Recipe:
                 rect = z.get_vector("rect_mm", 4)
                 if rect[0] >= rect[2] or rect[1] >= rect[3]:
                     raise z.error("rect_mm", f"expected [u0, v0, u1, v1] with u0 < u1 and v0 < v1, got {list(rect)}")
-                zones[name] = Zone(name=name, face=z.get("face", str, choices=FACES), rect_mm=rect)  # type: ignore[arg-type]
+                zones[name] = Zone(name=name, face=z.get("face", str, choices=FACES), rect_mm=rect,  # type: ignore[arg-type]
+                                   masked=z.get("masked", bool, False))
                 z.reject_unknown()
 
         rules = []

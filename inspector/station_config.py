@@ -10,6 +10,10 @@ template, with the channels and template given here) on a pseudo-terminal in the
 the real driver talks to it; a camera with `backend = "virtual"` renders the virtual cell's part at
 the pose the stage controller reports; in a dry run virtual cameras need virtual lights (they see
 only those). The stage is always the one `[motion]` names (the virtual stage is `--sim`).
+
+Where the part's serial comes from (optional `[serial]`, inspector.serials): `source = "plc"` (the
+caller's, default), `"barcode"` (a code reader at `url`, `timeout_s`, `baudrate`) or `"datamatrix"`
+(decoded from the coarse image of the recipe view `view`).
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from hardware.cameras.base import EXPOSURE_US_LIMITS, GAIN_LIMITS
 from hardware.lights.template import TemplateProtocolSpec
 
 from .schema import ConfigError, Section, dump_toml, load_document
+from .serials import SERIAL_SOURCES, SerialConfig
 
 MOTION_PROTOCOLS = ("grblhal",)
 LIGHT_PROTOCOLS = ("gardasoft", "template")
@@ -97,6 +102,7 @@ class StationConfig:
     cameras: dict[str, CameraConfig]
     source: str = "<memory>"
     review_hook: ReviewHookConfig | None = None
+    serial: SerialConfig | None = None  # None: no [serial] section, the caller's serial (or the part id) stands
 
     @property
     def fine_offset_mm(self) -> tuple[float, float]:
@@ -151,8 +157,11 @@ class StationConfig:
             raise ConfigError(source, f"cameras.{missing[0]}", "missing table; a station needs a coarse and a fine camera")
         review = top.section("review_hook", optional=True)
         hook = _review_hook(review) if review is not None else None
+        serial_section = top.section("serial", optional=True)
+        serial = _serial(serial_section) if serial_section is not None else None
         top.reject_unknown()
-        return cls(name=name, motion=motion, lights=lights, cameras=cameras, source=source, review_hook=hook)
+        return cls(name=name, motion=motion, lights=lights, cameras=cameras, source=source, review_hook=hook,
+                   serial=serial)
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(dump_toml(self.to_dict()), encoding="utf-8")
@@ -187,7 +196,35 @@ class StationConfig:
             if self.review_hook.entry_point:
                 hook["entry_point"] = self.review_hook.entry_point
             data["review_hook"] = hook
+        if self.serial is not None:
+            serial: dict[str, Any] = {"source": self.serial.source}
+            if self.serial.source == "barcode":
+                serial |= {"url": self.serial.url, "baudrate": self.serial.baudrate, "timeout_s": self.serial.timeout_s}
+            elif self.serial.source == "datamatrix":
+                serial["view"] = self.serial.view
+            data["serial"] = serial
         return data
+
+
+def _serial(section: Section) -> SerialConfig:
+    source = section.get("source", str, "plc", choices=SERIAL_SOURCES)
+    fields: dict[str, Any] = {"source": source}
+    if source == "barcode":
+        url = section.get("url", str)
+        if not url.strip():
+            raise section.error("url", "expected the code reader's port (a device path or a pyserial URL)")
+        fields |= {"url": url, "baudrate": section.get("baudrate", int, 115200, min_value=1, max_value=MAX_BAUDRATE),
+                   "timeout_s": section.get("timeout_s", float, 1.0, positive=True, max_value=MAX_TIMEOUT_S)}
+    elif source == "datamatrix":
+        view = section.get("view", str)
+        if not view.strip():
+            raise section.error("view", "expected the name of the recipe view whose coarse image shows the mark")
+        fields["view"] = view
+    for key, used_by in (("url", "barcode"), ("baudrate", "barcode"), ("timeout_s", "barcode"), ("view", "datamatrix")):
+        if source != used_by and section.has(key):
+            raise section.error(key, f"only used with source = \"{used_by}\", not {source!r}")
+    section.reject_unknown()
+    return SerialConfig(**fields)
 
 
 def _review_hook(section: Section) -> ReviewHookConfig:

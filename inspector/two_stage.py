@@ -103,13 +103,17 @@ class TwoStage:
 
     def candidates(self, view: View, result: DetectionResult, frame: np.ndarray | None = None) -> tuple[Candidate, ...]:
         """Detections as candidates in face mm; with the coarse `frame`, each also keeps how much fine
-        detail the coarse camera saw about it (the fine shot must show at least part of it)."""
+        detail the coarse camera saw about it (the fine shot must show at least part of it). Detections
+        centred in a masked zone of the recipe (a part marking) are dropped."""
         coarse = self.station.cameras["coarse"]
+        masks = [zone for zone in self.recipe.zones.values() if zone.masked and zone.face == view.face]
         offset = (self.recipe.fixture_offset.x, self.recipe.fixture_offset.y)
         mono = to_mono(frame) if frame is not None else None
         found = []
         for detection in result.detections:
             u, v = pixel_to_face_mm(coarse, *detection.center_px, offset)
+            if any(zone.contains(view.face, u, v) for zone in masks):
+                continue
             w, h = detection.size_px
             detail = 0.0
             if mono is not None:

@@ -88,7 +88,7 @@ def test_rules_edit_add_remove_and_replace(recipe_file):
     assert longer.rules[-1].zone == "sealing_face" and len(longer.rules) == len(recipe.rules) + 1
     assert remove_rule(longer, len(longer.rules) - 1).rules == edited.rules
     with pytest.raises(RecipeEditError, match=r"rules\[0\]\.zone: expected '\*' \(anywhere\) or a zone of this "
-                                              r"recipe \(sealing_face\), got 'lid'"):
+                                              r"recipe \(sealing_face, serial_mark\), got 'lid'"):
         set_rule(recipe, 0, zone="lid")
     with pytest.raises(RecipeEditError, match=r"rules\[0\]\.max_count: expected a whole number ≥ 0, got -2"):
         set_rule(recipe, 0, max_count=-2)

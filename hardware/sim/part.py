@@ -2,6 +2,8 @@
 
 Deterministic per seed. True defects (scratch, dent, burr, stain) make a part bad if the recipe
 says so; nuisances (dust, machining marks) are harmless but look like defects to a careless model.
+Every part carries its serial as a laser-marked Data Matrix on the top face (marking.py); no defect
+or nuisance is placed on the mark.
 """
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import random
 from dataclasses import dataclass, field
 
 from .geometry import FACE_TABLE, FACES, PART_DIMS_MM
+from .marking import overlaps_mark
 
 DEFECT_KINDS = ("scratch", "dent", "burr", "stain")
 NUISANCE_KINDS = ("dust", "machining_mark")
@@ -50,6 +53,7 @@ class PartInstance:
     fixture_error: tuple[float, float, float] = (0.0, 0.0, 0.0)  # dx mm, dy mm, dtheta deg
     dims_mm: tuple[float, float, float] = PART_DIMS_MM
     texture_phase: tuple[float, float] = field(default=(0.0, 0.0))
+    marked: bool = True  # carries its serial as a laser-marked Data Matrix (hardware.sim.marking)
 
     @property
     def true_defects(self) -> tuple[Defect, ...]:
@@ -63,11 +67,12 @@ class PartInstance:
 def make_part(seed: int, *, defect_probability: float = 0.5, max_defects: int = 3, max_nuisances: int = 4,
               faces: tuple[str, ...] = FACES, defects: tuple[Defect, ...] | None = None,
               fixture_error: tuple[float, float, float] | None = None,
-              kinds: tuple[str, ...] | None = None) -> PartInstance:
+              kinds: tuple[str, ...] | None = None, marked: bool = True) -> PartInstance:
     """A part for `seed`. Pass `defects` (and `fixture_error`) to place them explicitly; `kinds`
     limits which defect kinds are drawn (default all four; e.g. ("dent",) for a part whose only
     true defects are dents — nuisances are drawn as usual). With `kinds` None the part is the same
-    as it always was for that seed."""
+    as it always was for that seed (the mark aside: a defect drawn onto the mark is drawn again).
+    `marked` False: a part without its serial mark."""
     if kinds is not None:
         unknown = [k for k in kinds if k not in DEFECT_KINDS]
         if not kinds or unknown:
@@ -86,7 +91,7 @@ def make_part(seed: int, *, defect_probability: float = 0.5, max_defects: int = 
             placed.append(random_defect(rng, len(placed), rng.choice(NUISANCE_KINDS), rng.choice(faces)))
         defects = tuple(placed)
     return PartInstance(serial=f"SIM-{seed:06d}", seed=seed, defects=tuple(defects),
-                        fixture_error=fixture_error, texture_phase=phase)  # type: ignore[arg-type]
+                        fixture_error=fixture_error, texture_phase=phase, marked=marked)  # type: ignore[arg-type]
 
 
 def defect_size(rng: random.Random) -> float:
@@ -114,7 +119,9 @@ def random_defect(rng: random.Random, index: int, kind: str, face: str) -> Defec
     for _ in range(100):
         u = rng.uniform(-f.half_u + margin, f.half_u - margin)
         v = rng.uniform(-f.half_v + margin, f.half_v - margin)
-        if face != "top" or all((u - hu) ** 2 + (v - hv) ** 2 > (r + 0.6 + size) ** 2 for hu, hv, r, _ in HOLES):
+        clear_of_holes = face != "top" or all((u - hu) ** 2 + (v - hv) ** 2 > (r + 0.6 + size) ** 2
+                                              for hu, hv, r, _ in HOLES)
+        if clear_of_holes and not overlaps_mark(face, u, v, 0.6 + size + (1.5 if kind == "machining_mark" else 0.0)):
             break
     if kind == "scratch":
         length, width, depth = max(size, 0.15), max(0.02, size * rng.uniform(0.08, 0.2)), rng.uniform(0.005, 0.02)

@@ -2,7 +2,8 @@
 a set of light levels. Deterministic per seed; vectorised numpy/cv2.
 
 Per pixel: face coordinates → height map (chamfers, holes, texture, defects) → surface tilt →
-reflected light per channel, each with its geometry (DESIGN.md §4):
+reflected light per channel, each with its geometry (DESIGN.md §4); the serial's laser-marked
+Data Matrix (marking.py) darkens the reflectance where its modules lie. Light per channel:
 - coaxial: specular from surfaces facing the camera; slopes go dark; reflectance changes (stains) show;
 - low_angle: grazing ring: flat metal stays dark, slopes and rough spots light up (dents, scratches);
 - ring: ~45° ring, diffuse and moderate;
@@ -21,6 +22,7 @@ import cv2
 import numpy as np
 
 from .geometry import FACE_TABLE, CameraSpec, StagePose, face_to_pixel, pixel_grid_to_face, visible_face
+from .marking import MARK_CENTRE_MM, MARK_FACE, draw_mark, mark_extent_mm
 from .part import CHAMFER_MM, HOLES, Defect, PartInstance
 
 LIGHT_ROLES = ("coaxial", "ring", "low_angle", "backlight", "seg_n", "seg_e", "seg_s", "seg_w")
@@ -83,6 +85,12 @@ def render(part: PartInstance, pose: StagePose, lights: Mapping[str, float], cam
             hole[window] |= in_hole
             if is_through:
                 through[window] |= in_hole
+
+    if part.marked and face_name == MARK_FACE:
+        reach = mark_extent_mm()
+        window = _window(camera, pose, part, face_name, *MARK_CENTRE_MM, reach, reach)
+        if window is not None:
+            draw_mark(part.serial, part.seed, u[window], v[window], albedo[window], specular[window])
 
     truth = []
     for defect in part.defects:
