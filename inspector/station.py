@@ -139,13 +139,17 @@ class StationController:
 
     def __init__(self, *, db: str, archive: str | None = None, sim: bool = False, config: str | Path | None = None,
                  recipes: Mapping[int, str | Path] | None = None, speed_factor: float = 1.0,
-                 first_seed: int = 500_000):
+                 first_seed: int = 500_000, home_at_start: bool = True):
         from .results.sqlite_store import ResultStore
 
         if not sim and config is None:
             raise ValueError("the station needs sim=True (--sim) or a station config (--config FILE)")
         self.sim, self.config_path = sim, (Path(config) if config is not None else None)
         self.speed_factor, self.next_seed = speed_factor, first_seed
+        # False: start() leaves the stage as it is (a real stage homes when the first lot starts); until
+        # then an un-homed stage reporting Alarm is 'homing required', not a machine fault
+        self.home_at_start = home_at_start
+        self.homing_required = False
         self.db, self.archive_dir = str(db), archive
         self.store = ResultStore(db)
         self.review = ReviewQueue(self.store)
@@ -171,6 +175,7 @@ class StationController:
         self._work = threading.Lock()  # one job on the devices at a time (start, part, lot, reset)
         self._changed = threading.Condition(self._lock)
         self._models: dict[tuple[str, str], tuple[Any, Any, tuple[str, ...]]] = {}
+        self._models_lock = threading.Lock()  # a model pair loads once, whoever asks first
         self._cycle_recipe: Path | None = None
         self._threads: list[threading.Thread] = []
         self._closed = False
@@ -274,7 +279,8 @@ class StationController:
             devices = open_devices(config, virtual_cell=cell)
             if cell is not None and hasattr(cell, "_stage_binding"):
                 cell._stage_binding.bind(devices.motion)
-            devices.motion.home(60.0).wait(65.0)
+            if self.home_at_start:
+                devices.motion.home(60.0).wait(65.0)
         except Exception as exc:  # noqa: BLE001 - the station says why, in one line
             if devices is not None:
                 devices.close()
@@ -282,8 +288,10 @@ class StationController:
                 cell.stop()
             self._set_state(StationState.FAULT, FAULT_DEVICES, f"connect failed: {type(exc).__name__}: {exc}")
             return False
-        self.cell, self.station_config, self.devices, self.homed = cell, config, devices, True
-        self._publish(Homed())
+        self.cell, self.station_config, self.devices = cell, config, devices
+        self.homed, self.homing_required = self.home_at_start, not self.home_at_start
+        if self.homed:
+            self._publish(Homed())
         return self._load_cycle(self.recipes[self.recipe_no])
 
     def _real_station(self):
@@ -306,11 +314,20 @@ class StationController:
         from .demo import open_models
 
         key = (str(recipe.model_path("detector")), str(recipe.model_path("classifier")))
-        if key not in self._models:
-            lines: list[str] = []
-            detector, classifier = open_models(recipe, out=lines.append)
-            self._models[key] = (detector, classifier, tuple(lines))
-        return self._models[key]
+        with self._models_lock:
+            if key not in self._models:
+                lines: list[str] = []
+                detector, classifier = open_models(recipe, out=lines.append)
+                self._models[key] = (detector, classifier, tuple(lines))
+            return self._models[key]
+
+    def recipe_models(self, recipe_path: str | Path) -> tuple[str, ...]:
+        """Load (once) the models of the recipe at `recipe_path` and return their lines (name, version,
+        provider), e.g. to show them before the next lot. Blocking; any thread; raises when the recipe or
+        its models do not load."""
+        from .recipe import Recipe
+
+        return self._models_for(Recipe.load(recipe_path))[2]
 
     def _load_cycle(self, recipe_path: Path, *, ready: bool = True) -> bool:
         """With `_work` held: a fresh cycle for `recipe_path` (models loaded once); READY (with `ready`),
@@ -356,6 +373,8 @@ class StationController:
                 try:
                     if self._state in (StationState.READY, StationState.DONE) and self.devices is not None:
                         fault = machine_fault(self.devices)
+                        if fault is not None and self.homing_required and self._link_up():
+                            fault = None  # an un-homed stage in Alarm: homing required, the next lot homes
                         if fault is not None:
                             self.homed = False
                             self._set_state(StationState.FAULT, FAULT_MACHINE, fault)
@@ -367,7 +386,29 @@ class StationController:
         self._watchdog = threading.Thread(target=watch, name="station-watchdog", daemon=True)
         self._watchdog.start()
 
+    def _link_up(self) -> bool:
+        devices = self.devices
+        return devices is not None and bool(getattr(devices.motion, "connected", True))
+
     # -- commands ----------------------------------------------------------------------------------------------
+    def select_recipe_path(self, path: str | Path, *, reload: bool = False) -> bool:
+        """Select the recipe file `path` (a client that lists recipe files rather than numbers): it is
+        registered under a new number when the table does not have it yet. `reload`: the next part or
+        lot loads the file again (it was edited). Refused like select_recipe."""
+        path = Path(path)
+        with self._lock:
+            if self._state not in (StationState.READY, StationState.DONE, StationState.OFFLINE):
+                return self._refuse(f"select recipe {path.name}")
+            number = next((n for n, p in sorted(self.recipes.items()) if p == path), None)
+            if number is None:
+                number = max(self.recipes) + 1
+                if number > 65535:
+                    return self._refuse(f"select recipe {path.name}: the recipe table is full")
+                self.recipes[number] = path
+            if reload and self._cycle_recipe == path:
+                self._cycle_recipe = None  # the next part or lot builds its cycle from the file again
+            return self.select_recipe(number)
+
     def select_recipe(self, number: int) -> bool:
         """Select recipe `number` for the next parts: only in READY/DONE/OFFLINE and a known number."""
         with self._lock:
@@ -418,7 +459,7 @@ class StationController:
                 for note in self.devices.recover():
                     log.info("reset: %s", note)
                 self.devices.motion.home(60.0).wait(65.0)
-                self.homed = True
+                self.homed, self.homing_required = True, False
                 self._publish(Homed())
             except Exception as exc:  # noqa: BLE001
                 self._set_state(StationState.FAULT, FAULT_DEVICES, f"reset failed: {type(exc).__name__}: {exc}")
@@ -563,7 +604,7 @@ class StationController:
         self._publish(LotFinished(tally, fault))
 
     def _lot_homed(self) -> None:
-        self.homed = True
+        self.homed, self.homing_required = True, False
         self._publish(Homed())
 
     def _lot_event(self, event: object) -> None:

@@ -1,10 +1,11 @@
 """The station: one window, three workspaces (operator, QA, integrator) behind a PIN login.
 
-`Station` is the window's view-model. It owns what lives as long as the station: the result store
-(users, audit log, review queue), the devices (with `--sim` a running virtual cell behind real
-pseudo-terminals; with `--config` the ports of the station config), the loaded models and the
-worker that runs a lot. Every hardware call, model load and lot runs on a worker thread; the
-widgets only show what the signals bring. Permissions are checked here through the core's
+`Station` is the window's adapter to the Qt-free `inspector.station.StationController`, which owns the
+station's state machine, the devices (with `--sim` a running virtual cell behind real pseudo-terminals;
+with `--config` the ports of the station config), the loaded models, the cycle, the result store and
+the review queue, and runs every hardware call, model load and lot on its worker threads. The adapter
+forwards the window's actions to it and turns its events into Qt signals; the widgets only show what
+the signals bring. Permissions for human actions are checked here through the core's
 `Session.require`, and again by the core calls themselves.
 """
 from __future__ import annotations
@@ -15,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from PyQt6.QtCore import QObject, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QFont
@@ -23,17 +24,14 @@ from PyQt6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QMainWindow, QPushButt
                              QTabWidget, QVBoxLayout, QWidget)
 
 from inspector.access import AccessControl, AccessDenied, Session
-from inspector.archive import ImageArchive
-from inspector.cycle import InspectionCycle
-from inspector.demo import REFERENCE_RECIPE, machine_fault, open_models, run_lot, sim_station
-from inspector.devices import Devices, open_devices
-from inspector.recipe import Recipe
-from inspector.results.sqlite_store import ResultStore
-from inspector.review import ReviewQueue
+from inspector.demo import REFERENCE_RECIPE
+from inspector.events import Alarm, CandidatesFound, Fault, FineShotTaken, PartStarted, VerdictReady, ViewCaptured
+from inspector.station import FAULT_MACHINE, Homed, LotFinished, ModelsReady, StateChanged, StationController
+from inspector.station import StationState as ControllerState
+from inspector.station import fault_text
 from inspector.station_config import StationConfig
 
 from .alarm_panel import MachineMonitor, StationState, station_state
-from .cycle_worker import CycleWorker
 from .login_panel import LoginPanel, UsersDialog
 from .operator_view import OperatorView
 
@@ -63,17 +61,6 @@ def qa_station_config(sim: bool, config: str | None) -> StationConfig | None:
     except (ValueError, OSError) as exc:
         log.warning("QA workspace: no station calibration: %s", exc)
         return None
-
-
-@dataclass(frozen=True)
-class ModelsLoaded:
-    """The lot's models are ready: one line per model (name, version, execution provider)."""
-    lines: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Homed:
-    """The stage finished homing at the start of a lot."""
 
 
 DEMO_USERS = (("integrator", "integrator", "3333"), ("operator", "operator", "1111"), ("qa", "qa", "2222"))
@@ -138,7 +125,13 @@ class LoopLatencyProbe(QObject):
 
 
 class Station(QObject):
-    """The station's state and actions, without widgets."""
+    """The window's adapter to the station controller (`inspector.station.StationController`).
+
+    The controller owns the state machine, the devices, the models, the cycle, the result store and the
+    review queue; this only forwards the window's actions to it and turns its events (delivered on
+    worker threads) into Qt signals, which Qt queues to the GUI thread. What stays here is UI: the
+    logged-in session and its permission checks, the machine monitor that shows the stage controller's
+    live state, the override form's review item and audit row, and the recipe files the operator picks."""
 
     devices_changed = pyqtSignal(object)  # Devices | None
     state_changed = pyqtSignal(object)  # alarm_panel.StationState
@@ -146,12 +139,16 @@ class Station(QObject):
     models_changed = pyqtSignal(list)  # one line per model
     session_changed = pyqtSignal(object)  # Session | None
     message = pyqtSignal(str)
-    # relayed from the current lot's worker
+    # relayed from the controller's cycle
     part_started = pyqtSignal(object)
     view_captured = pyqtSignal(object)
     candidates_found = pyqtSignal(object)
     fine_shot = pyqtSignal(object)
     verdict = pyqtSignal(object)
+    _event = pyqtSignal(object)  # any controller event, queued to the GUI thread
+
+    CYCLE_SIGNALS = {PartStarted: "part_started", ViewCaptured: "view_captured", CandidatesFound: "candidates_found",
+                     FineShotTaken: "fine_shot", VerdictReady: "verdict"}
 
     def __init__(self, *, db: str, archive: str | None, parts: int = 20, speed_factor: float = 1.0,
                  first_seed: int = 500_000, recipe: str | Path | None = None, sim: bool = True,
@@ -159,38 +156,43 @@ class Station(QObject):
         super().__init__()
         if not sim and config is None:
             raise ValueError("the station needs --sim or --config FILE")
-        self.sim, self.config_path = sim, config
-        self.parts, self.speed_factor, self.next_seed = parts, speed_factor, first_seed
-        self.archive_dir = archive
+        self.sim, self.config_path, self.parts = sim, config, parts
         self.models_dir = Path(models_dir) if models_dir else REFERENCE_RECIPE.parent
         self.recipe_path = Path(recipe) if recipe else REFERENCE_RECIPE
         self.recipes = list_recipes(self.models_dir, self.recipe_path)
         self.db = str(db)
-        self.store = ResultStore(db)
-        self.access = AccessControl(self.store)
-        self.review = ReviewQueue(self.store)
+        # a virtual stage is homed at once; a real one when the operator starts the first lot
+        self.controller = StationController(db=db, archive=archive, sim=sim, config=config,
+                                            recipes={n: p for n, p in enumerate(self.recipes, start=1)},
+                                            speed_factor=speed_factor, first_seed=first_seed, home_at_start=sim)
+        self.controller.select_recipe_path(self.recipe_path)
+        self.access = AccessControl(self.controller.store)
         self.demo_users = demo_users and sim and seed_demo_users(self.access)
         self.session: Session | None = None
-        self.cell = None
-        self.station_config: StationConfig | None = None
-        self.devices: Devices | None = None
-        self.cycle: InspectionCycle | None = None
-        self.worker: CycleWorker | None = None  # the lot
-        self.log: list[str] = []
-        self.last_row: int | None = None
-        self.last_record = None
-        self.homed = False
-        self.paused = False
-        self.fault: str | None = None  # station fault until Reset (connect, lot crash, machine)
-        self.part_fault: str | None = None  # the last part's fault reason
-        self._jobs: list[CycleWorker] = []
-        self._models: dict[tuple[str, str], tuple[Any, Any, list[str]]] = {}
-        self._models_lock = threading.Lock()
         self.monitor = MachineMonitor()
         self.monitor.changed.connect(lambda _state: self._refresh_state())
+        # what the GUI thread has been told so far (the controller may be ahead until its events arrive)
+        self._seen = self.controller.state
+        self._shown_devices = None
+        self._lot = False  # a lot this window started, until its LotFinished arrives
+        self._part_fault: str | None = None  # the words of the last part's fault (the alarm panel's reason)
         self._closed = False
-        self._stop_requested = threading.Event()
-        self._opened: list[tuple[Any, Devices]] = []  # (cell, devices) opened by connect jobs
+        self._event.connect(self._on_event)
+        self._unsubscribe = self.controller.subscribe(self._event.emit)
+
+    # -- what the controller holds ---------------------------------------------------------------------
+    store = property(lambda self: self.controller.store)
+    review = property(lambda self: self.controller.review)
+    cell = property(lambda self: self.controller.cell)
+    station_config = property(lambda self: self.controller.station_config)
+    cycle = property(lambda self: self.controller.cycle)
+    homed = property(lambda self: self.controller.homed)
+    paused = property(lambda self: self.controller.paused)
+    last_row = property(lambda self: self.controller.last_row)
+    last_record = property(lambda self: self.controller.last_record)
+    next_seed = property(lambda self: self.controller.next_seed)
+    log = property(lambda self: self.controller.lines)
+    archive_dir = property(lambda self: self.controller.archive_dir)
 
     # -- session -----------------------------------------------------------------------------------
     def set_session(self, session: Session | None) -> None:
@@ -207,96 +209,97 @@ class Station(QObject):
 
     # -- state ---------------------------------------------------------------------------------------
     @property
+    def devices(self):
+        """The controller's devices as the GUI thread has been told of them: None until the controller's
+        start (or Reset) has reached READY or FAULT here, so the buttons and this agree."""
+        return self._shown_devices
+
+    @property
     def running(self) -> bool:
-        return self.worker is not None and self.worker.is_running()
+        return self._lot
 
     @property
     def busy(self) -> bool:
-        return self.running or any(job.is_running() for job in self._jobs)
+        return self._lot or self._seen == ControllerState.BUSY
+
+    @property
+    def fault(self) -> str | None:
+        """The controller's fault until Reset, in words; a machine alarm named by the stage controller."""
+        controller = self.controller
+        if controller.state != ControllerState.FAULT:
+            return None
+        reason = controller.fault_reason or fault_text(controller.fault_code)
+        if controller.fault_code == FAULT_MACHINE:  # the stage controller's own words when there are some
+            alarm = getattr(self.monitor.state, "alarm_text", "") if self.controller_state() == "Alarm" else ""
+            reason = self._part_fault or alarm or reason
+        return reason
 
     def current_state(self) -> StationState:
         devices = self.devices
         connected = devices is not None and getattr(devices.motion, "connected", True)
-        controller = self.monitor.state.state if (self.monitor.state is not None and devices is not None) else None
-        fault = self.fault or (self.part_fault if (controller == "Alarm" or not connected) else None)
+        controller = self.controller_state()
         alarm = getattr(self.monitor.state, "alarm_text", "") if controller is not None else ""
-        return station_state(controller, connected=connected, running=self.running, paused=self.paused,
-                             fault=fault, homed=self.homed, alarm=alarm)
+        return station_state(controller, connected=connected, running=self.running,
+                             paused=self.running and self.paused, fault=self.fault, homed=self.homed, alarm=alarm)
 
     def controller_state(self) -> str | None:
+        """The stage controller's last reported state (None without devices or before its first report)."""
         return self.monitor.state.state if self.monitor.state is not None and self.devices is not None else None
 
     def _refresh_state(self) -> None:
         self.state_changed.emit(self.current_state())
 
-    # -- jobs ------------------------------------------------------------------------------------
-    def _job(self, name: str, run: Callable[[Callable[[object], None]], Any],
-             done: Callable[[Any], None] | None = None) -> CycleWorker:
-        job = CycleWorker(run, name=name)
-        if done is not None:
-            job.done.connect(done)
-        job.errored.connect(lambda text, name=name: self._set_fault(f"{name} failed: {text}"))
-        job.finished.connect(lambda job=job: self._job_finished(job))
-        self._jobs.append(job)
-        job.start()
-        return job
+    # -- the controller's events, on the GUI thread ------------------------------------------------------
+    def _on_event(self, event: object) -> None:
+        if self._closed:
+            return
+        name = self.CYCLE_SIGNALS.get(type(event))
+        if name is not None:
+            getattr(self, name).emit(event)
+        elif isinstance(event, StateChanged):
+            was = self._seen
+            self._seen = self.controller.state  # the newest, whatever order the events came in
+            self._sync_devices()
+            if self._seen == ControllerState.FAULT and was != ControllerState.FAULT and self.fault:
+                self.message.emit(self.fault)
+            self._refresh_state()
+        elif isinstance(event, ModelsReady):
+            self.models_changed.emit(list(event.lines))
+        elif isinstance(event, Homed):
+            if self._shown_devices is not None and self._shown_devices is self.controller.devices:
+                self.monitor.attach(self._shown_devices.motion)  # Reset may have reconnected the link
+            self._refresh_state()
+        elif isinstance(event, LotFinished):
+            self._lot = False
+            self.running_changed.emit(False, False)
+            self._refresh_state()
+        elif isinstance(event, Fault):
+            kind, _, rest = event.reason.partition(": ")
+            self._part_fault = f"{rest if kind.isidentifier() and rest else event.reason} (part {event.part_id})"
+            self._refresh_state()
+        elif isinstance(event, Alarm):
+            self.message.emit(event.message)
+        elif isinstance(event, _RecipeModels):
+            if event.path == self.recipe_path:
+                self.models_changed.emit(list(event.lines))
 
-    def _job_finished(self, job: CycleWorker) -> None:
-        job.thread.wait(5000)
-        if job in self._jobs:
-            self._jobs.remove(job)
-        self._refresh_state()
-
-    def _set_fault(self, text: str) -> None:
-        self.fault = text
-        self.message.emit(text)
-        self._refresh_state()
+    def _sync_devices(self) -> None:
+        devices = self.controller.devices
+        if devices is self._shown_devices:
+            return
+        self._shown_devices = devices
+        if devices is None:
+            self.monitor.detach()
+        else:
+            self.monitor.attach(devices.motion)
+        self.devices_changed.emit(devices)
 
     # -- devices ---------------------------------------------------------------------------------------
     def connect_devices(self) -> None:
-        """Start the virtual cell (with --sim) and open the devices, off the GUI thread."""
-        recipe_path = self.recipe_path
-
-        def run(publish):
-            cell = None
-            if self.sim:
-                from hardware.sim.cell import VirtualCell
-
-                cell = VirtualCell(seed=self.next_seed, speed_factor=self.speed_factor).start()
-                config = sim_station(cell)
-            else:
-                config = StationConfig.load(self.config_path)
-            devices = None
-            try:
-                devices = open_devices(config, virtual_cell=cell)
-                homed = False
-                if self.sim:  # a virtual stage is homed at once; a real one when the operator starts
-                    devices.motion.home(60.0).wait(65.0)
-                    homed = True
-            except BaseException:
-                if devices is not None:
-                    devices.close()
-                if cell is not None:
-                    cell.stop()
-                raise
-            self._opened.append((cell, devices))  # closed by close() even if the window goes first
-            try:
-                self._ensure_models(recipe_path)
-            except Exception as exc:  # noqa: BLE001 - the devices are fine; Start reports the models again
-                log.warning("models for %s: %s", recipe_path, exc)
-            return cell, config, devices, homed
-
-        self._job("connect", run, self._connected)
-
-    def _connected(self, result) -> None:
-        self.cell, self.station_config, self.devices, self.homed = result
-        if self._closed:
-            self._close_devices()
-            return
-        self.monitor.attach(self.devices.motion)
-        self._emit_models()
-        self.devices_changed.emit(self.devices)
-        self._refresh_state()
+        """Open the devices (a virtual cell with --sim), home a virtual stage, load the models: the
+        controller does it on its worker thread."""
+        if not self.controller.reset():  # OFFLINE (or FAULT) -> BUSY -> READY | FAULT
+            self.message.emit(f"busy: the station is {self.controller.state.value}")
 
     def disconnect_devices(self) -> None:
         """Close the devices while idle (the integrator's Disconnect); Connect or Reset opens them again."""
@@ -304,51 +307,36 @@ class Station(QObject):
             self.message.emit("busy: Stop the lot before disconnecting")
             return
         self.monitor.detach()
-        devices, self.devices = self.devices, None
+        self._shown_devices = None
         self.devices_changed.emit(None)  # the workspaces let go of the devices before they close
-        self.devices = devices
-        self._close_devices()
+        if not self.controller.disconnect():
+            self.message.emit("busy: Stop the lot before disconnecting")
+        self._seen = self.controller.state
+        self._sync_devices()  # None, or the devices again when the controller refused
         self._refresh_state()
 
-    def _close_devices(self) -> None:
-        self.monitor.detach()
-        self.devices = self.cell = None
-        opened, self._opened = self._opened, []
-        for cell, devices in opened:
-            devices.close()
-            if cell is not None:
-                cell.stop()
-
-    # -- models ------------------------------------------------------------------------------------------
-    def _ensure_models(self, recipe_path: Path):
-        """Load (once per model pair) the recipe's detector and classifier; worker threads only."""
-        recipe = Recipe.load(recipe_path)
-        key = (str(recipe.model_path("detector")), str(recipe.model_path("classifier")))
-        with self._models_lock:
-            if key not in self._models:
-                lines: list[str] = []
-                detector, classifier = open_models(recipe, out=lines.append)
-                self._models[key] = (detector, classifier, lines)
-            return (recipe,) + self._models[key]
-
-    def _emit_models(self) -> None:
-        try:
-            recipe = Recipe.load(self.recipe_path)
-            key = (str(recipe.model_path("detector")), str(recipe.model_path("classifier")))
-        except Exception as exc:  # noqa: BLE001 - shown, the recipe is the operator's choice
-            self.models_changed.emit([f"recipe {self.recipe_path.name}: {exc}"])
-            return
-        loaded = self._models.get(key)
-        self.models_changed.emit(loaded[2] if loaded else [f"models of {recipe.id}: loading…"])
-
-    def select_recipe(self, path: str | Path) -> None:
+    # -- recipes and models ------------------------------------------------------------------------------
+    def select_recipe(self, path: str | Path, *, reload: bool = False) -> bool:
+        """The operator's (or the integrator's saved) recipe file for the next lot; False when refused."""
         if self.running:
             self.message.emit("the recipe changes between lots, not during one")
-            return
-        self.recipe_path = Path(path)
-        self._emit_models()
-        self._job("load models", lambda publish: self._ensure_models(self.recipe_path),
-                  lambda _result: self._emit_models())
+            return False
+        path = Path(path)
+        if not self.controller.select_recipe_path(path, reload=reload):
+            self.message.emit(f"the recipe cannot change now (station {self.controller.state.value})")
+            return False
+        self.recipe_path = path
+        self.models_changed.emit([f"models of {path.name}: loading…"])
+
+        def load() -> None:
+            try:
+                lines = self.controller.recipe_models(path)
+            except Exception as exc:  # noqa: BLE001 - shown, the recipe is the operator's choice
+                lines = (f"recipe {path.name}: {exc}",)
+            self._event.emit(_RecipeModels(path, tuple(lines)))
+
+        threading.Thread(target=load, name="station-recipe-models", daemon=True).start()
+        return True
 
     # -- the lot ------------------------------------------------------------------------------------------
     def start_lot(self) -> None:
@@ -360,142 +348,67 @@ class Station(QObject):
             raise RuntimeError("the devices are not connected (Reset connects them again)")
         if self.fault is not None or (self.controller_state() == "Alarm" and self.homed):
             raise RuntimeError("the machine is in alarm: Reset first")
-        devices, station, cell, recipe_path = self.devices, self.station_config, self.cell, self.recipe_path
-        parts, first_seed, home = self.parts, self.next_seed, not self.homed
-        archive = ImageArchive(self.archive_dir) if self.archive_dir else None
-        self.fault = self.part_fault = None
-        self.paused = False
-        self._stop_requested.clear()
-
-        def run(publish):
-            recipe, detector, classifier, lines = self._ensure_models(recipe_path)
-            publish(ModelsLoaded(tuple(lines)))
-            # the cycle puts NG / grey / ERROR parts in the review queue before it publishes the verdict
-            cycle = InspectionCycle(station, devices, recipe, detector, classifier, self.store, archive=archive,
-                                    review=self.review)
-            cycle.events.subscribe(publish)
-            self.cycle = cycle
-            if self.paused:  # Pause or Stop pressed while the models loaded
-                cycle.pause()
-            if self._stop_requested.is_set():
-                cycle.cancel()
-            try:
-                tally = run_lot(cycle, parts, cell=cell, first_seed=first_seed, home=home, out=self.log.append,
-                                on_ready=lambda _c: publish(Homed()))
-            finally:
-                cycle.close()
-            return tally, machine_fault(devices) or cycle.alarm
-
-        worker = CycleWorker(run, name="lot")
-        worker.verdict.connect(self._on_verdict)  # the station's own state first, then the views
-        worker.fault.connect(self._on_fault)
-        for name in ("part_started", "view_captured", "candidates_found", "fine_shot", "verdict"):
-            getattr(worker, name).connect(getattr(self, name))
-        worker.other.connect(self._on_other)
-        worker.done.connect(self._lot_done)
-        worker.errored.connect(lambda text: self._set_fault(f"lot stopped: {text}"))
-        worker.finished.connect(self._lot_finished)
-        self.worker = worker
-        worker.start()
-        self.running_changed.emit(True, False)
-        self._refresh_state()
-
-    def _on_other(self, event) -> None:
-        if isinstance(event, ModelsLoaded):
-            self.models_changed.emit(list(event.lines))
-        elif isinstance(event, Homed):
-            self.homed = True
+        self._lot = True  # before the controller's BUSY arrives (at once: this is its thread)
+        self._part_fault = None
+        if not self.controller.run_lot(self.parts):
+            self._lot = False
             self._refresh_state()
-
-    def _on_verdict(self, event) -> None:
-        self.last_row, self.last_record = event.row, event.record
-        if self.sim:
-            self.next_seed += 1
-
-    def _on_fault(self, event) -> None:
-        kind, _, rest = event.reason.partition(": ")
-        self.part_fault = f"{rest if kind.isidentifier() and rest else event.reason} (part {event.part_id})"
-        self._refresh_state()
-
-    def _lot_done(self, result) -> None:
-        _tally, fault = result
-        if fault is not None:
-            self.fault = self.part_fault or fault
-
-    def _lot_finished(self) -> None:
-        if self.worker is not None:
-            self.worker.thread.wait(5000)
-        self.paused = False
-        self.cycle = None
-        self.running_changed.emit(False, False)
+            raise RuntimeError(f"the station refused the lot (state {self.controller.state.value})")
+        self.running_changed.emit(True, False)
         self._refresh_state()
 
     def toggle_pause(self) -> None:
         if not self.running:
             return
-        self.paused = not self.paused
-        cycle = self.cycle
-        if cycle is not None and self.paused:
-            cycle.pause()
-        elif cycle is not None:
-            cycle.resume()
+        if self.paused:
+            self.controller.resume()
+        else:
+            self.controller.pause()
         self.running_changed.emit(True, self.paused)
         self._refresh_state()
 
     def stop(self) -> None:
-        self._stop_requested.set()
-        if self.cycle is not None:
-            self.cycle.cancel()
-        self.paused = False
+        self.controller.stop()
         self._refresh_state()
 
     def reset(self) -> None:
         """After a fault: Devices.recover (light port reopened, lights off; stage reset or reconnected,
-        unlocked); next Start homes."""
+        unlocked) and homing, by the controller; without devices it connects them again."""
         self.require("run")
         if self.busy:
             self.message.emit("busy: Stop the lot before Reset")
             return
-        if self.devices is None:
-            self.fault = None
-            self.connect_devices()
-            return
-        devices = self.devices
-
-        def run(publish):
-            return devices.recover()
-
-        def done(notes):
-            for note in notes or ():
-                self.message.emit(note)
-            self.fault = self.part_fault = None
-            self.homed = False
-            self.monitor.attach(devices.motion)
-            self._refresh_state()
-
-        self._job("reset", run, done)
+        self._part_fault = None
+        if not self.controller.reset():
+            self.message.emit(f"busy: the station is {self.controller.state.value}")
 
     # -- override ------------------------------------------------------------------------------------------
     def override_last(self, new_verdict: str, reason: str) -> int:
         """The operator overrides the last verdict with a reason: a review item for QA and an audit row."""
         session = self.require("override")
-        if self.last_row is None:
+        row = self.last_row
+        if row is None:
             raise ValueError("no verdict to override yet")
-        old = self.review.effective_verdict(self.last_row)
-        item = self.review.add_override(self.last_row, session, new_verdict, reason)
-        self.access.record(session, "override", f"part:{self.last_row}", old, new_verdict, reason.strip())
+        old = self.review.effective_verdict(row)
+        item = self.review.add_override(row, session, new_verdict, reason)
+        self.access.record(session, "override", f"part:{row}", old, new_verdict, reason.strip())
         return item
 
     # -- shutdown -----------------------------------------------------------------------------------------
     def close(self) -> None:
+        if self._closed:
+            return
         self._closed = True
-        self.stop()
-        for job in [self.worker, *self._jobs]:
-            if job is not None:
-                job.thread.quit()
-                job.thread.wait(30_000)
-        self._close_devices()
-        self.store.close()
+        self._unsubscribe()
+        self.monitor.detach()
+        self.controller.close()  # stops the lot, joins its threads, closes the devices and the store
+
+
+@dataclass(frozen=True)
+class _RecipeModels:
+    """The models of a recipe the operator picked, loaded off the GUI thread."""
+    path: Path
+    lines: tuple[str, ...]
 
 
 class StationWindow(QMainWindow):
@@ -554,7 +467,8 @@ class StationWindow(QMainWindow):
                 if self.qa is not None:
                     self.integrator.calibration_written.connect(self.qa.set_station_config)
                 self.integrator.disconnect_requested.connect(station.disconnect_devices)
-                self.integrator.recipe_saved.connect(lambda _result: station.select_recipe(station.recipe_path))
+                self.integrator.recipe_saved.connect(
+                    lambda _result: station.select_recipe(station.recipe_path, reload=True))
             except Exception:  # noqa: BLE001
                 log.exception("integrator workspace failed to open")
         self.stack = QStackedWidget()
@@ -572,7 +486,7 @@ class StationWindow(QMainWindow):
         for path in station.recipes:
             view.recipe.addItem(path.name, str(path))
         view.recipe.setCurrentIndex(max(0, view.recipe.findData(str(station.recipe_path))))
-        view.recipe.currentIndexChanged.connect(lambda i: station.select_recipe(view.recipe.itemData(i)))
+        view.recipe.currentIndexChanged.connect(self._recipe_chosen)
         view.start_button.clicked.connect(lambda: self._act(station.start_lot))
         view.pause_button.clicked.connect(station.toggle_pause)
         view.stop_button.clicked.connect(station.stop)
@@ -612,11 +526,6 @@ class StationWindow(QMainWindow):
             if page is workspace or (isinstance(page, QScrollArea) and page.widget() is workspace):
                 return index
         return -1
-
-    # kept for callers of the first version
-    @property
-    def worker(self) -> CycleWorker | None:
-        return self.station.worker
 
     def start(self) -> None:
         self._act(self.station.start_lot)
@@ -686,9 +595,15 @@ class StationWindow(QMainWindow):
                                      f"review item {item}")
         view.override_reason.clear()
 
+    def _recipe_chosen(self, index: int) -> None:
+        combo = self.operator.recipe
+        if not self.station.select_recipe(combo.itemData(index)):  # refused: show the recipe still in use
+            combo.blockSignals(True)
+            combo.setCurrentIndex(max(0, combo.findData(str(self.station.recipe_path))))
+            combo.blockSignals(False)
+
     def _connect_requested(self) -> None:
         if self.station.devices is None and not self.station.busy:
-            self.station.fault = None
             self.station.connect_devices()
 
     def _tab_changed(self, _index: int) -> None:
