@@ -11,6 +11,7 @@ Both run `inspect_chunk`, i.e. `run_sim_lot`, the function `inspector run --sim`
 """
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -19,6 +20,7 @@ from hardware.sim.faults import FAULT_KINDS
 from hardware.sim.part import DEFECT_KINDS
 
 from ..promotion.candidate import ModelPair, model_version, write_candidate_recipe
+from ..model_files import MODEL_ROOTS_ENV
 from ..recipe import Recipe
 from .figures import share, short
 from .lot import PartMix, fresh_store, inspect_chunks
@@ -128,6 +130,9 @@ def main(args: Any, recipe: Path, root: Path) -> int:
         missing = [str(p) for p in models.values() if not p.is_file()]
         if missing:
             raise SystemExit(f"inspector eval: --unknown-kinds {folder}: missing {', '.join(missing)}")
+        # the folder named on the command line is one models may be loaded from (model_files.model_roots);
+        # the worker processes inherit it
+        os.environ[MODEL_ROOTS_ENV] = os.pathsep.join(filter(None, [os.environ.get(MODEL_ROOTS_ENV), str(folder.resolve())]))
         result["unknown_kinds"] = unknown_kinds(recipe, models, out / "unknown", parts=args.unknown_parts,
                                                 speed_factor=args.speed_factor, workers=args.workers)
         print("\n".join(unknown_lines(result["unknown_kinds"])))
