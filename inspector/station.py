@@ -44,6 +44,7 @@ from hardware.errors import HardwareError
 
 from .archive import ImageArchive, check_path_part
 from .events import Alarm, EventBus
+from .lamps import SignalLamps
 from .review import ReviewQueue
 
 log = logging.getLogger(__name__)
@@ -166,6 +167,7 @@ class StationController:
         self.cell = None  # the virtual cell (sim, or a dry run's virtual lights/cameras)
         self.station_config = None
         self.devices = None
+        self.lamps: SignalLamps | None = None  # the station config's [io] lamps and part sensor
         self.cycle = None  # the InspectionCycle of the loaded recipe
         self.model_lines: tuple[str, ...] = ()
         self.lines: list[str] = []  # the lot's log lines
@@ -289,6 +291,7 @@ class StationController:
             self._set_state(StationState.FAULT, FAULT_DEVICES, f"connect failed: {type(exc).__name__}: {exc}")
             return False
         self.cell, self.station_config, self.devices = cell, config, devices
+        self.lamps = SignalLamps(devices.motion, config.io) if config.io is not None else None
         self.homed, self.homing_required = self.home_at_start, not self.home_at_start
         if self.homed:
             self._publish(Homed())
@@ -477,7 +480,16 @@ class StationController:
 
     def _result(self, result: PartResult) -> None:
         self.last_result = result
+        self._lamp(result.verdict)
         self._publish(InspectionDone(result))
+
+    def _lamp(self, verdict: str | None) -> None:
+        """The station config's [io] lamps: the verdict's lamp on, the others off (all off: None)."""
+        if self.lamps is not None:
+            try:
+                self.lamps.show(verdict)
+            except HardwareError as exc:  # a lamp is a courtesy; the result stands and is on every interface
+                log.warning("lamps: %s", exc)
 
     def _part(self, serial: str, part_id: str | None, recipe_no: int | None) -> None:
         from .demo import machine_fault
@@ -520,6 +532,14 @@ class StationController:
 
             self.cell.load_part(make_part(self.next_seed))
             self.next_seed += 1
+        self._lamp(None)
+        if self.lamps is not None and not self.lamps.part_present():
+            wiring = self.lamps.wiring
+            self._result(PartResult(serial, part_id, "ERROR", 0, 0, 0,
+                                    f"no part present: input {wiring.part_present} not high within "
+                                    f"{wiring.part_present_timeout_s:g} s; part not inspected", cycle.recipe.id))
+            self._set_state(StationState.DONE)
+            return
         row, record = cycle.inspect(part_id, serial)
         self.last_row, self.last_record = row, record
         called = sum(d.decision in ("defect", "review") for d in record.defects)

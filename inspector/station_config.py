@@ -26,6 +26,7 @@ from hardware.cameras.base import EXPOSURE_US_LIMITS, GAIN_LIMITS
 from hardware.lights.template import TemplateProtocolSpec
 
 from .schema import ConfigError, Section, dump_toml, load_document
+from .lamps import LampWiring
 from .serials import SERIAL_SOURCES, SerialConfig
 
 MOTION_PROTOCOLS = ("grblhal",)
@@ -103,6 +104,7 @@ class StationConfig:
     source: str = "<memory>"
     review_hook: ReviewHookConfig | None = None
     serial: SerialConfig | None = None  # None: no [serial] section, the caller's serial (or the part id) stands
+    io: LampWiring | None = None  # [io]: OK/NG/ERROR lamps and the part-present sensor on the stage controller
 
     @property
     def fine_offset_mm(self) -> tuple[float, float]:
@@ -159,9 +161,11 @@ class StationConfig:
         hook = _review_hook(review) if review is not None else None
         serial_section = top.section("serial", optional=True)
         serial = _serial(serial_section) if serial_section is not None else None
+        io_section = top.section("io", optional=True)
+        io = _io(io_section) if io_section is not None else None
         top.reject_unknown()
         return cls(name=name, motion=motion, lights=lights, cameras=cameras, source=source, review_hook=hook,
-                   serial=serial)
+                   serial=serial, io=io)
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(dump_toml(self.to_dict()), encoding="utf-8")
@@ -203,7 +207,29 @@ class StationConfig:
             elif self.serial.source == "datamatrix":
                 serial["view"] = self.serial.view
             data["serial"] = serial
+        if self.io is not None:
+            data["io"] = {key: value for key, value in (
+                ("ok_output", self.io.ok), ("ng_output", self.io.ng), ("error_output", self.io.error),
+                ("part_present_input", self.io.part_present),
+                ("part_present_timeout_s", self.io.part_present_timeout_s)) if value is not None}
         return data
+
+
+def _io(section: Section) -> LampWiring:
+    """`[io]`: output ports of the OK / NG / ERROR lamps and input port of the part-present sensor on the
+    stage controller's auxiliary I/O (grblHAL M64/M65, M66); each optional."""
+    def port(key: str) -> int | None:
+        return section.get(key, int, None, min_value=0, max_value=255) if section.has(key) else None
+
+    wiring = LampWiring(ok=port("ok_output"), ng=port("ng_output"), error=port("error_output"),
+                        part_present=port("part_present_input"),
+                        part_present_timeout_s=section.get("part_present_timeout_s", float, 10.0, positive=True,
+                                                           max_value=3600.0))
+    used = [p for p in (wiring.ok, wiring.ng, wiring.error) if p is not None]
+    if len(used) != len(set(used)):
+        raise section.error("ok_output", f"each lamp needs its own output, got {used}")
+    section.reject_unknown()
+    return wiring
 
 
 def _serial(section: Section) -> SerialConfig:

@@ -55,3 +55,34 @@ def test_lamps_and_part_present_through_the_driver(stage):
     assert info.value.code == 39
     with pytest.raises(ValueError, match="mode"):
         controller.wait_input(1, mode="sideways")
+
+
+def test_a_cell_without_a_plc_lights_its_verdict_and_waits_for_the_part(tmp_path, recipe):
+    """The station config's [io]: the controller shows each result on the OK/NG/ERROR lamps (outputs
+    0/1/2 of the stage controller) and inspects only when the part-present sensor (input 0) sees a part."""
+    from hardware.sim.cell import station_config_dict
+    from inspector.station import StationController, StationState
+    from inspector.station_config import StationConfig
+
+    with GrblEmulator(speed_factor=200.0) as emulator:
+        data = station_config_dict(emulator.port_path, "virtual", name="no-plc", origin=list(emulator.stage_origin))
+        data["io"] = {"ok_output": 0, "ng_output": 1, "error_output": 2, "part_present_input": 0,
+                      "part_present_timeout_s": 0.3}
+        config = tmp_path / "station.toml"
+        StationConfig.from_dict(data, source="test").save(config)
+        assert StationConfig.load(config).io.part_present == 0
+        with StationController(db=str(tmp_path / "r.db"), config=config, recipes={1: recipe}) as station:
+            station.start()
+            assert station.state == StationState.READY, station.fault_reason
+            assert station.inspect("SN-EMPTY")  # nothing in the fixture: the sensor stays low
+            station.wait_for(StationState.DONE, timeout=30)
+            result = station.last_result
+            assert result.verdict == "ERROR" and "no part present: input 0" in result.reason
+            assert emulator.aux_outputs[:3] == [False, False, True]  # the ERROR lamp
+            station.acknowledge()
+            emulator.set_input(0, True)  # a part arrives
+            assert station.inspect("SN-1")
+            station.wait_for(StationState.DONE, timeout=60)
+            verdict = station.last_result.verdict
+            lamp = {"PASS": 0, "FAIL": 1, "ERROR": 2}[verdict]
+            assert [i for i, on in enumerate(emulator.aux_outputs[:3]) if on] == [lamp], verdict
