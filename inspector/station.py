@@ -35,8 +35,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -46,95 +44,14 @@ from .archive import ImageArchive, check_path_part
 from .events import Alarm, EventBus
 from .lamps import SignalLamps
 from .review import ReviewQueue
+from .station_events import (FAULT_CELL, FAULT_CODES, FAULT_DEVICES, FAULT_MACHINE, FAULT_MODELS, FAULT_NONE,  # noqa: F401
+                             FAULT_PART, FAULT_STORE, Homed, InspectionDone, LotFinished, ModelsReady, PartResult,
+                             StateChanged, StationState, _is_part_fault)
+from .station_lot import OperatorLot
 
 log = logging.getLogger(__name__)
 
-FAULT_NONE, FAULT_DEVICES, FAULT_MACHINE, FAULT_PART, FAULT_STORE, FAULT_MODELS, FAULT_CELL = range(7)
-FAULT_CODES = {
-    FAULT_NONE: "no fault",
-    FAULT_DEVICES: "devices not connected (connect, homing or reset failed)",
-    FAULT_MACHINE: "machine alarm (stage controller in alarm or link lost)",
-    FAULT_PART: "part fault (hardware or unexpected error during a part)",
-    FAULT_STORE: "store/disk alarm (record not written, or no space)",
-    FAULT_MODELS: "models or recipe could not load",
-    FAULT_CELL: "cell alarm (implausible frames part after part)",
-}
-
-
-class StationState(str, Enum):
-    OFFLINE = "offline"
-    READY = "ready"
-    BUSY = "busy"
-    DONE = "done"
-    FAULT = "fault"
-
-
-@dataclass(frozen=True)
-class PartResult:
-    serial: str
-    part_id: str
-    verdict: str  # PASS / FAIL / ERROR
-    defects: int  # defects called (defect or review)
-    cycle_ms: int
-    row: int  # the record's row in the store (0: not recorded, e.g. an invalid serial)
-    reason: str
-    recipe: str  # recipe id
-
-
-@dataclass(frozen=True)
-class StateChanged:
-    state: StationState
-    fault_code: int
-    reason: str
-
-
-@dataclass(frozen=True)
-class InspectionDone:
-    result: PartResult
-
-
-@dataclass(frozen=True)
-class ModelsReady:
-    """The selected recipe's models are loaded: one line per model (name, version, provider)."""
-    lines: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Homed:
-    """The stage finished homing."""
-
-
-@dataclass(frozen=True)
-class LotFinished:
-    """The operator's lot ended (all parts, stopped, or on a fault)."""
-    tally: Any  # demo.LotTally, or None when the lot did not run
-    fault: str | None
-
-
-def _hardware_error_names() -> set[str]:
-    names: set[str] = set()
-    todo = [HardwareError]
-    while todo:
-        cls = todo.pop()
-        names.add(cls.__name__)
-        todo.extend(cls.__subclasses__())
-    return names
-
-
-def _is_part_fault(reason: str) -> bool:
-    """An ERROR reason the cycle wrote for an exception ('Kind: text') that is a hardware error or an
-    unexpected error of ours — not an implausible frame or an incomplete inspection (plain text)."""
-    kind, sep, _rest = reason.partition(": ")
-    if not sep or not kind.isidentifier():
-        return False
-    if kind in _hardware_error_names():
-        return True
-    import builtins
-
-    return isinstance(getattr(builtins, kind, None), type) and issubclass(getattr(builtins, kind), Exception)
-
-
-class StationController:
+class StationController(OperatorLot):
     """The station's state machine and devices. Methods may be called from any thread; events reach
     subscribers on worker threads (callbacks must return quickly and must not block on the controller)."""
 
@@ -560,97 +477,6 @@ class StationController:
             self._set_state(StationState.FAULT, code, why)
         else:
             self._set_state(StationState.DONE)
-
-    # -- the operator's lot ---------------------------------------------------------------------------------
-    def run_lot(self, parts: int, *, on_line: Callable[[str], None] | None = None) -> bool:
-        """The operator's lot of `parts` parts (virtual parts seeded from `next_seed` with sim), on a
-        worker thread: READY (or DONE) only. pause()/resume()/stop() act on it; LotFinished ends it."""
-        with self._lock:
-            if self._state not in (StationState.READY, StationState.DONE) or self._closed:
-                return self._refuse("run lot")
-            self.last_result = None
-            self.paused = False
-            self._stop_lot.clear()
-            self._set_state(StationState.BUSY, reason="lot")
-        self._spawn("lot", lambda: self._lot(parts, on_line))
-        return True
-
-    def _lot(self, parts: int, on_line: Callable[[str], None] | None) -> None:
-        from .demo import machine_fault, run_lot
-
-        tally, fault, code = None, None, FAULT_NONE
-        try:
-            with self._work:
-                if self.cycle is None or self._cycle_recipe != self.recipes[self.recipe_no]:
-                    if not self._load_cycle(self.recipes[self.recipe_no], ready=False):
-                        self._publish(LotFinished(None, self.fault_reason))
-                        return
-                cycle = self.cycle
-                cycle.reset_cancel()
-                cycle.resume()
-                if self.paused:
-                    cycle.pause()
-                if self._stop_lot.is_set():
-                    cycle.cancel()
-                first = self.next_seed
-
-                def out(line: str) -> None:
-                    self.lines.append(line)
-                    if on_line is not None:
-                        on_line(line)
-
-                unsubscribe = cycle.events.subscribe(self._lot_event)
-                try:
-                    tally = run_lot(cycle, parts, cell=self.cell if self.sim else None, first_seed=first,
-                                    home=not self.homed, out=out, on_ready=lambda _c: self._lot_homed())
-                finally:
-                    unsubscribe()
-                    cycle.reset_cancel()
-                machine = machine_fault(self.devices)
-                if machine is not None:
-                    fault, code = machine, FAULT_MACHINE
-                    self.homed = False
-                elif cycle.alarm is not None:
-                    fault = cycle.alarm
-                    code = FAULT_STORE if ("space" in fault or "not written" in fault or "record" in fault) else FAULT_CELL
-        except Exception as exc:  # noqa: BLE001
-            log.exception("lot")
-            fault, code = f"lot stopped: {type(exc).__name__}: {exc}", FAULT_PART
-        self.paused = False
-        if fault is not None:
-            self._set_state(StationState.FAULT, code, fault)
-        else:
-            self._set_state(StationState.READY)
-        self._publish(LotFinished(tally, fault))
-
-    def _lot_homed(self) -> None:
-        self.homed, self.homing_required = True, False
-        self._publish(Homed())
-
-    def _lot_event(self, event: object) -> None:
-        from .events import VerdictReady
-
-        if isinstance(event, VerdictReady):
-            self.last_row, self.last_record = event.row, event.record
-            if self.sim:
-                self.next_seed += 1
-
-    def pause(self) -> None:
-        self.paused = True
-        if self.cycle is not None and self._state == StationState.BUSY:
-            self.cycle.pause()
-
-    def resume(self) -> None:
-        self.paused = False
-        if self.cycle is not None:
-            self.cycle.resume()
-
-    def stop(self) -> None:
-        """Stop the lot (the part in progress ends ERROR 'cancelled by operator')."""
-        self._stop_lot.set()
-        self.paused = False
-        if self.cycle is not None and self._state == StationState.BUSY:
-            self.cycle.cancel()
 
     # -- shutdown -------------------------------------------------------------------------------------------
     def disconnect(self) -> bool:
