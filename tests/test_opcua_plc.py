@@ -12,14 +12,13 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 
 import pytest
 from asyncua import Client, ua
 
 from inspector.plc.opcua_server import DEFAULT_NAMESPACE, EVENT_TYPE_NAME, OpcUaError, OpcUaServer
+from inspector.station_events import InspectionDone, PartResult, StateChanged, StationState
 
 
 def free_port() -> int:
@@ -28,48 +27,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-# -- a fake of inspector.station.StationController's interface ---------------------------------------
-
-class FakeState(str, Enum):
-    OFFLINE = "offline"
-    READY = "ready"
-    BUSY = "busy"
-    DONE = "done"
-    FAULT = "fault"
-
-
-@dataclass(frozen=True)
-class FakeResult:
-    serial: str
-    part_id: str
-    verdict: str
-    defects: int
-    cycle_ms: int
-    row: int
-    reason: str
-    recipe: str
-
-
-@dataclass(frozen=True)
-class FakeStateChanged:
-    state: FakeState
-    fault_code: int
-    reason: str
-
-
-@dataclass(frozen=True)
-class FakeInspectionDone:
-    result: FakeResult
-
+# -- a fake of inspector.station.StationController's interface (its own vocabulary) -------------------
 
 class FakeController:
     """The controller's handshake: inspect in READY, acknowledge in DONE, reset in FAULT; else counted."""
 
     def __init__(self) -> None:
-        self.state = FakeState.OFFLINE
+        self.state = StationState.OFFLINE
         self.fault_code = 0
         self.fault_reason = ""
-        self.last_result: FakeResult | None = None
+        self.last_result: PartResult | None = None
         self.recipes = {1: Path("/recipes/housing-40x30.recipe.json"), 2: Path("/recipes/housing-60x40.recipe.json")}
         self.recipe_no = 1
         self.commands_refused = 0
@@ -86,29 +53,29 @@ class FakeController:
         for cb in list(self._subs):
             cb(event)
 
-    def _to(self, state: FakeState, code: int = 0, reason: str = "") -> None:
+    def _to(self, state: StationState, code: int = 0, reason: str = "") -> None:
         self.state, self.fault_code, self.fault_reason = state, code, reason
-        self._emit(FakeStateChanged(state, code, reason))
+        self._emit(StateChanged(state, code, reason))
 
     def _refuse(self) -> bool:
         self.commands_refused += 1
         return False
 
     def start(self) -> None:
-        self._to(FakeState.READY)
+        self._to(StationState.READY)
 
     def select_recipe(self, number: int) -> bool:
         with self._lock:
-            if self.state is not FakeState.READY or number not in self.recipes:
+            if self.state is not StationState.READY or number not in self.recipes:
                 return self._refuse()
             self.recipe_no = number
             return True
 
     def inspect(self, serial: str, *, part_id=None, recipe_no=None) -> bool:
         with self._lock:
-            if self.state is not FakeState.READY:
+            if self.state is not StationState.READY:
                 return self._refuse()
-            self._to(FakeState.BUSY)
+            self._to(StationState.BUSY)
         threading.Thread(target=self._cycle, args=(serial,), daemon=True).start()
         return True
 
@@ -118,33 +85,33 @@ class FakeController:
             self._rows += 1
             self.inspected.append(serial)
             verdict = "FAIL" if serial.endswith("3") else "PASS"
-            self.last_result = FakeResult(serial, serial, verdict, int(verdict == "FAIL"), 1234, self._rows,
+            self.last_result = PartResult(serial, serial, verdict, int(verdict == "FAIL"), 1234, self._rows,
                                           "scratch 0.8 mm > 0.5 mm" if verdict == "FAIL" else "",
                                           self.recipes[self.recipe_no].name)
             if serial.endswith("2"):  # a controller may announce the result after the state, too
-                self._to(FakeState.DONE)
-                self._emit(FakeInspectionDone(self.last_result))
+                self._to(StationState.DONE)
+                self._emit(InspectionDone(self.last_result))
             else:
-                self._emit(FakeInspectionDone(self.last_result))
-                self._to(FakeState.DONE)
+                self._emit(InspectionDone(self.last_result))
+                self._to(StationState.DONE)
 
     def acknowledge(self) -> bool:
         with self._lock:
-            if self.state is not FakeState.DONE:
+            if self.state is not StationState.DONE:
                 return self._refuse()
-            self._to(FakeState.READY)
+            self._to(StationState.READY)
             return True
 
     def reset(self) -> bool:
         with self._lock:
-            if self.state is not FakeState.FAULT:
+            if self.state is not StationState.FAULT:
                 return self._refuse()
-            self._to(FakeState.READY)
+            self._to(StationState.READY)
             return True
 
     def fault(self, code: int, reason: str) -> None:
         with self._lock:
-            self._to(FakeState.FAULT, code, reason)
+            self._to(StationState.FAULT, code, reason)
 
     def close(self) -> None:
         pass
