@@ -216,6 +216,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_audit_parser(sub, DEFAULT_DB)
 
+    from .camera_command import add_parser as add_camera_parser  # inspector camera list | snap (Aravis)
+
+    add_camera_parser(sub)
+
     from .serve_command import add_parser as add_serve_parser  # inspector serve (headless, PLC interfaces)
 
     add_serve_parser(sub, DEFAULT_DB)

@@ -41,6 +41,11 @@ def _camera(config: CameraConfig, virtual_cell) -> Camera:
             raise ValueError(f"camera {config.role!r} is virtual: it needs the virtual cell in this process "
                              f"(use --sim), or a real backend in the station config")
         return virtual_cell.camera(config.role)
+    if config.backend == "aravis":  # GigE Vision / USB3 Vision; Aravis is imported only when opened
+        from hardware.cameras.aravis_camera import AravisCamera
+
+        return AravisCamera(config.role, str(config.source), exposure_us_limits=config.exposure_us_limits,
+                            gain_limits=config.gain_limits, **config.options)
     if config.backend == "images":
         return ImageSequenceCamera(config.role, str(config.source))
     return OpenCVCamera(config.role, config.source)  # type: ignore[arg-type]

@@ -21,7 +21,16 @@ def add_parser(sub, default_db: str) -> None:
     serve.add_argument("--archive", help="image archive folder")
     serve.add_argument("--speed-factor", type=float, default=1.0, help="virtual cell speed (--sim only)")
     serve.add_argument("--first-seed", type=int, default=500_000, help="seed of the first virtual part")
+    serve.add_argument("--recipe", action="append", default=[], metavar="N=FILE", type=_numbered_recipe,
+                       help="recipe number N (the PLC's recipe_no) is FILE; repeatable (default: 1 = the reference recipe)")
     serve.set_defaults(handler=run)
+
+
+def _numbered_recipe(text: str) -> tuple[int, str]:
+    number, sep, path = text.partition("=")
+    if not sep or not number.strip().isdigit() or not 1 <= int(number) <= 65535 or not path.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected N=FILE with N a recipe number 1–65535")
+    return int(number), path.strip()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
             say(f"FAULT {event.fault_code}: {event.reason}")
 
     controller = StationController(db=args.db, archive=args.archive, sim=args.sim, config=args.config,
-                                   speed_factor=args.speed_factor, first_seed=args.first_seed)
+                                   speed_factor=args.speed_factor, first_seed=args.first_seed,
+                                   recipes=dict(args.recipe) or None)
     servers: list = []
     try:
         # the PLC is not an operator: the line's start is audited as a system session

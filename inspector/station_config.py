@@ -31,7 +31,8 @@ from .serials import SERIAL_SOURCES, SerialConfig
 
 MOTION_PROTOCOLS = ("grblhal",)
 LIGHT_PROTOCOLS = ("gardasoft", "template")
-CAMERA_BACKENDS = ("virtual", "opencv", "images")
+CAMERA_BACKENDS = ("virtual", "opencv", "images", "aravis")
+ARAVIS_PIXEL_FORMATS = ("Mono8", "Mono10", "Mono12", "Mono14", "Mono16")  # hardware.cameras.aravis_camera
 CAMERA_ROLES = ("coarse", "fine")
 VIRTUAL = "virtual"  # lights.url of the virtual cell's light emulator, cameras.*.backend of its cameras
 LIGHT_ROLES = ("coaxial", "ring", "low_angle", "backlight", "seg_n", "seg_e", "seg_s", "seg_w")
@@ -84,6 +85,8 @@ class CameraConfig:
     # what this camera accepts (its datasheet), within hardware.cameras.base's range for any camera
     exposure_us_limits: tuple[float, float] = EXPOSURE_US_LIMITS
     gain_limits: tuple[float, float] = GAIN_LIMITS
+    # backend "aravis": pixel_format (Mono8 | Mono12 | Mono16 …), trigger ("software" | "off" | a line, e.g. "Line0")
+    options: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,7 @@ class StationConfig:
     review_hook: ReviewHookConfig | None = None
     serial: SerialConfig | None = None  # None: no [serial] section, the caller's serial (or the part id) stands
     io: LampWiring | None = None  # [io]: OK/NG/ERROR lamps and the part-present sensor on the stage controller
+    recipes: dict[int, str] = field(default_factory=dict)  # [recipes]: the PLC's recipe numbers → recipe files
 
     @property
     def fine_offset_mm(self) -> tuple[float, float]:
@@ -163,9 +167,11 @@ class StationConfig:
         serial = _serial(serial_section) if serial_section is not None else None
         io_section = top.section("io", optional=True)
         io = _io(io_section) if io_section is not None else None
+        recipes_section = top.section("recipes", optional=True)
+        recipes = _recipes(recipes_section, source) if recipes_section is not None else {}
         top.reject_unknown()
         return cls(name=name, motion=motion, lights=lights, cameras=cameras, source=source, review_hook=hook,
-                   serial=serial, io=io)
+                   serial=serial, io=io, recipes=recipes)
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(dump_toml(self.to_dict()), encoding="utf-8")
@@ -190,6 +196,7 @@ class StationConfig:
                                                      "focal_z_mm": cam.calibration.focal_z_mm}}
             if cam.source is not None:
                 entry["source"] = cam.source
+            entry.update(cam.options)
             cameras[role] = entry
         motion = port(self.motion) | {"origin": list(self.motion.origin)}
         data = {"station": {"name": self.name}, "motion": motion, "lights": lights, "cameras": cameras}
@@ -207,12 +214,30 @@ class StationConfig:
             elif self.serial.source == "datamatrix":
                 serial["view"] = self.serial.view
             data["serial"] = serial
+        if self.recipes:
+            data["recipes"] = {str(number): path for number, path in sorted(self.recipes.items())}
         if self.io is not None:
             data["io"] = {key: value for key, value in (
                 ("ok_output", self.io.ok), ("ng_output", self.io.ng), ("error_output", self.io.error),
                 ("part_present_input", self.io.part_present),
                 ("part_present_timeout_s", self.io.part_present_timeout_s)) if value is not None}
         return data
+
+
+def _recipes(section: Section, source: str) -> dict[int, str]:
+    """`[recipes]`: `1 = "housing-40x30.recipe.json"` — recipe numbers a PLC selects (1–65535) and their
+    files, relative to the station config's folder."""
+    recipes: dict[int, str] = {}
+    for key in list(section.data):
+        if not key.isdigit() or not 1 <= int(key) <= 65535:
+            raise section.error(key, "expected a recipe number 1–65535 as the key")
+        path = section.get(key, str)
+        if not path.strip():
+            raise section.error(key, "expected a recipe file, got an empty string")
+        folder = Path(source).parent if source not in ("<memory>", "") else Path.cwd()
+        recipes[int(key)] = str(path if Path(path).is_absolute() else folder / path)
+    section.reject_unknown()
+    return recipes
 
 
 def _io(section: Section) -> LampWiring:
@@ -353,7 +378,22 @@ def _camera(role: str, section: Section) -> CameraConfig:
         calibration=calibration,
         exposure_us=section.get("exposure_us", float, 2000.0, min_value=exposure_limits[0], max_value=exposure_limits[1]),
         gain=section.get("gain", float, 1.0, min_value=gain_limits[0], max_value=gain_limits[1]),
-        exposure_us_limits=exposure_limits, gain_limits=gain_limits,
+        exposure_us_limits=exposure_limits, gain_limits=gain_limits, options=_aravis_options(section, backend),
     )
     section.reject_unknown()
     return camera
+
+
+def _aravis_options(section: Section, backend: str) -> dict[str, str]:
+    """`pixel_format` and `trigger` of an aravis camera (GenICam PixelFormat, TriggerSource)."""
+    options: dict[str, str] = {}
+    for key in ("pixel_format", "trigger"):
+        if section.has(key) and backend != "aravis":
+            raise section.error(key, f"only used with backend = \"aravis\", not {backend!r}")
+    if backend == "aravis":
+        options["pixel_format"] = section.get("pixel_format", str, "Mono8", choices=ARAVIS_PIXEL_FORMATS)
+        trigger = section.get("trigger", str, "software")
+        if not (trigger in ("software", "off") or (trigger.startswith("Line") and trigger[4:].isdigit())):
+            raise section.error("trigger", f"expected \"software\", \"off\" or a trigger line such as \"Line0\", got {trigger!r}")
+        options["trigger"] = trigger
+    return options

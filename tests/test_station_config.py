@@ -115,3 +115,23 @@ def test_review_hook_section(tmp_path):
         StationConfig.load(write(tmp_path, VALID + '\n[review_hook]\nentry_point = "oops"\n'))
     with pytest.raises(ConfigError, match="review_hook.command: a review hook needs"):
         StationConfig.load(write(tmp_path, VALID + '\n[review_hook]\nevery = 3\n'))
+
+
+def test_recipe_numbers_for_the_plc(tmp_path):
+    """`[recipes]` maps the PLC's recipe_no to recipe files (relative to the config's folder); `inspector
+    serve --recipe N=FILE` does the same from the command line."""
+    import argparse
+
+    from hardware.sim.cell import station_config_dict
+    from inspector.serve_command import _numbered_recipe
+
+    data = station_config_dict("/dev/ttyUSB0", "/dev/ttyUSB1")
+    data["recipes"] = {"1": "housing.recipe.json", "12": "/srv/recipes/cover.recipe.json"}
+    config = StationConfig.from_dict(data, source=str(tmp_path / "station.toml"))
+    assert config.recipes == {1: str(tmp_path / "housing.recipe.json"), 12: "/srv/recipes/cover.recipe.json"}
+    data["recipes"] = {"0": "x.json"}
+    with pytest.raises(ConfigError, match="recipes.0: expected a recipe number 1–65535"):
+        StationConfig.from_dict(data, source="station.toml")
+    assert _numbered_recipe("3=a/b.json") == (3, "a/b.json")
+    with pytest.raises(argparse.ArgumentTypeError, match="expected N=FILE"):
+        _numbered_recipe("three=a.json")
