@@ -6,8 +6,6 @@ import json
 import threading
 import time
 
-import pytest
-
 from hardware.sim.cell import VirtualCell
 from hardware.sim.part import make_part
 from inspector.cycle import InspectionCycle

@@ -26,7 +26,7 @@ from inspector.schema import ConfigError
 from inspector.station_config import StationConfig
 
 from .calibration_panel import CalibrationPanel
-from .device_worker import DeviceWorker, describe_error
+from .device_worker import DeviceWorker
 from .jog_panel import JogPanel
 from .light_panel import LightPanel
 from .live_view import LiveView
