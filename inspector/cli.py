@@ -242,7 +242,8 @@ def _sim(args: argparse.Namespace) -> int:
     from .station_config import StationConfig
 
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    for sig in (signal.SIGINT, signal.SIGTERM):  # set here: a process started in the background inherits SIGINT ignored
+        signal.signal(sig, lambda *_: stop.set())
     with VirtualCell(seed=args.seed, speed_factor=args.speed_factor, light_protocol=args.lights) as cell:
         print(f"virtual cell running (speed factor {args.speed_factor:g}, part seed {args.seed})")
         for role, path in cell.ports().items():
