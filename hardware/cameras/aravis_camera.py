@@ -33,7 +33,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .base import EXPOSURE_US_LIMITS, GAIN_LIMITS, Camera, CameraError, CameraSettings, Frame
+from .base import EXPOSURE_US_LIMITS, GAIN_LIMITS, Camera, CameraError, CameraSettings
 
 PIXEL_FORMATS = ("Mono8", "Mono10", "Mono12", "Mono14", "Mono16")
 TRIGGER_FREE_RUN = "off"
@@ -96,6 +96,8 @@ def _glib_error(exc: BaseException) -> str:
 
 
 class AravisCamera(Camera):
+    roi_in_camera = True  # the ROI is the camera's region (GenICam OffsetX/Y, Width/Height)
+
     def __init__(self, name: str, source: str | int, *, pixel_format: str = "Mono8", trigger: str = TRIGGER_SOFTWARE,
                  exposure_us_limits: tuple[float, float] = EXPOSURE_US_LIMITS,
                  gain_limits: tuple[float, float] = GAIN_LIMITS, n_buffers: int = N_BUFFERS,
@@ -309,16 +311,6 @@ class AravisCamera(Camera):
                 self._drop(lost=True)
                 raise CameraError(f"camera {self.name!r}: software trigger failed ({_glib_error(exc)}); "
                                   f"the next trigger reconnects") from None
-
-    def grab(self, timeout_s: float = 2.0) -> Frame:
-        """As Camera.grab, but the ROI is the camera's region: the frame is already cropped."""
-        if self._pending is None:
-            raise CameraError(f"camera {self.name!r}: grab() without trigger()")
-        sequence, stamp, pose = self._pending
-        self._pending = None
-        image, truth, meta = self._read_exposure(timeout_s)
-        return Frame(image=image, camera=self.name, sequence=sequence, timestamp=stamp,
-                     exposure_us=self.settings.exposure_us, gain=self.settings.gain, pose=pose, truth=truth, meta=meta)
 
     def _read_exposure(self, timeout_s: float) -> tuple[np.ndarray, tuple, dict]:
         aravis = _aravis()

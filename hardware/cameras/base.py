@@ -61,6 +61,8 @@ class Frame:
 class Camera(ABC):
     """Software-triggered camera. `trigger()` starts an exposure; `grab()` returns its frame."""
 
+    roi_in_camera = False  # True: the camera itself reads out only the ROI (the frame needs no cropping)
+
     def __init__(self, name: str, pose_source: Callable[[], Any] | None = None):
         self.name = name
         self.pose_source = pose_source
@@ -91,7 +93,7 @@ class Camera(ABC):
         sequence, stamp, pose = self._pending
         self._pending = None
         image, truth, meta = self._read_exposure(timeout_s)
-        if self.settings.roi is not None:
+        if self.settings.roi is not None and not self.roi_in_camera:
             x, y, w, h = self.settings.roi
             image = image[y:y + h, x:x + w]
         return Frame(image=image, camera=self.name, sequence=sequence, timestamp=stamp,
