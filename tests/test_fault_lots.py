@@ -2,14 +2,13 @@
 port, a truncated status report, the light controller's port lost and plugged back. Whatever
 happens: no defective part is PASSed, every inspection leaves exactly one committed record, and
 one Reset (Devices.recover) lets the lot go on to a real verdict for every part."""
-import json
 import threading
 import time
 
 from hardware.sim.cell import VirtualCell
 from hardware.sim.part import make_part
 from inspector.cycle import InspectionCycle
-from inspector.demo import REFERENCE_RECIPE, machine_fault, truth_verdict
+from inspector.demo import machine_fault, truth_verdict
 from inspector.devices import open_devices
 from inspector.inference.classifier import Classifier
 from inspector.inference.detector import Detector
@@ -27,10 +26,8 @@ def after(seconds, action):
     return timer
 
 
-def test_a_lot_under_serial_faults_never_passes_a_defective_part_and_loses_nothing(tmp_path, model_paths):
-    data = json.loads(REFERENCE_RECIPE.read_text())
-    data["models"] = {"detector": str(model_paths[0]), "classifier": str(model_paths[1])}
-    recipe = Recipe.from_dict(data, source=str(tmp_path / "recipe.json"))
+def test_a_lot_under_serial_faults_never_passes_a_defective_part_and_loses_nothing(tmp_path, model_paths, recipe):
+    recipe = Recipe.load(recipe)
     with VirtualCell(speed_factor=20.0) as cell, ResultStore(tmp_path / "results.db") as store:
         station = StationConfig.from_dict(cell.station_config_dict())
         devices = open_devices(station, virtual_cell=cell)
