@@ -1,7 +1,7 @@
 """The operator workspace: big verdict, the latest coarse image with candidates, the fine shots,
 counters, cycle time and the shift's defect Pareto; Start / Pause / Stop, the machine's state with
 Reset, the recipe, the loaded models and their execution provider, and the override of the last
-verdict. Thin: the station (`station_window.Station`) does the work, this only shows it."""
+verdict. Thin: the station (`station_adapter.Station`) does the work, this only shows it."""
 from __future__ import annotations
 
 import statistics
