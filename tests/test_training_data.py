@@ -1,15 +1,17 @@
 """Data sets: seed splits, deterministic generation, COCO / YOLO round trips and the COCO importer."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from training.data.coco import CocoError, read_coco, write_coco
 from training.data.generate import generate_coarse, generate_fine, open_set, set_fingerprint
 from training.data.importer import import_coco
-from training.data.records import (CLASSIFIER_CLASSES, COARSE_CATEGORIES, Annotation, ImageRecord, LabelledSet,
+from training.data.records import (CLASSIFIER_CLASSES, COARSE_CATEGORIES, DEFECT_CLASSES, Annotation, ImageRecord, LabelledSet,
                                    classifier_label)
-from training.data.yolo import read_yolo, write_yolo
+from training.data.yolo import YoloExportError, read_yolo, write_data_yaml, write_yolo
 from training.splits import SPLITS, seeds_for
 
 
@@ -71,15 +73,34 @@ def test_coco_import_accepts_tool_output_and_names_problems(tmp_path):
         read_coco(path)
 
 
-def test_yolo_round_trip(tmp_path):
+def test_yolo_labels_hold_the_defect_kinds_numbered_as_the_detector(tmp_path):
     data = sample_set(tmp_path)
     write_yolo(data)
-    assert (tmp_path / "labels" / "a.txt").read_text().startswith("0 0.191406 0.333333 0.070312 0.166667")
+    assert (tmp_path / "labels" / "a.txt").read_text() == "0 0.191406 0.333333 0.070312 0.166667\n"  # dust dropped
     assert (tmp_path / "labels" / "b.txt").read_text() == ""
-    assert "4: dust" in (tmp_path / "data.yaml").read_text()
-    back = read_yolo(tmp_path, COARSE_CATEGORIES, data.images)
-    for a, b in zip(back.images[0].annotations, data.images[0].annotations):
-        assert a.category == b.category and a.box_px == pytest.approx(b.box_px, abs=1e-3)
+    back = read_yolo(tmp_path, DEFECT_CLASSES, data.images)
+    assert [a.category for a in back.images[0].annotations] == ["scratch"]
+    assert back.images[0].annotations[0].box_px == pytest.approx(data.images[0].annotations[0].box_px, abs=1e-3)
+    (tmp_path / "labels" / "b.txt").write_text("7 0.5 0.5 0.1 0.1\n")
+    with pytest.raises(YoloExportError, match=r"b.txt:1: class 7 is not one of 0..3"):
+        read_yolo(tmp_path, DEFECT_CLASSES, data.images)
+
+
+def test_yolo_data_yaml_loads_from_any_directory_with_a_separate_val_set(tmp_path, monkeypatch):
+    for name in ("train", "val"):
+        (tmp_path / "sets" / name / "images").mkdir(parents=True)
+        write_yolo(sample_set(tmp_path / "sets" / name))
+    out = write_data_yaml(tmp_path / "sets" / "coarse-yolo.yaml", [tmp_path / "sets" / "train"], tmp_path / "sets" / "val")
+    monkeypatch.chdir(tmp_path.parent)  # not the file's folder: the paths must not depend on it
+    doc = yaml.safe_load(out.read_text())
+    root = Path(doc["path"])
+    assert root.is_absolute() and (root / doc["val"]).resolve() == (tmp_path / "sets" / "val" / "images").resolve()
+    assert [(root / t).resolve() for t in doc["train"]] == [(tmp_path / "sets" / "train" / "images").resolve()]
+    assert doc["names"] == dict(enumerate(DEFECT_CLASSES))
+    with pytest.raises(YoloExportError, match="the validation set .* is also a training set"):
+        write_data_yaml(out, [tmp_path / "sets" / "train"], tmp_path / "sets" / "train")
+    with pytest.raises(YoloExportError, match="no images/ and labels/ folders"):
+        write_data_yaml(out, [tmp_path / "sets" / "train"], tmp_path / "nowhere")
 
 
 def test_generation_is_deterministic_and_fingerprinted(tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from .data.yolo import write_data_yaml
 
 DATA_ROOT = Path("out/data")
 TRAIN_ROOT = Path("out/train")
@@ -86,6 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--kind", choices=("coarse", "fine"), default="coarse")
     imp.add_argument("--out", type=Path, required=True)
     imp.set_defaults(handler=_data_import)
+    yolo = dsub.add_parser("yolo", help="write an Ultralytics data.yaml for training set(s) and a separate validation set",
+                           description="Write a data.yaml naming the YOLO labels of coarse training set(s) and a "
+                                       "validation set (not one of the training sets), with an absolute path so it "
+                                       "loads from any directory. Classes: the defect kinds; nuisances are background.")
+    yolo.add_argument("--train", type=Path, nargs="+", default=[DATA_ROOT / "coarse-train"])
+    yolo.add_argument("--val", type=Path, default=DATA_ROOT / "coarse-val")
+    yolo.add_argument("--out", type=Path, default=DATA_ROOT / "coarse-yolo.yaml")
+    yolo.set_defaults(handler=_data_yolo)
 
     # ---- train
     train = sub.add_parser("train", help="train the detector or the classifier (CPU, checkpoints, resume)",
@@ -191,6 +200,12 @@ def _data_standard(args: argparse.Namespace) -> int:
                                             ("coarse-val", generate_coarse, "val", args.val_parts, {}),
                                             ("fine-val", generate_fine, "val", args.val_parts, fine)):
         _print_set(fn(root / name, split, parts, mix=TRAINING_MIX, progress=_progress(name), **options))
+    print(f"YOLO data.yaml: {write_data_yaml(root / 'coarse-yolo.yaml', [root / 'coarse-train'], root / 'coarse-val')}")
+    return 0
+
+
+def _data_yolo(args: argparse.Namespace) -> int:
+    print(write_data_yaml(args.out, args.train, args.val))
     return 0
 
 

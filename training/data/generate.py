@@ -6,7 +6,7 @@
   part, aimed with a small random error (as a coarse candidate would be), kept as a square patch
   around the target. The target is marked; other boxes in the patch are kept for completeness.
 
-Each set is a folder: images/*.png, annotations.coco.json, labels/*.txt + data.yaml (YOLO) and
+Each set is a folder: images/*.png, annotations.coco.json, labels/*.txt (YOLO; `yolo.write_data_yaml` pairs a train and a val set) and
 manifest.json (split, seed range, generator settings, counts, fingerprint).
 """
 from __future__ import annotations
