@@ -5,13 +5,17 @@ give each dot its integer grid index, and fit centre = origin + i·u + j·v by l
 pitch in px is the length of u and v; its standard error comes from the fit's residuals. No
 pattern size is needed, the grid may be rotated and partly out of the frame.
 
+`attempt_calibration` is what a person at the station calls: it never raises for a bad frame but
+returns the frame, the dots it found (to draw) and, when the frame was no usable target, the reason
+with hints in plain words (lights off, no contrast, not the top view, saturated).
+
 `write_calibration` puts a result into a station config file (atomically, audited, role checked).
 """
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -22,15 +26,26 @@ from .recipe_edit import write_atomic
 from .schema import dump_toml
 from .station_config import StationConfig
 
-__all__ = ["CalibrationError", "DotGrid", "PitchMeasurement", "Calibration", "render_dot_target", "find_dots",
-           "index_grid", "measure_pitch", "calibrate_from_target", "apply_calibration", "write_calibration"]
+__all__ = ["CalibrationError", "DotGrid", "PitchMeasurement", "Calibration", "CalibrationAttempt", "render_dot_target",
+           "find_dots", "index_grid", "measure_pitch", "calibrate_from_target", "frame_hints", "attempt_calibration",
+           "apply_calibration", "write_calibration"]
 
 MIN_DOTS = 9
 MAX_RESIDUAL_PITCH = 0.05  # RMS distance from the fitted grid, as a share of the pitch
+# what a frame that is no usable target looks like (grey levels of 255); a lit printed or backlit plate
+# spans far more than these
+DARK_P99 = 40  # the brightest 1 % below this: the lights are off or far too weak
+LOW_CONTRAST = 40  # 5th to 95th percentile closer than this: no dark dots on a bright plate in view
+SATURATED_SHARE = 0.2  # more of the frame at 250+ than this: over-exposed
 
 
 class CalibrationError(ValueError):
-    """The image does not show a usable target; the message says what was missing."""
+    """The image does not show a usable target; the message says what was missing. `dots_px`: the
+    dots found before the grid was refused (N×2, x y; empty when none), to draw on the frame."""
+
+    def __init__(self, message: str, *, dots_px: np.ndarray | None = None):
+        super().__init__(message)
+        self.dots_px = np.zeros((0, 2)) if dots_px is None else np.asarray(dots_px, dtype=np.float64).reshape(-1, 2)
 
 
 @dataclass(frozen=True)
@@ -49,6 +64,7 @@ class PitchMeasurement:
     rotation_deg: float  # grid direction u against image +x
     residual_px: float  # RMS distance of the dots from the fitted grid
     dots: int
+    centres_px: np.ndarray | None = field(default=None, repr=False, compare=False)  # the grid's dots, N×2 x y
 
 
 @dataclass(frozen=True)
@@ -129,7 +145,8 @@ def find_dots(image: np.ndarray) -> tuple[np.ndarray, float]:
         candidates.append((label, x, y, w, h, area))
     if len(candidates) < MIN_DOTS:
         raise CalibrationError(f"found {len(candidates)} round dots, need at least {MIN_DOTS}: is a dot-grid "
-                               f"target in view, in focus and evenly lit?")
+                               f"target in view, in focus and evenly lit?",
+                               dots_px=np.array([(x + w / 2.0, y + h / 2.0) for _, x, y, w, h, _ in candidates]))
     median = float(np.median([c[5] for c in candidates]))
     kept = [c for c in candidates if 0.5 * median <= c[5] <= 2.0 * median]
     # intensity-weighted centroids on the grey image over each dot grown by 2 px: sub-pixel, and
@@ -199,6 +216,13 @@ def index_grid(centres: np.ndarray, diameter_px: float = 0.0) -> DotGrid:
 def measure_pitch(image: np.ndarray) -> PitchMeasurement:
     """The target's pitch in px, its standard error and the grid's rotation."""
     centres, diameter = find_dots(image)
+    try:
+        return _measure(centres, diameter)
+    except CalibrationError as exc:
+        raise CalibrationError(str(exc), dots_px=centres) from None
+
+
+def _measure(centres: np.ndarray, diameter: float) -> PitchMeasurement:
     grid = index_grid(centres, diameter)
     params, residuals = _fit(grid.centres_px, grid.indices.astype(float))
     n = len(grid.indices)
@@ -219,7 +243,7 @@ def measure_pitch(image: np.ndarray) -> PitchMeasurement:
         raise CalibrationError(f"the {n} dots found do not lie on a regular grid (RMS {residual:.2f} px from the "
                                f"fitted grid, pitch {pitch:.2f} px): is the target in focus and in view?")
     return PitchMeasurement(pitch_px=pitch, pitch_px_std=pitch_std, pitch_u_px=len_u, pitch_v_px=len_v,
-                            rotation_deg=rotation, residual_px=residual, dots=n)
+                            rotation_deg=rotation, residual_px=residual, dots=n, centres_px=grid.centres_px)
 
 
 def calibrate_from_target(image: np.ndarray, pitch_mm: float, *, camera: str = "coarse",
@@ -233,6 +257,53 @@ def calibrate_from_target(image: np.ndarray, pitch_mm: float, *, camera: str = "
     return Calibration(camera=camera, pitch_mm=float(pitch_mm), mm_per_px=mm_per_px,
                        mm_per_px_std=mm_per_px * relative, rotation_deg=measured.rotation_deg,
                        measurement=measured)
+
+
+# -- at the station: a frame, what was found in it, and what to do about a bad one ----------------------
+@dataclass(frozen=True)
+class CalibrationAttempt:
+    image: np.ndarray  # the frame that was measured
+    calibration: Calibration | None  # None: the frame was no usable target
+    dots_px: np.ndarray  # N×2 x y: the grid's dots, or the blobs found before the grid was refused
+    error: str = ""
+    hints: tuple[str, ...] = ()  # what to change, in plain words, most likely first
+
+    @property
+    def ok(self) -> bool:
+        return self.calibration is not None
+
+
+def frame_hints(image: np.ndarray, *, top_view: str = "top") -> tuple[str, ...]:
+    """Why a frame showed no usable dot grid, from its grey levels, with what to do; the last hint
+    (target, view, focus) always applies."""
+    grey = _grey(image)
+    p5, p95, p99 = (float(v) for v in np.percentile(grey, [5, 95, 99]))
+    hints = []
+    if p99 < DARK_P99:
+        hints.append(f"The frame is nearly black (its brightest 1 % at {p99:.0f} of 255): the lights are off or "
+                     f"too weak. Switch on the backlight (or the coaxial light) and measure again.")
+    elif float(np.mean(grey >= 250)) > SATURATED_SHARE:
+        hints.append(f"{100 * float(np.mean(grey >= 250)):.0f} % of the frame is saturated: lower the exposure or "
+                     f"the light level.")
+    elif p95 - p5 < LOW_CONTRAST:
+        hints.append(f"The frame has almost no contrast ({p95 - p5:.0f} grey levels): no dark dots on a bright plate "
+                     f"are in view. Light the plate from behind (backlight) or with the coaxial light.")
+    hints.append(f"Check that the calibration plate is in the fixture and under this camera: move the stage to the "
+                 f"recipe's {top_view!r} view (the plate lies flat), in focus.")
+    return tuple(hints)
+
+
+def attempt_calibration(image: np.ndarray, pitch_mm: float, *, camera: str = "coarse",
+                        pitch_tolerance_mm: float = 0.0) -> CalibrationAttempt:
+    """`calibrate_from_target` for a person at the station: a frame that is no usable target is an
+    attempt with the reason, the blobs found and hints (a bad pitch still raises: it is a typo)."""
+    if isinstance(pitch_mm, bool) or not isinstance(pitch_mm, (int, float)) or not pitch_mm > 0:
+        raise CalibrationError(f"target pitch: expected a positive number of mm, got {pitch_mm!r}")
+    try:
+        result = calibrate_from_target(image, pitch_mm, camera=camera, pitch_tolerance_mm=pitch_tolerance_mm)
+    except CalibrationError as exc:
+        return CalibrationAttempt(image, None, exc.dots_px, str(exc), frame_hints(image))
+    return CalibrationAttempt(image, result, result.measurement.centres_px)
 
 
 # -- into the station config -----------------------------------------------------------------------------

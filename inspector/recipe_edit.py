@@ -56,6 +56,29 @@ class FieldChange:
     def __str__(self) -> str:
         return f"{self.path}: {json.dumps(self.old)} → {json.dumps(self.new)}"
 
+    def lines(self) -> list[str]:
+        """The change as a person reads it, one leaf a line: `path: old → new` for a changed value,
+        `+ path: value` for each field of something added, `- path: value` for something removed."""
+        if self.old is not None and self.new is not None and not _nested(self.old) and not _nested(self.new):
+            return [str(self)]
+        removed = [] if self.old is None else [f"- {p}: {json.dumps(v)}" for p, v in _leaves(self.old, self.path)]
+        added = [] if self.new is None else [f"+ {p}: {json.dumps(v)}" for p, v in _leaves(self.new, self.path)]
+        return removed + added
+
+
+def _nested(value: Any) -> bool:
+    return isinstance(value, dict) or (isinstance(value, list) and not _is_leaf_list(value))
+
+
+def _leaves(value: Any, path: str) -> list[tuple[str, Any]]:
+    """(dotted path, value) of every leaf under `value` (lists of plain values are one leaf)."""
+    if isinstance(value, dict):
+        return [leaf for key, v in value.items() for leaf in _leaves(v, f"{path}.{key}" if path else str(key))] \
+            or [(path, value)]
+    if _nested(value):
+        return [leaf for i, v in enumerate(value) for leaf in _leaves(v, f"{path}[{i}]")] or [(path, value)]
+    return [(path, value)]
+
 
 @dataclass(frozen=True)
 class SaveResult:

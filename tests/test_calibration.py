@@ -6,8 +6,8 @@ import pytest
 
 from hardware.sim.cell import station_config_dict
 from inspector.access import AccessControl, AccessDenied, Session
-from inspector.calibration import (CalibrationError, apply_calibration, calibrate_from_target, measure_pitch,
-                                   render_dot_target, write_calibration)
+from inspector.calibration import (CalibrationError, apply_calibration, attempt_calibration, calibrate_from_target,
+                                   measure_pitch, render_dot_target, write_calibration)
 from inspector.results.sqlite_store import ResultStore
 from inspector.schema import dump_toml
 from inspector.station_config import StationConfig
@@ -70,6 +70,32 @@ def test_a_virtual_cell_frame_of_the_part_is_no_target():
     with pytest.raises(CalibrationError):
         calibrate_from_target(frame, 1.0)
 
+
+
+def test_a_frame_that_is_no_target_comes_with_hints_and_the_dots_found():
+    """What a person at the station gets back: the frame, the dots found (to draw) and, for a frame
+    that is no usable target, the reason and what to change — lights, contrast, view."""
+    target = render_dot_target((480, 640), 24.0, 10.0, grid=(15, 11), seed=3)
+    good = attempt_calibration(target, 1.0)
+    assert good.ok and not good.hints and good.calibration.measurement.dots == 165
+    assert good.dots_px.shape == (165, 2) and good.image is target
+    rng = np.random.default_rng(4)
+    lights_off = np.clip(rng.normal(1.0, 1.0, (480, 640)), 0, 255).astype(np.uint8)
+    dark = attempt_calibration(lights_off, 1.0)
+    assert not dark.ok and dark.error and dark.calibration is None
+    assert "nearly black" in dark.hints[0] and "backlight" in dark.hints[0]
+    assert "'top' view" in dark.hints[-1]
+    flat = np.clip(rng.normal(127.0, 4.0, (480, 640)), 0, 255).astype(np.uint8)  # backlight on, no plate in view
+    grey = attempt_calibration(flat, 1.0)
+    assert not grey.ok and "almost no contrast" in grey.hints[0] and "'top' view" in grey.hints[-1]
+    burnt = np.full((480, 640), 255, np.uint8)
+    burnt[::40, ::40] = 0
+    assert "saturated" in attempt_calibration(burnt, 1.0).hints[0]
+    scattered = render_dot_target((480, 640), 24.0, 10.0, grid=(15, 11), seed=3).copy()
+    scattered[:, 320:] = 200  # half a target is still a target; the dots found come back either way
+    assert attempt_calibration(scattered, 1.0).dots_px.shape[1] == 2
+    with pytest.raises(CalibrationError, match="target pitch"):
+        attempt_calibration(target, 0)  # a typo in the pitch is no frame problem: it still raises
 
 @pytest.fixture
 def station_file(tmp_path):

@@ -175,6 +175,33 @@ def test_every_relabel_action_leaves_an_audit_row(env):
     assert len(queue.labels(part_row=closed.part_row)) == 8
 
 
+
+def test_label_changes_are_in_the_audit_log(env):
+    """README: label changes are written to the audit log (who, when, old → new), in the label's own
+    transaction, and the chain stays intact."""
+    store, queue, archive, _ = env
+    row, (item,) = add(store, queue, part(archive, 1, "FAIL", [defect(), defect("dent", "defect")]))
+    queue.reject(item, 1, WHO["qa-anna"])
+    queue.change_class(item, 0, "burr", WHO["qa-ben"])
+    queue.add_box(item, "fine_01_side", (3, 4, 13, 10), "dent", WHO["qa-ben"])
+    queue.note(item, "burr at the edge", WHO["qa-ben"])
+    queue.close(item, WHO["qa-anna"])
+    access = AccessControl(store)
+    rows = [e for e in reversed(access.audit(target=f"part:{row}")) if e.action.startswith("review_")]
+    assert [(e.action, e.who, e.role) for e in rows] == [
+        ("review_reject", "qa-anna", "qa"), ("review_change_class", "qa-ben", "qa"), ("review_add_box", "qa-ben", "qa"),
+        ("review_note", "qa-ben", "qa"), ("review_close", "qa-anna", "qa")]
+    assert (rows[0].old, rows[0].new) == ({"defect": 1, "label": "dent (defect)"}, {"defect": 1, "label": "ok"})
+    assert rows[1].new == {"defect": 0, "label": "burr"}
+    assert rows[2].new == {"label": "dent", "image": "fine_01_side", "box_px": [3, 4, 13, 10]}
+    assert rows[3].reason == "burr at the edge" and (rows[4].old, rows[4].new) == ("open", "done")
+    labels = queue.labels(item)
+    assert [e.at for e in rows] == [lb.at for lb in labels]  # one time for the label and its audit row
+    assert access.verify().ok
+    with pytest.raises(AccessDenied):  # a refused relabel writes neither a label nor an audit row
+        queue.confirm(item, 0, WHO["line-lead"])
+    assert len([e for e in access.audit(target=f"part:{row}") if e.action.startswith("review_")]) == 5
+
 def test_override(env):
     store, queue, archive, _ = env
     row, _ = add(store, queue, part(archive, 1, "FAIL", [defect()]))

@@ -135,3 +135,21 @@ def test_cli_train_takes_several_sets_and_no_val():
     from training.__main__ import build_parser
     args = build_parser().parse_args(["train", "classifier", "--train", "a", "b", "--val", ""])
     assert [str(p) for p in args.train] == ["a", "b"] and args.val is None
+
+
+@pytest.mark.parametrize("role,says", [("detector", "hold no coarse frames"), ("classifier", "hold no labelled regions")])
+def test_cli_refuses_an_empty_training_set_plainly(tmp_path, role, says):
+    """A set with no images (e.g. a review export without coarse frames) is refused in one line, not
+    with numpy's "high <= 0" from the crop sampler."""
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({"images": [], "annotations": [],
+                                 "categories": [{"id": 1, "name": "scratch", "supercategory": "defect"}]}))
+    data = tmp_path / "data"
+    subprocess.run([sys.executable, "-m", "training", "data", "import-coco", str(empty), "--kind", "coarse",
+                    "--out", str(data)], check=True, capture_output=True, timeout=120)
+    count = ["--iterations", "2"] if role == "detector" else ["--epochs", "1"]
+    result = subprocess.run([sys.executable, "-m", "training", "train", role, "--train", str(data), "--val", "",
+                             "--out", str(tmp_path / "o"), "--threads", "1", *count],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and says in result.stderr and str(data) in result.stderr
+    assert "Traceback" not in result.stderr and "high <=" not in result.stderr

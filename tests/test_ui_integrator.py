@@ -2,6 +2,7 @@
 connect, home, jog, go to a view, set a light, live frame, add a view, edit thresholds and rules,
 save a new version (diff, backup, audit), calibrate from a target image; roles and busy state."""
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -167,7 +168,10 @@ def test_integrator_jogs_lights_views_edits_and_saves(qtbot, view, devices, cell
     assert dialog is not None and dialog.isVisible()
     lines = [dialog.diff.item(i).text() for i in range(dialog.diff.count())]
     assert "classes.dent.detect_threshold: 0.18 → 0.25" in lines
-    assert any(line.startswith("views[5]: null → {") and "top-offset" in line for line in lines)
+    assert '+ views[5].name: "top-offset"' in lines  # an added view: one field a line, not one JSON line
+    assert all(len(line) < 120 for line in lines), lines
+    assert str(recipe_file.resolve()) in dialog.target_label.text()  # the file it overwrites, in full
+    assert "housing.recipe.v1.json" in dialog.target_label.text()  # and where version 1 is kept
     assert not dialog.save_button.isEnabled()
     dialog.reason.setText("offset view for the gate mark; fewer missed dents")
     qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
@@ -301,7 +305,42 @@ def test_calibrate_live_on_the_virtual_cells_plate(qtbot, view, devices, cell):
     qtbot.waitUntil(lambda: panel.output.text() not in ("", "measuring…"), timeout=WAIT_MS)
     assert panel.result is not None, panel.output.text()
     assert panel.result.mm_per_px == pytest.approx(0.05, rel=1e-3)
+    assert len(panel.frame_dots) == panel.result.measurement.dots and panel.frame.source is not None
+    assert not panel.hints.isVisible()
+
+    # lights off: no "two dots fell on one grid node" alone, but what to do, and the frame it measured
+    devices.lights.all_off()
+    panel.output.setText("")
+    qtbot.mouseClick(panel.live_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.output.text() not in ("", "measuring…"), timeout=WAIT_MS)
+    assert panel.result is None and not panel.write_button.isEnabled()
+    assert panel.hints.isVisible() and "backlight" in panel.hints.text() and "nearly black" in panel.hints.text()
+    assert "'top' view" in panel.hints.text()
+    assert panel.frame.source is not None and panel.frame.source.width() == 1024  # the frame that was measured
+    assert view.last_message[1] and "calibration failed" in view.last_message[0]
+    view.grab().save(str(Path(os.environ.get("SHOTS_DIR", "/tmp")) / "integrator-calibration-lights-off.png"))
     panel.camera.setCurrentText("fine")
     assert panel.pitch.value() == 0.25
     panel.plate_button.click()
     assert cell.target is None and cell.part is not None
+
+
+def test_connected_workspace_fits_a_1024x768_screen(qtbot, view, devices):
+    """Connected (every light channel listed), in the space the station window gives a workspace at
+    1024x768 (its page viewport, 1020x666): every button of every tab is fully on screen."""
+    from PyQt6.QtWidgets import QAbstractButton
+
+    from tests.test_ui_fit import clipped_by, tab_states
+    view.set_session(INTEGRATOR)
+    view.set_devices(devices)
+    qtbot.waitUntil(lambda: view.pills["motion"].state == "connected", timeout=WAIT_MS)
+    view.resize(1020, 666)
+    qtbot.wait(20)
+    assert (view.width(), view.height()) == (1020, 666), view.minimumSizeHint()  # not held wider by a minimum
+    clipped = []
+    for state in tab_states(view):
+        qtbot.wait(20)
+        for button in (b for b in view.findChildren(QAbstractButton) if b.isVisible() and b.text()):
+            if why := clipped_by(button, view):
+                clipped.append(f"[{state}] {button.text()}: {why}")
+    assert view.lights.isVisible() and clipped == []

@@ -290,7 +290,7 @@ def test_compare_gate_and_promote(station, qtbot, tmp_path, monkeypatch):
     assert panel.promote_button.isEnabled()
     view.tabs.setCurrentWidget(panel)
     assert view.grab().save(str(tmp_path / "qa_promote.png"))
-    monkeypatch.setattr("ui.qa_view.QInputDialog.getText", lambda *a, **k: ("relabelled dents, review set clean", True))
+    monkeypatch.setattr("ui.promotion_panel.QInputDialog.getText", lambda *a, **k: ("relabelled dents, review set clean", True))
     scored = Recipe.load(candidate_recipe)
     assert model.comparison.candidate_recipe_hash == scored.hash
     assert model.production_figures["review set"].parts  # judged on the gate side
@@ -309,8 +309,8 @@ def test_compare_gate_and_promote(station, qtbot, tmp_path, monkeypatch):
 def test_retraining_job_from_the_panel(station, qtbot, tmp_path, monkeypatch):
     """The panel's job: the review export's coarse frames feed the detector, fine shots (with rejected
     calls as 'ok' ROIs) the classifier; the finished job leaves a candidate pair ready to compare."""
-    from ui import qa_view
-    from ui.qa_models import retrain_steps, review_subset
+    from ui import promotion_panel
+    from ui.retrain_job import retrain_steps, review_subset
     view, access, store, recipe = station
     view.set_session(access.login("anna", "2222"))
     item, index = open_item_with_calls(view)
@@ -349,7 +349,7 @@ def test_retraining_job_from_the_panel(station, qtbot, tmp_path, monkeypatch):
                 f"shutil.copy({str(panel.model.production().detector)!r}, p / 'detector.onnx')")
         return [JobStep(f"train {role}", [sys.executable, "-c", code])]
 
-    monkeypatch.setattr(qa_view, "retrain_steps", fake_steps)
+    monkeypatch.setattr(promotion_panel, "retrain_steps", fake_steps)
     panel.retrain_count.setValue(4)
     with qtbot.waitSignal(panel.job.finished, timeout=30_000) as done:
         panel.start_button.click()
@@ -359,3 +359,93 @@ def test_retraining_job_from_the_panel(station, qtbot, tmp_path, monkeypatch):
     candidate = ModelPair.in_folder(panel.candidate_edit.text())
     assert candidate.missing() == [] and panel.model.candidate == candidate
     assert panel.start_button.isEnabled() and not panel.cancel_button.isEnabled()
+
+
+def test_retraining_refuses_an_export_without_the_models_images(station, qtbot, tmp_path):
+    """An export whose labels are all on fine shots cannot retrain the detector: the panel says so in
+    plain words before any job starts (not numpy's "high <= 0" minutes later); the classifier can."""
+    view, access, store, _ = station
+    view.set_session(access.login("anna", "2222"))
+    item, _ = open_item_with_calls(view)
+    fine = next((p for p in item.image_paths if Path(p).stem.startswith("fine_")), None)
+    if fine is None:
+        pytest.skip("no fine shot on this part")
+    view.review_model.add_box(fine, (2, 2, 20, 20), "burr")  # a label on a fine shot only
+    coco = view.review_model.export(tmp_path / "export")
+    assert coco is not None and all("_fine_" in im["file_name"] for im in json.loads(coco.read_text())["images"])
+    panel = view.promotion
+    panel.split_rule = SplitRule(gate_share=0.001)  # these parts on the train side
+    panel.retrain_model.setCurrentText("detector")
+    panel.start_button.click()
+    assert not panel.job.is_running()
+    text = panel.refusal_label.text()
+    assert panel.refusal_label.isVisibleTo(panel)
+    assert "holds no coarse-frame labels" in text and "the detector cannot be retrained from it" in text, text
+    assert "export the labels again" in text and "high <=" not in text
+    assert text in panel.log.toPlainText()
+    with pytest.raises(ValueError, match="holds no coarse-frame labels"):
+        from ui.retrain_job import check_training_data
+        check_training_data(coco, "detector", GateSplit(store, SplitRule(gate_share=0.001)))
+    # the gate side is never trained on: an export whose parts all sit there is refused too
+    with ResultStore(tmp_path / "other.db") as other:
+        with pytest.raises(ValueError, match="all belong to parts on the gate side"):
+            check_training_data(coco, "classifier", GateSplit(other, SplitRule(gate_share=0.999)))
+    check_training_data(coco, "classifier", GateSplit(store, SplitRule(gate_share=0.001)))  # fine shots: accepted
+
+
+def test_export_asks_for_a_folder_and_label_changes_are_audited(station, qtbot, tmp_path, monkeypatch):
+    """Export labels (COCO)… opens a folder dialog (never writes relative to the working directory);
+    a non-empty folder gets a new review_<time> folder inside; the relabel is in the audit log."""
+    view, access, store, _ = station
+    view.set_session(access.login("anna", "2222"))
+    panel = view.review
+    item, index = open_item_with_calls(view)
+    panel.defects.selectRow(index)
+    panel.reject_button.click()
+    entry = access.audit(action="review_reject")[0]
+    assert entry.who == "anna" and entry.target == f"part:{item.part_row}"
+    assert entry.new == {"defect": index, "label": "ok"}
+    monkeypatch.chdir(tmp_path)  # a relative default would land here
+    panel.export_button.click()
+    dialog = panel.export_dialog
+    assert dialog is not None and dialog.isVisible()
+    assert Path(dialog.directory().absolutePath()) == view.review_model.queue.export_root.resolve()
+    chosen = tmp_path / "chosen"
+    chosen.mkdir()
+    (chosen / "something.txt").write_text("not ours")
+    with qtbot.waitSignal(view.review_model.message, timeout=10_000):
+        dialog.selectFile(str(chosen))
+        dialog.accept()
+    exported = [Path(p) for _, p, _, _, _ in view.review_model.queue.exports()]
+    assert len(exported) == 1 and exported[0].is_absolute()
+    assert exported[0].parent.parent == chosen and exported[0].parent.name.startswith("review_")
+    assert (chosen / "something.txt").read_text() == "not ours"
+    assert str(exported[0]) in panel.status.text()
+    assert not list(tmp_path.glob("*.coco.json")) and not (tmp_path / "images").exists()
+
+
+def test_an_open_item_fits_the_space_of_a_1024x768_screen(station, qtbot):
+    """With an item open (record, calls, fine shots, the 'unknown' name field shown) in the space the
+    station window gives a workspace at 1024x768 (1020x666), every button is fully on screen."""
+    import os
+
+    from PyQt6.QtWidgets import QAbstractButton
+
+    from tests.test_ui_fit import clipped_by, tab_states
+    view, access, _, _ = station
+    view.set_session(access.login("anna", "2222"))
+    _, index = open_item_with_calls(view)
+    view.review.defects.selectRow(index)
+    view.review.class_choice.setCurrentText("unknown")
+    view.resize(1020, 666)
+    qtbot.wait(20)
+    assert (view.width(), view.height()) == (1020, 666), view.minimumSizeHint()
+    clipped = []
+    for state in tab_states(view):
+        qtbot.wait(20)
+        if os.environ.get("SHOTS_DIR"):
+            view.grab().save(os.path.join(os.environ["SHOTS_DIR"], f"qa-item-1020x666-{len(clipped)}-{state[:6]}.png"))
+        for button in (b for b in view.findChildren(QAbstractButton) if b.isVisible() and b.text()):
+            if why := clipped_by(button, view):
+                clipped.append(f"[{state}] {button.text()}: {why}")
+    assert view.review.kind_name.isVisible() and clipped == []

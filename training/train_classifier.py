@@ -136,6 +136,10 @@ def train_classifier(cfg: ClassifierTrainConfig) -> Path:
     train_sets, train_manifest = open_sets(cfg.train)
     val_set, val_manifest = open_set(cfg.val) if cfg.val else (None, {})
     samples = [item for train_set in train_sets for item in load_samples(train_set, cfg.exclude_kind)]
+    sets = ', '.join(map(str, cfg.train if isinstance(cfg.train, (tuple, list)) else [cfg.train]))
+    if not samples:
+        raise ValueError(f"classifier: the training set(s) {sets} hold no labelled "
+                         f"regions, so there is nothing to train the classifier on")
     val_samples = load_samples(val_set, cfg.exclude_kind) if val_set is not None else []
     val_crops = fixed_val_crops(val_samples) if val_samples else None
     val_labels = np.array([s.label for s in val_samples], np.int64)

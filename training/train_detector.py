@@ -182,6 +182,10 @@ def train_detector(cfg: DetectorTrainConfig) -> Path:
     train_sets, train_manifest = open_sets(cfg.train)
     val_set, val_manifest = open_set(cfg.val) if cfg.val else (None, {})
     frames = [item for train_set in train_sets for item in load_frames(train_set)]
+    sets = ', '.join(map(str, cfg.train if isinstance(cfg.train, (tuple, list)) else [cfg.train]))
+    if not frames:  # else numpy's "high <= 0" from the crop sampler, minutes into the job
+        raise ValueError(f"detector: the training set(s) {sets} hold no coarse "
+                         f"frames, so there is nothing to train the detector on")
     sampler = CropSampler(frames, cfg.crop, cfg.defect_bias, cfg.nuisance_bias)
     model = CenterNetDetector(num_classes=len(DEFECT_CLASSES), width=cfg.width)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

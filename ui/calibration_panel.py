@@ -1,10 +1,34 @@
 """Calibrate px → mm with a dot-grid target: measure from a live frame or an image file, look at
-the result (with its uncertainty), then write it into the station config."""
+the result (with its uncertainty) and at the measured frame with the dots found drawn on it — or,
+when the frame was no usable target, at the reason with hints (lights, contrast, view) — then write
+it into the station config."""
 from __future__ import annotations
 
-from PyQt6.QtCore import pyqtSignal
+import numpy as np
+from PyQt6.QtCore import QPointF, pyqtSignal
+from PyQt6.QtGui import QColor, QPainter, QPen
 from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-                             QPushButton, QVBoxLayout, QWidget)
+                             QPushButton, QSizePolicy, QVBoxLayout, QWidget)
+
+from .image_label import ScaledImageLabel, to_pixmap
+
+ON_GRID, NOT_A_GRID = "#2ecc71", "#ff7043"
+
+
+class DotFrame(ScaledImageLabel):
+    """The measured frame, scaled to fit, with a circle on each dot found."""
+
+    def show_dots(self, image: np.ndarray, dots_px: np.ndarray, colour: str) -> None:
+        pixmap = to_pixmap(image)
+        if len(dots_px):
+            painter = QPainter(pixmap)
+            radius = max(3.0, image.shape[1] / 200)
+            painter.setPen(QPen(QColor(colour), max(1.5, image.shape[1] / 600)))
+            for x, y in dots_px:
+                painter.drawEllipse(QPointF(float(x), float(y)), radius, radius)
+            painter.end()
+        self._pixmap = pixmap
+        self._rescale()
 
 
 class CalibrationPanel(QWidget):
@@ -38,6 +62,15 @@ class CalibrationPanel(QWidget):
         self.camera.currentTextChanged.connect(self._plate_pitch)
         self.output = QLabel("Put a dot-grid target of known pitch under the camera, in focus and evenly lit.")
         self.output.setWordWrap(True)
+        self.hints = QLabel("")
+        self.hints.setWordWrap(True)
+        self.hints.setVisible(False)
+        self.hints.setStyleSheet("background: #fff8e1; color: #4e342e; padding: 4px; border-radius: 3px;")
+        for label in (self.output, self.hints, self.current):
+            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Minimum)
+        self.frame = DotFrame("the measured frame shows here, with the dots found")
+        self.frame.setMinimumSize(160, 120)
+        self.frame_dots = np.zeros((0, 2))
         self.live_button.clicked.connect(
             lambda: self.measure_live_requested.emit(self.camera.currentText(), self.pitch.value()))
         self.file_button.clicked.connect(self._choose_file)
@@ -54,7 +87,8 @@ class CalibrationPanel(QWidget):
         layout.addWidget(self.plate_button)
         layout.addLayout(buttons)
         layout.addWidget(self.output)
-        layout.addStretch(1)
+        layout.addWidget(self.hints)
+        layout.addWidget(self.frame, 1)
         layout.addWidget(self.rotation)
         layout.addWidget(self.write_button)
         self._can_write = False
@@ -88,13 +122,30 @@ class CalibrationPanel(QWidget):
         self.result = calibration
         self.output.setStyleSheet("")
         self.output.setText(calibration.summary())
+        self.hints.setVisible(False)
         self.write_button.setEnabled(self._can_write)
 
-    def show_error(self, message: str) -> None:
+    def show_error(self, message: str, hints: tuple[str, ...] = ()) -> None:
         self.result = None
         self.output.setStyleSheet("color: #b71c1c;")
         self.output.setText(message)
+        self.hints.setText("<br>".join(f"• {hint}" for hint in hints))
+        self.hints.setVisible(bool(hints))
         self.write_button.setEnabled(False)
+
+    def show_attempt(self, attempt) -> None:
+        """An `inspector.calibration.CalibrationAttempt`: the result or the reason with hints, and the
+        frame with the dots found (green on the grid; orange when they were not taken for one)."""
+        if attempt.ok:
+            self.show_result(attempt.calibration)
+        else:
+            self.show_error(f"No calibration: {attempt.error}", attempt.hints)
+        self.show_frame(attempt.image, attempt.dots_px, ON_GRID if attempt.ok else NOT_A_GRID)
+
+    def show_frame(self, image: np.ndarray, dots_px: np.ndarray, colour: str) -> None:
+        self.frame_dots = np.asarray(dots_px, dtype=np.float64).reshape(-1, 2)
+        self.frame.show_dots(image, self.frame_dots, colour)
+        self.frame.setToolTip(f"{len(self.frame_dots)} dot(s) found")
 
     def set_permissions(self, *, measure_live: bool, measure: bool, write: bool) -> None:
         self._can_write = write

@@ -2,6 +2,10 @@
 with exposure and gain, the recipe editor (views, thresholds, grey band, rules; save as a new
 version with the diff and a reason) and px → mm calibration.
 
+The header (device pills, state, Connect) is `device_header`; the stage actions and the calibration
+actions are the mixins `integrator_stage` and `integrator_calibration`. The three columns sit in a
+splitter and reflow from a 1024x768 screen up (stage and lights scroll when the screen is short).
+
 The station shell owns the devices and hands them over with `set_devices`. Every device call runs
 on a worker thread (`DeviceWorker`); answers come back as signals. Roles are checked here to grey
 out what a user may not do, and again in the core calls (`Session.require`, `save_recipe`,
@@ -13,62 +17,29 @@ from pathlib import Path
 
 from PyQt6.QtCore import QCoreApplication, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QFont
-from PyQt6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QSizePolicy, QTabWidget, QVBoxLayout, QWidget)
+from PyQt6.QtWidgets import QFrame, QLabel, QScrollArea, QSizePolicy, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
 from hardware.motion.base import MachineState
 from hardware.pose import StagePose
 from inspector.access import AccessControl, AccessDenied, Session
-from inspector.calibration import CalibrationError, calibrate_from_target, write_calibration
 from inspector.devices import Devices
 from inspector.recipe import Recipe
 from inspector.recipe_edit import NoChanges, RecipeConflict, save_recipe
 from inspector.schema import ConfigError
-from inspector.station_config import StationConfig
 
 from .calibration_panel import CalibrationPanel
+from .device_header import DeviceHeader, is_connected
 from .device_worker import DeviceWorker
+from .integrator_calibration import CalibrationActions
+from .integrator_stage import StageActions
 from .jog_panel import JogPanel
 from .light_panel import LightPanel
 from .live_view import LiveView
 from .recipe_editor import RecipeEditor, SaveRecipeDialog
 
-LINEAR_FEED_MM_PER_MIN = 3000.0
-ROTARY_FEED_DEG_PER_MIN = 7200.0
-STATE_COLOURS = {"Idle": "#1b8a3a", "Run": "#1565c0", "Jog": "#1565c0", "Home": "#1565c0", "Hold": "#e08a00",
-                 "Alarm": "#c62828", "Door": "#c62828"}
-KEY_JOGS = {  # key → (axis, direction), without and with Shift
-    (Qt.Key.Key_Right, False): ("x", 1.0), (Qt.Key.Key_Left, False): ("x", -1.0),
-    (Qt.Key.Key_Up, False): ("y", 1.0), (Qt.Key.Key_Down, False): ("y", -1.0),
-    (Qt.Key.Key_PageUp, False): ("z", 1.0), (Qt.Key.Key_PageDown, False): ("z", -1.0),
-    (Qt.Key.Key_Right, True): ("a", 1.0), (Qt.Key.Key_Left, True): ("a", -1.0),
-    (Qt.Key.Key_Up, True): ("b", 1.0), (Qt.Key.Key_Down, True): ("b", -1.0),
-}
 
 
-def _is_connected(device) -> bool:
-    flag = getattr(device, "connected", None)
-    if flag is not None:
-        return bool(flag)
-    transport = getattr(device, "transport", None)
-    return bool(getattr(transport, "is_open", True))
-
-
-class Pill(QLabel):
-    """A device name with a coloured state."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__()
-        self.name = name
-        self.state = ""
-        self.set_state("not connected", "#78909c")
-
-    def set_state(self, text: str, colour: str) -> None:
-        self.state = text
-        self.setText(f"{self.name}: {text}")
-        self.setStyleSheet(f"background: {colour}; color: white; border-radius: 4px; padding: 3px 8px;")
-
-
-class IntegratorView(QWidget):
+class IntegratorView(StageActions, CalibrationActions, QWidget):
     connect_requested = pyqtSignal()  # the shell opens the devices of its station config, then set_devices
     disconnect_requested = pyqtSignal()
     recipe_saved = pyqtSignal(object)  # inspector.recipe_edit.SaveResult
@@ -100,30 +71,12 @@ class IntegratorView(QWidget):
         self._poll.timeout.connect(self._request_poll)
 
         # -- header: connection state, machine state, who is logged in
-        self.pills = {name: Pill(label) for name, label in
-                      (("motion", "Motion"), ("lights", "Lights"), ("coarse", "Coarse cam"), ("fine", "Fine cam"))}
-        self.state_label = QLabel("–")
-        self.state_label.setMinimumWidth(90)
-        self.state_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.session_label = QLabel("not logged in")
-        self.connect_button = QPushButton("Connect")
-        self.disconnect_button = QPushButton("Disconnect")
+        self.header = DeviceHeader(station_name)
+        self.pills, self.state_label, self.session_label = (self.header.pills, self.header.state_label,
+                                                            self.header.session_label)
+        self.connect_button, self.disconnect_button = self.header.connect_button, self.header.disconnect_button
         self.connect_button.clicked.connect(self.connect_requested)
         self.disconnect_button.clicked.connect(self.disconnect_requested)
-        header = QHBoxLayout()
-        if station_name:
-            title = QLabel(station_name)
-            title.setStyleSheet("font-size: 14px; font-weight: bold;")
-            header.addWidget(title)
-            header.addSpacing(8)
-        for pill in self.pills.values():
-            header.addWidget(pill)
-        header.addWidget(QLabel("State"))
-        header.addWidget(self.state_label)
-        header.addStretch(1)
-        header.addWidget(self.session_label)
-        header.addWidget(self.connect_button)
-        header.addWidget(self.disconnect_button)
 
         # -- left: stage and lights; centre: live view; right: recipe and calibration
         self.jog = JogPanel()
@@ -132,10 +85,17 @@ class IntegratorView(QWidget):
         left.addWidget(self.jog)
         left.addWidget(self.lights)
         left.addStretch(1)
+        left.setContentsMargins(0, 0, 0, 0)
         left_widget = QWidget()
         left_widget.setLayout(left)
-        left_widget.setFixedWidth(320)
-        left.setContentsMargins(0, 0, 0, 0)
+        # stage and lights scroll (many light channels) rather than push the workspace off a short screen
+        self.left_scroll = QScrollArea()
+        self.left_scroll.setWidget(left_widget)
+        self.left_scroll.setWidgetResizable(True)
+        self.left_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.left_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.left_scroll.setMinimumWidth(left_widget.minimumSizeHint().width()
+                                         + self.left_scroll.verticalScrollBar().sizeHint().width())
 
         self.live = LiveView()
         self.recipe_editor = RecipeEditor()
@@ -143,20 +103,24 @@ class IntegratorView(QWidget):
         self.side_tabs = QTabWidget()
         self.side_tabs.addTab(self.recipe_editor, "Recipe")
         self.side_tabs.addTab(self.calibration, "Calibration")
-        self.side_tabs.setMinimumWidth(420)
-        self.side_tabs.setMaximumWidth(520)
         self.side_tabs.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
 
-        body = QHBoxLayout()
-        body.addWidget(left_widget)
-        body.addWidget(self.live, 1)
-        body.addWidget(self.side_tabs)
+        # three columns in a splitter: the live view takes what the screen has beyond the other two
+        self.body = QSplitter(Qt.Orientation.Horizontal)
+        self.body.setChildrenCollapsible(False)
+        self.body.addWidget(self.left_scroll)
+        self.body.addWidget(self.live)
+        self.body.addWidget(self.side_tabs)
+        self.body.setStretchFactor(0, 0)
+        self.body.setStretchFactor(1, 1)
+        self.body.setStretchFactor(2, 0)
+        self.body.setSizes([self.left_scroll.minimumWidth(), 480, 470])
         self.message_label = QLabel("")
         self.message_label.setWordWrap(True)
         self.message_label.setMinimumHeight(22)
         layout = QVBoxLayout(self)
-        layout.addLayout(header)
-        layout.addLayout(body, 1)
+        layout.addWidget(self.header)
+        layout.addWidget(self.body, 1)
         layout.addWidget(self.message_label)
 
         # -- wiring
@@ -246,54 +210,6 @@ class IntegratorView(QWidget):
             worker.new_generation()
             worker.shutdown()
 
-    # == stage =======================================================================================
-    def jog_axis(self, axis: str, distance: float) -> None:
-        if not self._may_move():
-            return
-        feed = ROTARY_FEED_DEG_PER_MIN if axis in ("a", "b") else LINEAR_FEED_MM_PER_MIN
-        session, motion = self.session, self.devices.motion
-
-        def job():
-            session.require("jog")
-            return motion.jog(axis, distance, feed)
-
-        self._submit(self.devices_worker, "jog", job)
-
-    def home(self) -> None:
-        if self._may_move():
-            session, motion = self.session, self.devices.motion
-            self.show_message("homing…")
-            self._submit(self.devices_worker, "home", lambda: (session.require("jog"), motion.home())[1])
-
-    def unlock(self) -> None:
-        if self._may_move():
-            session, motion = self.session, self.devices.motion
-            self._submit(self.devices_worker, "unlock", lambda: (session.require("jog"), motion.unlock())[1])
-
-    def stop(self) -> None:
-        if self.devices is not None and not self.busy:
-            motion = self.devices.motion
-            self._submit(self.devices_worker, "stop", motion.stop)
-
-    def go_to_view(self, name: str) -> None:
-        recipe = self.recipe_editor.draft
-        view = next((v for v in recipe.views if v.name == name), None) if recipe else None
-        if view is None or not self._may_move():
-            return
-        session, motion = self.session, self.devices.motion
-        self.show_message(f"moving to view {name!r}…")
-        self._submit(self.devices_worker, f"goto:{name}", lambda: (session.require("jog"), motion.move_to(view.pose))[1])
-
-    def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt naming
-        shift = bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
-        jog = KEY_JOGS.get((Qt.Key(event.key()), shift))
-        if jog is not None and self.jog.plus["x"].isEnabled():
-            axis, sign = jog
-            self.jog_axis(axis, sign * self.jog.step(axis))
-            event.accept()
-            return
-        super().keyPressEvent(event)
-
     # == lights ======================================================================================
     def _set_levels(self, levels: dict) -> None:
         if self.devices is None or self.busy or not self._allows("lights"):
@@ -352,7 +268,7 @@ class IntegratorView(QWidget):
         if not changes:
             self.show_message("nothing to save: no changes", True)
             return
-        dialog = SaveRecipeDialog(editor.draft, editor.loaded.version + 1, changes, self)
+        dialog = SaveRecipeDialog(editor.draft, editor.loaded.version + 1, changes, self, path=self.recipe_path)
         dialog.accepted.connect(lambda: self.save_draft(dialog.reason.text()))
         self.save_dialog = dialog
         dialog.open()
@@ -379,87 +295,6 @@ class IntegratorView(QWidget):
         draft = self.recipe_editor.draft
         self.jog.set_views([v.name for v in draft.views] if draft else [])
 
-    # == calibration =================================================================================
-    def _virtual_cell(self):
-        """The virtual cell behind the cameras, when this station runs on one (it can hold a calibration plate)."""
-        scene = getattr(self.devices.cameras.get("coarse"), "scene", None) if self.devices else None
-        return scene if hasattr(scene, "load_target") else None
-
-    def _place_plate(self, inside: bool) -> None:
-        cell = self._virtual_cell()
-        if cell is None:
-            return
-        if inside:
-            cell.load_target()
-            self.calibration.set_plate_pitch({role: pitch for role in self.devices.cameras
-                                              if (pitch := cell.target_pitch_mm(role))})
-            self.show_message(f"calibration plate in the fixture: {cell.target.describe()}; "
-                              f"light it with the backlight or coaxial light")
-        else:
-            cell.unload_target()
-            self.show_message("calibration plate out; the part is back in the fixture")
-
-    def _calibrate_live(self, camera_name: str, pitch_mm: float) -> None:
-        if self.devices is None or self.busy or camera_name not in self.devices.cameras:
-            self.calibration.show_error(f"no camera {camera_name!r} connected")
-            return
-        session, camera = self.session, self.devices.cameras[camera_name]
-
-        def job():
-            session.require("calibrate")
-            return calibrate_from_target(camera.snap().image, pitch_mm, camera=camera_name)
-
-        self.calibration.output.setText("measuring…")
-        self._submit(self.camera_worker, "calibrate", job)
-
-    def _calibrate_file(self, path: str, camera_name: str, pitch_mm: float) -> None:
-        session = self.session
-        if session is None:
-            self.calibration.show_error("log in to calibrate")
-            return
-
-        def job():
-            import cv2
-
-            session.require("calibrate")
-            image = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
-            if image is None:
-                raise CalibrationError(f"{path}: not an image file that can be read")
-            return calibrate_from_target(image, pitch_mm, camera=camera_name)
-
-        self.calibration.output.setText("measuring…")
-        self._submit(self.camera_worker, "calibrate", job)
-
-    def _write_calibration(self, rotation: bool) -> None:
-        result = self.calibration.result
-        if result is None or self.session is None:
-            return
-        if self.station_config_path is None:
-            self.show_message("no station config file to write the calibration into", True)
-            return
-        try:
-            config = write_calibration(self.session, self.station_config_path, result, self.access,
-                                       rotation=rotation)
-        except (AccessDenied, CalibrationError, ConfigError, ValueError, OSError) as exc:
-            self.show_message(f"calibration not written: {exc}", True)
-            return
-        self.show_message(f"calibration written to {self.station_config_path.name}: {result.summary()}")
-        self._show_current_calibration(config)
-        self.calibration_written.emit(config)
-
-    def _show_current_calibration(self, config: StationConfig | None = None) -> None:
-        if config is None and self.station_config_path is not None:
-            try:
-                config = StationConfig.load(self.station_config_path)
-            except (ConfigError, ValueError, OSError):
-                config = None
-        if config is None:
-            self.calibration.show_current("no station config file to write into" if self.station_config_path is None
-                                          else f"{self.station_config_path.name} could not be read")
-            return
-        self.calibration.show_current(", ".join(f"{role} {cam.calibration.mm_per_px:.6g} mm/px"
-                                                for role, cam in config.cameras.items()))
-
     # == worker answers ==============================================================================
     def _submit(self, worker: DeviceWorker, tag: str, job) -> None:
         worker.submit(tag, job)
@@ -470,7 +305,7 @@ class IntegratorView(QWidget):
             return
 
         def job():
-            return (devices.motion.status(), _is_connected(devices.motion), _is_connected(devices.lights))
+            return (devices.motion.status(), is_connected(devices.motion), is_connected(devices.lights))
 
         self._submit(self.devices_worker, "poll", job)
 
@@ -488,8 +323,7 @@ class IntegratorView(QWidget):
             name, light_program, camera, exposure, gain = self._pending_view
             self.recipe_editor.add_view_at(StagePose(*result.as_tuple()), name, light_program, camera, exposure, gain)
         elif tag == "calibrate":
-            self.calibration.show_result(result)
-            self.show_message(f"calibration measured — {result.summary()}")
+            self._calibration_measured(result)
         elif tag == "home":
             self.show_message("homed")
         elif tag.startswith("goto:"):
@@ -519,12 +353,7 @@ class IntegratorView(QWidget):
 
     def _show_state(self, state: MachineState, motion_ok: bool, lights_ok: bool) -> None:
         self.machine_state = state
-        self.pills["motion"].set_state("connected" if motion_ok else "lost", "#1b8a3a" if motion_ok else "#c62828")
-        self.pills["lights"].set_state("connected" if lights_ok else "lost", "#1b8a3a" if lights_ok else "#c62828")
-        text = state.state + ("" if state.substate is None else f":{state.substate}")
-        self.state_label.setText(text)
-        self.state_label.setStyleSheet(f"background: {STATE_COLOURS.get(state.state, '#455a64')}; color: white;"
-                                       " border-radius: 4px; padding: 3px 8px; font-weight: bold;")
+        self.header.show_state(state, motion_ok, lights_ok)
         if state.state == "Alarm" and not self.last_message[1] and "home" not in self.last_message[0]:
             why = getattr(state, "alarm_text", "")
             self.show_message(f"the stage is in alarm{' (' + why + ')' if why else ''}: home it "
@@ -532,10 +361,7 @@ class IntegratorView(QWidget):
         self.jog.show_position(state.pose.as_tuple(), state.machine_pos[:5])
 
     def _show_disconnected(self) -> None:
-        for pill in self.pills.values():
-            pill.set_state("not connected", "#78909c")
-        self.state_label.setText("–")
-        self.state_label.setStyleSheet("background: #78909c; color: white; border-radius: 4px; padding: 3px 8px;")
+        self.header.show_disconnected()
         self.jog.show_position(None)
         self.lights.set_roles(())
         self.live.set_cameras([])

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from PyQt6.QtCore import QTimer, pyqtSignal
-from PyQt6.QtWidgets import QComboBox, QDoubleSpinBox, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout
+from PyQt6.QtWidgets import (QComboBox, QDoubleSpinBox, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSpinBox,
+                             QVBoxLayout)
 
 from .image_label import ScaledImageLabel
 
@@ -37,15 +38,18 @@ class LiveView(QGroupBox):
         self._timer.timeout.connect(self.request_frame)
         self.live_button.toggled.connect(self._live_toggled)
         self.snap_button.clicked.connect(self.request_frame)
-        controls = QHBoxLayout()
-        controls.addWidget(QLabel("Camera"))
-        controls.addWidget(self.camera)
-        controls.addWidget(QLabel("Exposure"))
-        controls.addWidget(self.exposure)
-        controls.addWidget(QLabel("Gain"))
-        controls.addWidget(self.gain)
-        controls.addStretch(1)
+        # two short rows rather than one long one: the column stays narrow enough for a 1024 px screen
+        controls = QVBoxLayout()
+        for widgets in ((("Camera", self.camera),), (("Exposure", self.exposure), ("Gain", self.gain))):
+            row = QHBoxLayout()
+            for label, widget in widgets:
+                row.addWidget(QLabel(label))
+                row.addWidget(widget)
+            row.addStretch(1)
+            controls.addLayout(row)
+        self.image.setMinimumSize(200, 150)
         self.info.setWordWrap(True)
+        self.info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Minimum)
         bottom = QHBoxLayout()
         bottom.addWidget(self.info, 1)
         bottom.addWidget(self.snap_button)

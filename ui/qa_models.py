@@ -13,16 +13,14 @@ from PyQt6.QtCore import QAbstractListModel, QModelIndex, QObject, QSize, Qt, py
 from PyQt6.QtGui import QColor, QIcon, QImage, QPainter, QPixmap
 
 from inspector.access import AccessControl, AccessDenied, Session
-from inspector.promotion import (HELDOUT_LOT, MODEL_ROLES, REVIEW_SET, Comparison, GateResult, GateRule, GateSplit,
-                                 ModelPair, Promotion, SetFigures, gate, keep_train_side, promote,
-                                 write_candidate_recipe)
+from inspector.promotion import (HELDOUT_LOT, MODEL_ROLES, REVIEW_SET, Comparison, GateResult, GateRule,
+                                 ModelPair, Promotion, SetFigures, gate, promote, write_candidate_recipe)
 from inspector.planner import face_mm_to_pixel
-from inspector.recipe import DEFECT_CLASSES, Recipe
+from inspector.recipe import Recipe
 from inspector.results.sqlite_store import ResultStore
 from inspector.review import OK, Label, ReviewItem, ReviewQueue
 from inspector.station_config import CameraConfig, StationConfig
 
-from .job_worker import JobStep, python_module
 
 THUMB = QSize(168, 126)
 VERDICT_COLOURS = {"PASS": "#1f8a3b", "FAIL": "#c0392b", "ERROR": "#d68910"}
@@ -295,7 +293,7 @@ class ReviewModel(QObject):
         return result
 
     def export(self, out_dir: str | Path | None = None) -> Path | None:
-        out = Path(out_dir) if out_dir else self.queue.export_root / time.strftime("review_%Y%m%d_%H%M%S")
+        out = Path(out_dir) if out_dir else self.queue.export_root.resolve() / time.strftime("review_%Y%m%d_%H%M%S")
         try:
             path = self._actions().export_coco(out)
         except (AccessDenied, ValueError, OSError) as exc:
@@ -391,60 +389,3 @@ class PromotionModel(QObject):
         self.comparison, self.gate_result = None, None  # production changed: compare again before another promotion
         self.changed.emit()
         return result
-
-
-# -- the retraining job's commands ------------------------------------------------------------------------
-def review_subset(coco: str | Path, kind: str, split: GateSplit) -> Path:
-    """The exported review labels restricted to train-side parts of `split` (the gate side is what
-    a candidate is scored on: never trained on, never used to pick a checkpoint or thresholds) and to
-    one camera's images ('coarse' frames train the detector, 'fine' shots the classifier), written
-    beside the export; returns its path."""
-    coco = Path(coco)
-    doc, _ = keep_train_side(json.loads(coco.read_text(encoding="utf-8")), split)
-    keep = [im for im in doc["images"] if Path(im["file_name"]).stem.split("_", 1)[-1].startswith(f"{kind}_")]
-    ids = {im["id"] for im in keep}
-    annotations = [a for a in doc["annotations"] if a["image_id"] in ids]
-    categories = list(doc["categories"])
-    if kind == "fine":  # the classifier trains on ROIs marked as targets; a rejected call is an 'ok' ROI
-        annotations = [{**a, "attributes": {**a.get("attributes", {}), "target": True}} for a in annotations]
-        ok_id = max((c["id"] for c in categories), default=0) + 1
-        categories.append({"id": ok_id, "name": "clean_spot", "supercategory": "ok"})
-        for im in keep:
-            for rejected in im.get("attributes", {}).get("rejected", []):
-                x0, y0, x1, y1 = rejected["box_px"]
-                annotations.append({"id": len(doc["annotations"]) + len(annotations) + 1, "image_id": im["id"],
-                                    "category_id": ok_id, "bbox": [x0, y0, x1 - x0, y1 - y0],
-                                    "area": (x1 - x0) * (y1 - y0), "iscrowd": 0,
-                                    "attributes": {"target": True, "source": "review", "action": "reject"}})
-    out = coco.with_name(f"review.{kind}.coco.json")
-    subset = {**doc, "images": keep, "annotations": annotations, "categories": categories}
-    out.write_text(json.dumps(subset, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    return out
-
-
-def retrain_steps(role: str, coco: str | Path, job_dir: str | Path, steps: int, *, split: GateSplit,
-                  data_root: str | Path = "out/data", version: str | None = None) -> list[JobStep]:
-    """The retraining job as `python -m training` steps: import the review labels of the role's
-    camera as a set → train (`--iterations` for the detector, `--epochs` for the classifier) on the
-    standard training set plus the imported one when the standard set is there, else on the imported
-    set alone → export the candidate ONNX to job_dir/candidate/<role>.onnx. Checkpoint choice and
-    thresholds use the standard validation set when it is there, else the imported set itself. The
-    imported labels are train-side parts only (`split`): the gate side never enters the job."""
-    job_dir = Path(job_dir)
-    kind = "coarse" if role == "detector" else "fine"
-    data, train, candidate = job_dir / "data", job_dir / "train", job_dir / "candidate"
-    subset = review_subset(coco, kind, split)
-    standard_train, standard_val = Path(data_root) / f"{kind}-train", Path(data_root) / f"{kind}-val"
-    val = standard_val if (standard_val / "annotations.coco.json").is_file() else data
-    train_sets = [str(standard_train)] if (standard_train / "annotations.coco.json").is_file() else []
-    count = ["--iterations", str(steps)] if role == "detector" else ["--epochs", str(steps)]
-    version = version or time.strftime("%Y%m%d.%H%M")
-    return [
-        JobStep("import labels", python_module("training", "data", "import-coco", str(subset), "--kind", kind,
-                                               "--out", str(data))),
-        JobStep(f"train {role}", python_module("training", "train", role, "--train", *train_sets, str(data), "--val", str(val),
-                                               "--out", str(train), "--threads", "1", *count)),
-        JobStep(f"export {role}", python_module("training", "export", role, "--checkpoint", str(train / "best.pt"),
-                                                "--val", str(val), "--out", str(candidate / f"{role}.onnx"),
-                                                "--version", version)),
-    ]

@@ -3,15 +3,18 @@ draft through `inspector.recipe_edit` (which validates and names the field); sav
 integrator view's job (role, reason, new version)."""
 from __future__ import annotations
 
+import html
+from pathlib import Path
+
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtGui import QColor
 from PyQt6.QtWidgets import (QAbstractItemView, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QHBoxLayout,
-                             QHeaderView, QLabel, QLineEdit, QListWidget, QPushButton, QTableWidget, QTableWidgetItem,
+                             QHeaderView, QLabel, QLineEdit, QListWidget, QListWidgetItem, QPushButton, QTableWidget, QTableWidgetItem,
                              QTabWidget, QVBoxLayout, QWidget)
 
 from hardware.pose import StagePose
 from inspector.recipe import Recipe
-from inspector.recipe_edit import (FieldChange, RecipeEditError, add_view, field_changes, remove_view,
+from inspector.recipe_edit import (FieldChange, RecipeEditError, add_view, backup_path, field_changes, remove_view,
                                    set_class_policy, set_rules)
 
 THRESHOLD_COLUMNS = ("Class", "Detect ≥", "Accept ≥", "Grey low", "Grey high")
@@ -315,15 +318,34 @@ class RecipeEditor(QWidget):
 
 
 class SaveRecipeDialog(QDialog):
-    """Shows what changed (field: old → new) and asks for the reason that goes into the audit log."""
+    """Names the file the save overwrites (and where the previous version is kept), shows what changed
+    one field a line (`field: old → new`; `+`/`-` lines for each field of an added or removed view or
+    rule) and asks for the reason that goes into the audit log."""
 
-    def __init__(self, recipe: Recipe, version: int, changes: list[FieldChange], parent=None) -> None:
+    def __init__(self, recipe: Recipe, version: int, changes: list[FieldChange], parent=None, *,
+                 path: str | Path | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(f"Save {recipe.id} as version {version}")
-        self.setMinimumWidth(620)
+        self.setMinimumWidth(560)
+        target = Path(path).resolve() if path is not None else None
+        if target is not None:
+            where = (f"Writes <b>version {version}</b> of {html.escape(recipe.id)} to<br><code>{html.escape(str(target))}"
+                     f"</code><br>replacing version {version - 1} in that file; version {version - 1} is kept "
+                     f"beside it as <code>{html.escape(backup_path(target, version - 1).name)}</code>.")
+        else:
+            where = f"Writes version {version} of {html.escape(recipe.id)}."
+        self.target_label = QLabel(where)
+        self.target_label.setWordWrap(True)
+        self.target_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.diff = QListWidget()
-        self.diff.addItems([str(change) for change in changes])
+        self.diff.setWordWrap(True)
         self.diff.setStyleSheet("font-family: 'DejaVu Sans Mono'; font-size: 12px;")
+        for change in changes:
+            for line in change.lines():
+                item = QListWidgetItem(line)
+                if line.startswith(("+ ", "- ")):
+                    item.setForeground(QColor("#1b5e20" if line.startswith("+") else "#b71c1c"))
+                self.diff.addItem(item)
         self.reason = QLineEdit()
         self.reason.setPlaceholderText("why (goes into the audit log with your name)")
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
@@ -333,6 +355,7 @@ class SaveRecipeDialog(QDialog):
         self.save_button.setEnabled(False)
         self.reason.textChanged.connect(lambda text: self.save_button.setEnabled(bool(text.strip())))
         layout = QVBoxLayout(self)
+        layout.addWidget(self.target_label)
         layout.addWidget(QLabel(f"{len(changes)} change{'s' if len(changes) != 1 else ''} "
                                 f"from version {version - 1}:"))
         layout.addWidget(self.diff, 1)

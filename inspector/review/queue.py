@@ -2,7 +2,8 @@
 
 `ReviewQueue` creates items from committed part records (NG, grey-band decisions, ERROR, sampled
 PASS) and from operator verdict overrides, lists and filters them, and relabels them: every action
-is a row in `review_labels` (who, when, old → new), never an update in place. It also keeps the
+is a row in `review_labels` (who, when, old → new), never an update in place, and a row in the
+station's audit log in the same transaction (action `review_<label action>`, target `part:<row>`). It also keeps the
 export bookkeeping (`review_exports`) and hands exports to `coco_export` and retraining to `hooks`.
 Every changing call takes the session of a logged-in user (issued by `AccessControl.login` on the
 same result store) and checks it: 'override' for an override, 'review' for labels, notes and closing;
@@ -27,6 +28,7 @@ from .records import (DEFECT_LABELS, KINDS, LABEL_ACTIONS, LABEL_CLASSES, OK, RE
                       ReviewItem, kind_name, label_from_row)
 
 from ..access import require
+from ..audit_log import append_row
 from .session_review import SessionReview
 
 if TYPE_CHECKING:
@@ -279,9 +281,12 @@ class ReviewQueue:
             elif action == "change_class" and last is not None and (last[0], last[1]) == (new, name):
                 raise ValueError(f"review item {item_id}: defect {defect_index} is already labelled {new!r}"
                                  + (f" named {name!r}" if name else ""))
+            now = time.time()
             label = ex("INSERT INTO review_labels (item_id, part_row, action, defect_index, who, at, old_value, new_value,"
                        " text) VALUES (?,?,?,?,?,?,?,?,?) RETURNING id",
-                       (item_id, part_row, action, defect_index, who, time.time(), old, new, name)).fetchone()[0]
+                       (item_id, part_row, action, defect_index, who, now, old, new, name)).fetchone()[0]
+            self._audit(ex, session, now, action, item_id, part_row, {"defect": defect_index, "label": old},
+                        {"defect": defect_index, "label": new, **({"name": name} if name else {})})
         if self._retrain is not None:
             self._retrain.after_label()
         return int(label)
@@ -314,9 +319,13 @@ class ReviewQueue:
                 raise ValueError(f"review item {item_id}: cannot read archived image {path}")
             if box[2] > size[0] or box[3] > size[1]:
                 raise ValueError(f"review item {item_id}: box {box} lies outside the {size[0]}×{size[1]} image {path}")
+            now = time.time()
             label = ex("INSERT INTO review_labels (item_id, part_row, action, image_path, x0, y0, x1, y1, who, at,"
                        " old_value, new_value, text) VALUES (?,?, 'add_box', ?,?,?,?,?,?,?, NULL, ?, ?) RETURNING id",
-                       (item_id, part_row, path, *box, who, time.time(), defect_class, name)).fetchone()[0]
+                       (item_id, part_row, path, *box, who, now, defect_class, name)).fetchone()[0]
+            self._audit(ex, session, now, "add_box", item_id, part_row, None,
+                        {"label": defect_class, "image": Path(path).stem, "box_px": list(box),
+                         **({"name": name} if name else {})})
         if self._retrain is not None:
             self._retrain.after_label()
         return int(label)
@@ -326,10 +335,12 @@ class ReviewQueue:
         item_id = _item_id(item)
         if not isinstance(text, str) or not text.strip():
             raise ValueError(f"review item {item_id}: a note needs text")
+        now = time.time()
         with self._tx() as ex:
             part_row = self._part_row(ex, item_id)
             label = ex("INSERT INTO review_labels (item_id, part_row, action, who, at, text) VALUES (?,?, 'note', ?,?,?)"
-                       " RETURNING id", (item_id, part_row, who, time.time(), text.strip())).fetchone()[0]
+                       " RETURNING id", (item_id, part_row, who, now, text.strip())).fetchone()[0]
+            self._audit(ex, session, now, "note", item_id, part_row, None, None, text.strip())
         return int(label)
 
     def close(self, item: int | ReviewItem, session: "Session") -> int:
@@ -341,7 +352,14 @@ class ReviewQueue:
             ex("UPDATE review_items SET status = 'done', closed_by = ?, closed_at = ? WHERE id = ?", (who, now, item_id))
             label = ex("INSERT INTO review_labels (item_id, part_row, action, who, at, old_value, new_value)"
                        " VALUES (?,?, 'close', ?,?, 'open', 'done') RETURNING id", (item_id, part_row, who, now)).fetchone()[0]
+            self._audit(ex, session, now, "close", item_id, part_row, "open", "done")
         return int(label)
+
+    def _audit(self, ex: Any, session: "Session", at: float, action: str, item_id: int, part_row: int, old: Any,
+               new: Any, text: str | None = None) -> None:
+        """The label's row in the station's audit log, inside the label's own transaction: both or neither."""
+        append_row(ex, self.store, lambda: at, session.user, session.role, f"review_{action}", f"part:{part_row}",
+                   old, new, text if text is not None else f"review item {item_id}")
 
     def _part_row(self, ex: Any, item_id: int) -> int:
         found = ex("SELECT part_row, status FROM review_items WHERE id = ?", (item_id,)).fetchone()
