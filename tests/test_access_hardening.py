@@ -64,7 +64,7 @@ def station(tmp_path, monkeypatch):
     data["recipe"]["version"] = 1
     recipe_file = tmp_path / "housing.recipe.json"
     recipe_file.write_text(json.dumps(data, indent=2), encoding="utf-8")
-    queue = ReviewQueue(store, export_root=tmp_path / "exports")
+    queue = ReviewQueue(store, export_root=tmp_path / "exports", kinds=("scratch", "dent", "burr", "stain"))
     row, (item,) = add(store, queue, part(tmp_path / "archive", 1, "FAIL", [defect()]))
     found = {"store": store, "access": access, "clock": clock, "queue": queue, "row": row, "item": item,
              "recipe": recipe_file, "tmp": tmp_path, **sessions}

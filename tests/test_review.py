@@ -66,7 +66,7 @@ def env(tmp_path, monkeypatch):
     # the PIN hash's cost is not what these tests are about (tests/test_access_hardening.py times it)
     monkeypatch.setattr(access_module, "hash_pin", lambda pin, salt: hashlib.sha256(salt + pin.encode()).hexdigest())
     store = ResultStore(tmp_path / "results.db")
-    queue = ReviewQueue(store, export_root=tmp_path / "exports")
+    queue = ReviewQueue(store, export_root=tmp_path / "exports", kinds=("scratch", "dent", "burr", "stain"))
     WHO.clear()
     WHO.update(staff(AccessControl(store), *REVIEWERS))
     yield store, queue, tmp_path / "archive", tmp_path

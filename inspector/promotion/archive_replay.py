@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..recipe import Recipe
-from ..review import DEFECT_LABELS, LABEL_ACTIONS, ReviewQueue
+from ..review import LABEL_ACTIONS, ReviewQueue
 from .figures import REVIEW_SET, SetFigures
 from .gate_split import GateSplit
 
@@ -38,6 +38,7 @@ def labelled_parts(queue: ReviewQueue) -> list[LabelledPart]:
                   | {it.part_row for it in items if it.status == "done"})
     by_row = {it.part_row: it for it in items}
     found = []
+    defect_labels = queue.defect_labels()
     for row in rows:
         item = by_row.get(row)
         if item is None or not item.image_paths:
@@ -49,7 +50,7 @@ def labelled_parts(queue: ReviewQueue) -> list[LabelledPart]:
                 continue
             if lb.action in ("confirm", "reject", "change_class") and lb.defect_index is not None and lb.new:
                 latest[lb.defect_index] = lb.new
-            elif lb.action == "add_box" and lb.new in DEFECT_LABELS:
+            elif lb.action == "add_box" and lb.new in defect_labels:
                 added = True
         closed = any(it.status == "done" for it in items if it.part_row == row)
         calls = []
@@ -60,7 +61,7 @@ def labelled_parts(queue: ReviewQueue) -> list[LabelledPart]:
                 calls.append(d.defect_class)
             elif d.decision in ("defect", "review"):
                 calls.append(None)  # unresolved
-        defective = added or any(c in DEFECT_LABELS for c in calls)  # an 'unknown' defect is a defect too
+        defective = added or any(c in defect_labels for c in calls)  # an 'unknown' defect is a defect too
         if not defective and any(c is None for c in calls):
             continue
         found.append(LabelledPart(row, item.serial, Path(item.image_paths[0]).parent, defective))

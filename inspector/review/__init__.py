@@ -3,10 +3,11 @@
 (`hooks`). Import from here: `from inspector.review import ReviewQueue, LabelHook, …`."""
 from .coco_export import COCO_NAME
 from .hooks import HookResult, LabelHook, RetrainTrigger
+from .kinds import DefectKind, KindError, KindRegistry, validate_kind_name
 from .queue import ReviewQueue, SessionReview
-from .records import (ACTIONS, DEFECT_LABELS, KINDS, LABEL_ACTIONS, LABEL_CLASSES, OK, REVIEW_SCHEMA, STATUSES,
+from .records import (ACTIONS, KINDS, LABEL_ACTIONS, OK, REVIEW_SCHEMA, STATUSES,
                       UNKNOWN, Label, ReviewItem)
 
-__all__ = ["ACTIONS", "COCO_NAME", "DEFECT_LABELS", "HookResult", "KINDS", "LABEL_ACTIONS", "LABEL_CLASSES", "Label",
+__all__ = ["ACTIONS", "COCO_NAME", "DefectKind", "HookResult", "KindError", "KindRegistry", "KINDS", "LABEL_ACTIONS", "Label",
            "LabelHook", "OK", "REVIEW_SCHEMA", "RetrainTrigger", "ReviewItem", "ReviewQueue", "SessionReview", "STATUSES",
-           "UNKNOWN"]
+           "UNKNOWN", "validate_kind_name"]

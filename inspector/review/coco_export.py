@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..recipe import DEFECT_CLASSES
 from ..results.records import DefectRecord, PartRecord
 from ..results.sqlite_store import ResultStore
+from .kinds import KindRegistry
 from .records import LABEL_ACTIONS, OK, UNKNOWN, Label, label_from_row
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ def write_coco(store: ResultStore, out: Path, *,
         closed = {r[0]: (r[1], r[2]) for r in ex(
             "SELECT part_row, closed_by, closed_at FROM review_items WHERE status = 'done' ORDER BY closed_at").fetchall()}
     labelled_rows = {lb.part_row for lb in labels if lb.action in LABEL_ACTIONS} | set(closed)
-    cat_ids = {name: i + 1 for i, name in enumerate(DEFECT_CLASSES)}
+    cat_ids = {name: i + 1 for i, name in enumerate(KindRegistry(store).names())}  # the store's kinds, in order
     images: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
     unknown: list[dict[str, Any]] = []

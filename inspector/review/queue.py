@@ -18,13 +18,14 @@ import numbers
 import time
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from ..results.records import VERDICTS, PartRecord
 from ..results.sqlite_store import ResultStore
 from .coco_export import image_size, resolve_image, write_coco
 from .hooks import HookResult, LabelHook, RetrainTrigger
-from .records import (DEFECT_LABELS, KINDS, LABEL_ACTIONS, LABEL_CLASSES, OK, REVIEW_SCHEMA, STATUSES, UNKNOWN, Label,
+from .kinds import KindRegistry
+from .records import (KINDS, LABEL_ACTIONS, OK, REVIEW_SCHEMA, STATUSES, UNKNOWN, Label,
                       ReviewItem, kind_name, label_from_row)
 
 from ..access import require
@@ -45,15 +46,24 @@ def _train_side_export(store: ResultStore, out: Path) -> tuple[Path, int]:
 
 class ReviewQueue:
     def __init__(self, store: ResultStore, *, hook: LabelHook | None = None,
-                 export_root: str | Path | None = None):
+                 export_root: str | Path | None = None, kinds: Iterable[str] = ()):
+        """`kinds`: the defect kinds of the recipe and models the caller runs (registered if new);
+        labels may name those, the kinds QA created, and the kinds the records hold."""
         self.store = store
         self.export_root = Path(export_root) if export_root is not None else Path(store.path).parent / "review_exports"
         self._retrain = None if hook is None else RetrainTrigger(
             hook, self.export_root, pending=self.pending_labels, export=partial(_train_side_export, store),
             record=self._record_export)
         store.create_tables(REVIEW_SCHEMA)
+        self.kinds = KindRegistry(store)
+        if kinds:
+            self.kinds.register_known(kinds, "recipe")
         self._tx = store.transaction
         self._read = store.reading
+
+    def defect_labels(self) -> tuple[str, ...]:
+        """Labels that say "a real defect here": the known kinds and `unknown`."""
+        return self.kinds.names() + (UNKNOWN,)
 
     @property
     def hook(self) -> LabelHook | None:
@@ -257,8 +267,10 @@ class ReviewQueue:
                  new: str | None, name: str | None = None) -> int:
         who = self._who(session, "review")
         item_id = _item_id(item)
-        if new is not None and new not in LABEL_CLASSES:
-            raise ValueError(f"review item {item_id}: unknown class {new!r}, expected one of {', '.join(LABEL_CLASSES)}")
+        defect_labels = self.defect_labels()  # read before the transaction: the store's lock is not re-entrant
+        label_classes = defect_labels + (OK,)
+        if new is not None and new not in label_classes:
+            raise ValueError(f"review item {item_id}: unknown class {new!r}, expected one of {', '.join(label_classes)}")
         name = kind_name(f"review item {item_id}", new, name)
         with self._tx() as ex:
             part_row = self._open_item(ex, item_id)
@@ -273,7 +285,7 @@ class ReviewQueue:
             old = last[0] if last else f"{station_class} ({decision})"
             if action == "confirm":
                 new = last[0] if last and last[0] != OK else station_class
-                if new not in DEFECT_LABELS:
+                if new not in defect_labels:
                     raise ValueError(f"review item {item_id}: defect {defect_index} is {new!r}, not a defect class; "
                                      f"use change_class")
                 if new == UNKNOWN and last is not None:
@@ -297,9 +309,9 @@ class ReviewQueue:
         image's full path, or its stem such as 'fine_03_top'); class 'unknown' may carry a `name`."""
         who = self._who(session, "review")
         item_id = _item_id(item)
-        if defect_class not in DEFECT_LABELS:
+        if defect_class not in self.defect_labels():
             raise ValueError(f"review item {item_id}: unknown class {defect_class!r} for a missed defect, "
-                             f"expected one of {', '.join(DEFECT_LABELS)}")
+                             f"expected one of {', '.join(self.defect_labels())}")
         name = kind_name(f"review item {item_id}", defect_class, name)
         try:
             box = tuple(int(v) for v in box_px)

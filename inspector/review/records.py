@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..recipe import DEFECT_CLASSES
 from ..results.records import DefectRecord
 
 OK = "ok"
@@ -12,8 +11,6 @@ OK = "ok"
 # class, and QA labels a call with it (optionally naming the new kind in the label's `text`). No
 # training export feeds it to the models as one of their classes (see `coco_export`).
 UNKNOWN = "unknown"
-DEFECT_LABELS = tuple(DEFECT_CLASSES) + (UNKNOWN,)  # labels that say "a real defect here"
-LABEL_CLASSES = DEFECT_LABELS + (OK,)
 MAX_NAME_CHARS = 80  # a name QA gives an unknown kind: one short line
 KINDS = ("ng", "grey", "error", "pass_sample", "override")
 STATUSES = ("open", "done")
