@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from . import teach_command
 from .data.yolo import write_data_yaml
 
 DATA_ROOT = Path("out/data")
@@ -95,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     yolo.add_argument("--val", type=Path, default=DATA_ROOT / "coarse-val")
     yolo.add_argument("--out", type=Path, default=DATA_ROOT / "coarse-yolo.yaml")
     yolo.set_defaults(handler=_data_yolo)
+
+    teach_command.add_parser(sub)
 
     # ---- train
     train = sub.add_parser("train", help="train the detector or the classifier (CPU, checkpoints, resume)",
