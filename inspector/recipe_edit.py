@@ -17,7 +17,7 @@ from typing import Any, Iterable, Mapping
 from hardware.pose import StagePose
 
 from .access import AccessControl, Session
-from .recipe import ANY_ZONE, DEFECT_CLASSES, FACES, ClassPolicy, Recipe, Rule, View
+from .recipe import ANY_ZONE, FACES, ClassPolicy, Recipe, Rule, View
 from .schema import ConfigError
 
 __all__ = ["RecipeEditError", "NoChanges", "RecipeConflict", "FieldChange", "SaveResult", "face_for_pose",
@@ -167,10 +167,7 @@ def set_class_policy(recipe: Recipe, defect_class: str, *, detect_threshold: flo
                      grey_band: tuple[float, float] | list[float] | None = None) -> Recipe:
     """Change one class's thresholds and grey band; the others keep their values."""
     if defect_class not in recipe.classes:
-        known = ", ".join(recipe.classes) or "none"
-        expected = f"a class of this recipe ({known})" if defect_class in DEFECT_CLASSES \
-            else f"one of {', '.join(DEFECT_CLASSES)}"
-        raise RecipeEditError("classes", expected, defect_class)
+        raise RecipeEditError("classes", f"a class of this recipe ({', '.join(recipe.classes) or 'none'})", defect_class)
     where = f"classes.{defect_class}"
     old = recipe.classes[defect_class]
     detect = old.detect_threshold if detect_threshold is None else _number(f"{where}.detect_threshold",
@@ -196,8 +193,8 @@ def set_class_policy(recipe: Recipe, defect_class: str, *, detect_threshold: flo
 # -- verdict rules -----------------------------------------------------------------------------------------
 def _rule(recipe: Recipe, index: int, defect_class: Any, zone: Any, min_size_mm: Any, max_count: Any) -> Rule:
     where = f"rules[{index}]"
-    if defect_class not in DEFECT_CLASSES:
-        raise RecipeEditError(f"{where}.class", f"one of {', '.join(DEFECT_CLASSES)}", defect_class)
+    if defect_class not in recipe.classes:
+        raise RecipeEditError(f"{where}.class", f"a class of this recipe ({', '.join(recipe.classes)})", defect_class)
     if zone != ANY_ZONE and zone not in recipe.zones:
         raise RecipeEditError(f"{where}.zone", f"'*' (anywhere) or a zone of this recipe "
                                                f"({', '.join(recipe.zones) or 'none defined'})", zone)

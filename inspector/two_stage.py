@@ -12,6 +12,7 @@ import numpy as np
 from .fine_size import FineSize, measure_defect
 from .inference.classifier import Classifier, roi_square
 from .inference.detector import DetectionResult, Detector, to_mono
+from .inference.model_package import ModelInfo
 from .plausibility import (DETAIL_MIN_SIGNIFICANCE, FOCUS_RATIO_MIN, IMPLAUSIBLE, FrameStats, OutOfFocus, around,
                            check_frame, detail_peak)
 from .planner import (Candidate, FineShot, fine_box_px, max_merge_distance_mm, pixel_to_face_mm, plan_fine_shots,
@@ -45,9 +46,27 @@ def rule_size(candidate: Candidate, fine: FineSize | None) -> float:
     return max(fine.size_mm, candidate.size_mm) if fine.clipped else fine.size_mm
 
 
+def check_kinds(recipe: Recipe, detector: ModelInfo, classifier: ModelInfo) -> None:
+    """The recipe's defect kinds against the models' (kinds are data: they must agree). Every kind the
+    classifier can call needs a class policy (else its calls would be dropped, as if ok), every kind
+    the recipe rules on must be one the classifier knows, and every class the detector proposes needs
+    the recipe's detect threshold."""
+    known = [c for c in classifier.class_names if c != OK]
+    problems = ([f"classifier {classifier.name} calls {k!r} but the recipe has no class policy for it" for k in known
+                 if k not in recipe.classes]
+                + [f"the recipe rules on {k!r} but classifier {classifier.name} does not know it (it knows "
+                   f"{', '.join(known)})" for k in recipe.classes if k not in known]
+                + [f"detector {detector.name} proposes {k!r} but the recipe has no detect threshold for it"
+                   for k in detector.class_names if k not in recipe.classes])
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ConfigError(recipe.source, "classes", problems[0] + more)
+
+
 class TwoStage:
     def __init__(self, recipe: Recipe, station: StationConfig, detector: Detector, classifier: Classifier):
         self.recipe, self.station, self.detector, self.classifier = recipe, station, detector, classifier
+        check_kinds(recipe, detector.info, classifier.info)
         self.thresholds = {name: policy.detect_threshold for name, policy in recipe.classes.items()}
         # the recipe's novelty limit, else the model's; a recipe that sets one needs a model that scores it
         self.novelty_limit = recipe.novelty_limit if recipe.novelty_limit is not None else classifier.novelty_limit

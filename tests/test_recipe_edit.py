@@ -74,7 +74,7 @@ def test_thresholds_and_grey_band_are_checked_with_the_field_named(recipe_file):
     with pytest.raises(RecipeEditError, match=r"classes\.dent\.accept_threshold: expected a score ≥ the grey "
                                               r"band's low end 0\.05, got 0\.01"):
         set_class_policy(recipe, "dent", accept_threshold=0.01)
-    with pytest.raises(RecipeEditError, match=r"classes: expected one of scratch, dent, burr, stain, got 'crack'"):
+    with pytest.raises(RecipeEditError, match=r"classes: expected a class of this recipe \(scratch, dent, burr, stain\), got 'crack'"):
         set_class_policy(recipe, "crack", detect_threshold=0.2)
     with pytest.raises(RecipeEditError, match=r"detect_threshold: expected a number, got 'high'"):
         set_class_policy(recipe, "dent", detect_threshold="high")

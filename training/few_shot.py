@@ -34,7 +34,7 @@ from onnx import helper, numpy_helper
 
 from inspector.inference.classifier import NOVELTY, preprocess
 from inspector.inference.model_package import ModelInfo, parse_metadata
-from inspector.review.kinds import validate_kind_name
+from inspector.kind_names import validate_kind_name
 
 PROBABILITIES = "probabilities"
 KEEP_OK = 0.997   # the new kind's threshold: ok crops scoring at or above it are at most 0.3 %
@@ -157,7 +157,7 @@ def fit_new_class(old_logits: np.ndarray, old_labels: np.ndarray, old_features: 
     mu, sd = raw[:len(old_features)].mean(axis=0), raw[:len(old_features)].std(axis=0) + 1e-6
     x = (raw - mu) / sd
     fixed = np.concatenate([old_logits, new_logits]).astype(np.float64)
-    n_old, n_new, c = len(old_features), len(new_features), old_logits.shape[1]
+    n_new, c = len(new_features), old_logits.shape[1]
     labels = np.concatenate([np.asarray(old_labels, int), np.full(n_new, c)])
     # every old class gets the same share of the old crops' weight: the new kind must stay apart from
     # each of them (a rare old kind such as a scratch matters as much as the many ok crops)

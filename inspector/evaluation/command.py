@@ -13,6 +13,8 @@ from .report import COMPARE_BEGIN, comparison, headline, merge_json, replace_blo
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.teach_kind:
+        return _teach(args)
     if args.faults or args.unknown_kinds:
         from .robustness import main as robustness
 
@@ -48,3 +50,26 @@ def _publish_baseline(args: argparse.Namespace, report: dict, root) -> list:
     lines = comparison(report, baseline, args.baseline)
     return [merge_json(root / "docs" / "eval" / "robustness.json", {"comparison": lines}),
             replace_block(root / "BENCHMARKS.md", lines, COMPARE_BEGIN)]
+
+
+def _teach(args: argparse.Namespace) -> int:
+    from hardware.sim.part import NEW_KINDS
+
+    from .teach_curve import publish_teach, teach_curve, teach_lines
+    if args.teach_kind not in NEW_KINDS:
+        raise SystemExit(f"inspector eval: --teach-kind {args.teach_kind!r}: the renderer draws only "
+                         f"{', '.join(NEW_KINDS)} on request (a kind the shipped models never saw)")
+    if min(args.teach_examples) < 1 or args.teach_parts < 1 or args.teach_old_parts < 1:
+        raise SystemExit("inspector eval: --teach-examples, --teach-parts and --teach-old-parts must be at least 1")
+    out = Path(args.out)
+    result = teach_curve(Path(args.recipe or REFERENCE_RECIPE), args.teach_kind, sorted(args.teach_examples),
+                         lot_parts=args.teach_parts, old_parts=args.teach_old_parts, work=out / "teach",
+                         speed_factor=args.speed_factor, workers=args.workers, log=lambda line: print(line, flush=True))
+    print("\n".join(teach_lines(result)))
+    paths = publish_teach(result, PROJECT_ROOT, out) if args.publish else []
+    if not args.publish:
+        (out / "teach.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        paths.append(out / "teach.json")
+    print("\n".join(f"wrote {p}" for p in paths))
+    return 0
+

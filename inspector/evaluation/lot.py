@@ -108,11 +108,12 @@ def part_row(seed: int, part: Any, record: Any, truth: str, watch: Any) -> dict[
     proposed = proposed_defects(watch) if watch is not None else {}
     outcomes = []
     for defect in part.true_defects:
-        outcome = "not proposed"
+        outcome, called = "not proposed", set()
         for cand in proposed.get(defect.id, ()):
             outcome = max(outcome, _outcome_of(cand, record), key=OUTCOME_RANK.__getitem__)
+            called |= _called_as(cand, record)
         outcomes.append({"id": defect.id, "kind": defect.kind, "size_mm": round(defect.size_mm, 4),
-                         "face": defect.face, "outcome": outcome})
+                         "face": defect.face, "outcome": outcome, "called_as": sorted(called)})
     coarse_max: dict[str, float] = {}
     for candidates in (watch.candidates_by_view.values() if watch is not None else ()):
         for cand in candidates:
@@ -126,11 +127,20 @@ def part_row(seed: int, part: Any, record: Any, truth: str, watch: Any) -> dict[
             "coarse_max": coarse_max}
 
 
+def _at(candidate: Any, d: Any) -> bool:
+    return (d.face == candidate.face and abs(d.position_mm[0] - candidate.u_mm) < 2e-3
+            and abs(d.position_mm[1] - candidate.v_mm) < 2e-3)
+
+
+def _called_as(candidate: Any, record: Any) -> set[str]:
+    """The classes the record holds as defects (or for review) at this candidate."""
+    return {d.defect_class for d in record.defects if _at(candidate, d) and d.decision in ("defect", "review")}
+
+
 def _outcome_of(candidate: Any, record: Any) -> str:
     """The decision the record holds for this candidate, or 'not imaged' when it has none."""
     best = "not imaged"
     for d in record.defects:
-        if (d.face == candidate.face and abs(d.position_mm[0] - candidate.u_mm) < 2e-3
-                and abs(d.position_mm[1] - candidate.v_mm) < 2e-3):
+        if _at(candidate, d):
             best = max(best, d.decision, key=OUTCOME_RANK.__getitem__)
     return best

@@ -94,7 +94,9 @@ def _read_version(path: str | Path) -> str:
 # -- the candidate recipe -----------------------------------------------------------------------------
 def candidate_classes(production: Recipe, pair: ModelPair) -> dict[str, dict[str, Any]]:
     """The recipe's `classes` section with the candidate models' own thresholds and grey band (a class
-    a model's metadata does not mention keeps production's value)."""
+    a model's metadata does not mention keeps production's value), plus a class for every kind the
+    candidate classifier knows that production's recipe does not (a taught kind): no rule tolerates it
+    yet, so any finding of it fails the part until an integrator writes one."""
     detector = parse_metadata(read_metadata_props(pair.detector), str(pair.detector))
     classifier = parse_metadata(read_metadata_props(pair.classifier), str(pair.classifier))
     classes = {}
@@ -102,6 +104,16 @@ def candidate_classes(production: Recipe, pair: ModelPair) -> dict[str, dict[str
         classes[name] = {"detect_threshold": float(detector.thresholds.get(name, policy.detect_threshold)),
                          "accept_threshold": float(classifier.thresholds.get(name, policy.accept_threshold)),
                          "grey_band": list(classifier.grey_band.get(name, policy.grey_band))}
+    for name in classifier.class_names:  # a kind the candidate classifier was taught: the policy it carries
+        if name == "ok" or name in classes:
+            continue
+        if name not in classifier.thresholds or name not in classifier.grey_band:
+            raise ValueError(f"candidate classifier {classifier.name} knows {name!r} but carries no threshold and grey "
+                             "band for it")
+        # a kind only the classifier knows is never proposed by the detector under its own name (threshold 1)
+        classes[name] = {"detect_threshold": float(detector.thresholds.get(name, 1.0)),
+                         "accept_threshold": float(classifier.thresholds[name]),
+                         "grey_band": list(classifier.grey_band[name])}
     return classes
 
 

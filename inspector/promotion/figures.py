@@ -10,7 +10,7 @@ import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 REVIEW_SET = "review set"  # the gate side of the review labels (never trained on)
 HELDOUT_LOT = "held-out lot"
@@ -123,9 +123,11 @@ class GateResult:
         return "gate passed" if self.passed else "gate failed: " + "; ".join(self.failures)
 
 
-def gate(comparison: Comparison, rule: GateRule = GateRule()) -> GateResult:
+def gate(comparison: Comparison, rule: GateRule = GateRule(), sets: Sequence[str] = SETS) -> GateResult:
+    """The rule on each of `sets` (default both: a promotion needs both; the teaching loop on the
+    virtual cell, which has no review set, asks for the held-out lot alone and says so)."""
     failures, checks = [], []
-    for name in SETS:
+    for name in sets:
         prod, cand = comparison.production.get(name), comparison.candidate.get(name)
         if prod is None or cand is None:
             failures.append(f"{name}: not evaluated for {'production' if prod is None else 'the candidate'}")

@@ -3,7 +3,8 @@
 (`hooks`). Import from here: `from inspector.review import ReviewQueue, LabelHook, …`."""
 from .coco_export import COCO_NAME
 from .hooks import HookResult, LabelHook, RetrainTrigger
-from .kinds import DefectKind, KindError, KindRegistry, validate_kind_name
+from ..kind_names import KindError, validate_kind_name
+from .kinds import DefectKind, KindRegistry
 from .queue import ReviewQueue, SessionReview
 from .records import (ACTIONS, KINDS, LABEL_ACTIONS, OK, REVIEW_SCHEMA, STATUSES,
                       UNKNOWN, Label, ReviewItem)

@@ -12,16 +12,15 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from ..audit_log import append_row
+from ..kind_names import KIND_NAME, RESERVED, KindError, validate_kind_name
 from ..results.sqlite_store import ResultStore
 
 if TYPE_CHECKING:
     from ..access import AccessControl, Session
 
-KIND_NAME = re.compile(r"[a-z][a-z0-9_]{1,31}")
-RESERVED = ("ok", "unknown", "clean_spot", "any")
 COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
 MAX_DESCRIPTION_CHARS = 300
 DEFAULT_COLOURS = {"scratch": "#e6194b", "dent": "#f58231", "burr": "#911eb4", "stain": "#4363d8"}
@@ -37,19 +36,6 @@ CREATE TABLE IF NOT EXISTS defect_kinds (
     created_at {real} NOT NULL
 );
 """
-
-
-class KindError(ValueError):
-    pass
-
-
-def validate_kind_name(name: Any, where: str = "defect kind") -> str:
-    """A kind's name: 2–32 characters, lower-case letters, digits and '_', starting with a letter."""
-    if not isinstance(name, str) or not KIND_NAME.fullmatch(name):
-        raise KindError(f"{where}: name {name!r} must be 2–32 characters of a–z, 0–9 and '_', starting with a letter")
-    if name in RESERVED:
-        raise KindError(f"{where}: {name!r} is reserved ({', '.join(RESERVED)} are not defect kinds)")
-    return name
 
 
 @dataclass(frozen=True)
