@@ -46,15 +46,23 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # the QA job's cancel: stop cleanly
     from inspector.inference.model_package import parse_metadata, read_metadata_props
+    from inspector.promotion.gate_split import GateSplit
+    from inspector.results.sqlite_store import ResultStore
     info = parse_metadata(read_metadata_props(args.parent), str(args.parent))
     old_crops, old_labels = [], []
     if args.review is not None:
-        crops, labels, sources = review_crops(args.review, info)
+        if not Path(args.review).is_file():
+            raise FileNotFoundError(f"--review {args.review}: no such result store")
+        store = ResultStore(str(args.review))
+        try:  # the gate side of the review set never reaches a training job (promotion.gate_split)
+            crops, labels, sources = review_crops(store, info, keep_serial=GateSplit(store).is_train)
+        finally:
+            store.close()
         examples = crops[[i for i, label in enumerate(labels) if label == args.kind]]
         known = [i for i, label in enumerate(labels) if label in info.class_names]
         old_crops.append(crops[known])
         old_labels += [labels[i] for i in known]
-        where = f"review labels in {args.review}"
+        where = f"review labels of train-side parts in {args.review}"
     else:
         examples, _ = sim_examples(args.kind, args.sim, info, first_seed=args.sim_seed)
         where = f"{args.sim} virtual-cell fine shots from seed {args.sim_seed}"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import cv2
 import numpy as np
@@ -36,41 +36,48 @@ def _cut(image: np.ndarray, boxes: Sequence[Sequence[float]], info: ModelInfo) -
     return crop_rois(image, boxes, info.input_size, RoiSpec.from_info(info))
 
 
-def review_crops(store_path: str | Path, info: ModelInfo) -> tuple[np.ndarray, list[str], list[str]]:
+def review_crops(store: ResultStore, info: ModelInfo, keep_serial: Callable[[str], bool] | None = None
+                 ) -> tuple[np.ndarray, list[str], list[str]]:
     """(crops, labels, sources) of every labelled fine-shot call and box in the store: the latest
-    confirm / reject / change-class label per call (reject → ok), and every box drawn on a fine shot."""
-    store = ResultStore(str(store_path), read_only=True)
-    try:
-        with store.reading() as ex:
-            latest = ex("SELECT l.part_row, l.defect_index, l.action, l.new_value FROM review_labels l JOIN"
-                        " (SELECT part_row, defect_index, MAX(id) AS id FROM review_labels WHERE action IN"
-                        " ('confirm', 'reject', 'change_class') GROUP BY part_row, defect_index) m ON l.id = m.id"
-                        " ORDER BY l.part_row, l.defect_index").fetchall()
-            boxes = ex("SELECT part_row, image_path, x0, y0, x1, y1, new_value FROM review_labels"
-                       " WHERE action = 'add_box' ORDER BY id").fetchall()
-        crops, labels, sources = [], [], []
-        records: dict[int, object] = {}
-        for row, index, action, new in latest:
-            record = records.setdefault(row, store.get(row))
-            defect = record.defects[index]  # type: ignore[attr-defined]
-            if defect.stage != "fine" or not defect.image_path:
-                continue
-            path = resolve_image(record.image_paths, defect.image_path)  # type: ignore[attr-defined]
-            image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) if path else None
-            if image is None:
-                continue
-            crops.append(_cut(image, [defect.box_px], info)[0])
-            labels.append("ok" if action == "reject" else new)
-            sources.append(f"{record.serial}#{index}")  # type: ignore[attr-defined]
-        for row, path, x0, y0, x1, y1, new in boxes:
-            image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) if path and Path(path).name.startswith("fine") else None
-            if image is None:
-                continue
-            crops.append(_cut(image, [(x0, y0, x1, y1)], info)[0])
-            labels.append(new)
-            sources.append(f"{Path(path).stem}@row{row}")
-    finally:
-        store.close()
+    confirm / reject / change-class label per call (reject → ok), and every box drawn on a fine shot.
+    With `keep_serial`, parts it refuses are left out (the promotion gate's side of the review set)."""
+    with store.reading() as ex:
+        latest = ex("SELECT l.part_row, l.defect_index, l.action, l.new_value FROM review_labels l JOIN"
+                    " (SELECT part_row, defect_index, MAX(id) AS id FROM review_labels WHERE action IN"
+                    " ('confirm', 'reject', 'change_class') GROUP BY part_row, defect_index) m ON l.id = m.id"
+                    " ORDER BY l.part_row, l.defect_index").fetchall()
+        boxes = ex("SELECT part_row, image_path, x0, y0, x1, y1, new_value FROM review_labels"
+                   " WHERE action = 'add_box' ORDER BY id").fetchall()
+    crops, labels, sources = [], [], []
+    records: dict[int, Any] = {}
+
+    def record_of(row: int) -> Any:
+        if row not in records:
+            record = store.get(row)
+            records[row] = record if keep_serial is None or keep_serial(record.serial) else None
+        return records[row]
+
+    for row, index, action, new in latest:
+        record = record_of(row)
+        defect = record.defects[index] if record is not None else None
+        if defect is None or defect.stage != "fine" or not defect.image_path:
+            continue
+        path = resolve_image(record.image_paths, defect.image_path)
+        image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) if path else None
+        if image is None:
+            continue
+        crops.append(_cut(image, [defect.box_px], info)[0])
+        labels.append("ok" if action == "reject" else new)
+        sources.append(f"{record.serial}#{index}")
+    for row, path, x0, y0, x1, y1, new in boxes:
+        if record_of(row) is None or not path or not Path(path).name.startswith("fine"):
+            continue
+        image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        if image is None:
+            continue
+        crops.append(_cut(image, [(x0, y0, x1, y1)], info)[0])
+        labels.append(new)
+        sources.append(f"{Path(path).stem}@row{row}")
     shape = (0, *info.input_size)
     return (np.stack(crops) if crops else np.zeros(shape, np.uint8)), labels, sources
 
