@@ -85,8 +85,8 @@ def test_a_new_kind_is_created_labelled_taught_gated_promoted_and_then_fails_par
     with pytest.raises(ValueError, match="unknown class 'crack'"):  # not a kind yet
         label_cracks(queue, store, anna)
     with pytest.raises(AccessDenied):
-        queue.kinds.create(line["otto"], access, KIND, "#22aa22", "meandering fissure")
-    queue.kinds.create(anna, access, KIND, "#22aa22", "meandering fissure, dark in bright field")
+        queue.kinds.create(line["otto"], KIND, "#22aa22", "meandering fissure")
+    queue.kinds.create(anna, KIND, "#22aa22", "meandering fissure, dark in bright field")
     (row,) = access.audit(action="kind_create")
     assert (row.who, row.target, row.new["colour"]) == ("anna", f"kind:{KIND}", "#22aa22")
     examples = label_cracks(queue, store, anna)
@@ -179,7 +179,7 @@ def test_kinds_are_data_names_checked_and_registered(tmp_path, model_paths):
                                             ("crack", "#112233", "", "one line of 1–300"),
                                             ("dent", "#112233", "x", "exists already")):
             with pytest.raises(KindError, match=message):
-                registry.create(users["anna"], access, name, colour, text)
+                registry.create(users["anna"], name, colour, text)
         assert registry.names()[:4] == ("scratch", "dent", "burr", "stain") and access.audit(action="kind_create") == []
     finally:
         store.close()

@@ -18,10 +18,11 @@ from PyQt6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QFormLay
 
 from inspector.promotion import (HELDOUT_LOT, MODEL_ROLES, REVIEW_SET, GateSplit, ModelPair, SplitRule,
                                  compare_on_review_set, eval_command, figures_from_eval_report, labelled_parts)
+from inspector.inference.model_package import parse_metadata, read_metadata_props
 from inspector.recipe import Recipe
 
 from .elided_label import ElidedLabel
-from .job_worker import CallWorker, CommandJob, JobStep
+from .job_worker import CallWorker, CommandJob, JobStep, python_module
 from .qa_models import NO_STATION_CONFIG, PromotionModel, ReviewModel
 from .retrain_job import RetrainRefused, retrain_steps
 from .review_item import html as _html
@@ -179,6 +180,28 @@ class PromotionPanel(QWidget):
             return
         self.start_job(steps, "retrain")
 
+    def start_teaching(self, kind: str) -> None:
+        """The few-shot job for a kind QA named: train-side review labels → a candidate folder (taught
+        classifier, production's detector), then compare → gate → promote as for a retrained model."""
+        self.refuse("")
+        production = self.model.production()
+        counts = self.review.queue.kinds.example_counts().get(kind, {"calls": 0, "boxes": 0})
+        if kind in parse_metadata(read_metadata_props(production.classifier), str(production.classifier)).class_names:
+            self.refuse(f"Not started: the production classifier already knows {kind!r}; retrain it instead.")
+            return
+        if counts["calls"] + counts["boxes"] == 0:
+            self.refuse(f"Not started: no review label names {kind!r} yet: relabel its calls (change class) or draw "
+                        f"its missed boxes on fine shots with that name first.")
+            return
+        self._job_dir = self.work_dir / "jobs" / time.strftime(f"teach_{kind}_%Y%m%d_%H%M%S")
+        self.log.clear()
+        self._log(f"teaching {kind!r} from {counts['calls']} labelled call(s) and {counts['boxes']} box(es) "
+                  "(train-side parts only)")
+        self.start_job([JobStep(f"teach {kind}", python_module(
+            "training", "teach", "--kind", kind, "--review", str(self.review.store.path),
+            "--out", str(self._job_dir / "candidate"), "--parent", str(production.classifier),
+            "--detector", str(production.detector)))], "teach")
+
     def refuse(self, text: str) -> None:
         """Say why a retraining job was not started (empty: clear it); also in the log."""
         self.refusal_label.setText(text)
@@ -214,7 +237,7 @@ class PromotionPanel(QWidget):
         self.progress.setValue(1 if ok else 0)
         self.progress.setFormat("done" if ok else "stopped")
         purpose, self._job_purpose = self._job_purpose, ""
-        if purpose == "retrain" and ok and self._job_dir is not None:
+        if purpose in ("retrain", "teach") and ok and self._job_dir is not None:
             candidate = self._job_dir / "candidate"
             production = self.model.production()
             for role in MODEL_ROLES:  # the model not retrained stays production's

@@ -174,15 +174,16 @@ class ReviewModel(QObject):
     items_changed = pyqtSignal()
     current_changed = pyqtSignal()  # the open item or its labels changed
     session_changed = pyqtSignal()
+    kinds_changed = pyqtSignal()  # QA named a new defect kind
     message = pyqtSignal(str)
     errored = pyqtSignal(str)
 
     def __init__(self, db: str, parent: QObject | None = None, *, export_root: str | Path | None = None,
-                 station_config: StationConfig | None = None):
+                 station_config: StationConfig | None = None, kinds: tuple[str, ...] = ()):
         super().__init__(parent)
         self.station_config = station_config  # a StationConfig: its calibration maps mm <-> px; None: not known
         self.store = ResultStore(db)
-        self.queue = ReviewQueue(self.store, export_root=export_root)
+        self.queue = ReviewQueue(self.store, export_root=export_root, kinds=kinds)  # kinds: the recipe's
         self.gallery = ReviewGalleryModel(self)
         self.filters = ReviewFilters(status="open")
         self.session: Session | None = None

@@ -1,7 +1,7 @@
-"""The QA engineer's workspace: two tabs, the review queue (`review_panel`: filters, gallery, the open
-item of `review_item` with its canvas of `review_canvas`, COCO export) and retrain & promote
-(`promotion_panel`). Thin: `qa_models` holds the state and calls the core, which checks the
-session's role itself; `retrain_job` builds the retraining commands and refuses an export that cannot
+"""The QA engineer's workspace: three tabs, the review queue (`review_panel`: filters, gallery, the open
+item of `review_item` with its canvas of `review_canvas`, COCO export), retrain & promote
+(`promotion_panel`) and the defect kinds (`kinds_panel`: name a new kind, teach it). Thin: `qa_models`
+holds the state and calls the core, which checks the session's role itself; `retrain_job` builds the retraining commands and refuses an export that cannot
 train the chosen model.
 """
 from __future__ import annotations
@@ -12,8 +12,10 @@ from PyQt6.QtCore import pyqtSignal
 from PyQt6.QtWidgets import QLabel, QTabWidget, QVBoxLayout, QWidget
 
 from inspector.access import AccessControl, Session
+from inspector.recipe import Recipe
 from inspector.station_config import StationConfig
 
+from .kinds_panel import KindsPanel
 from .promotion_panel import PromotionPanel
 from .qa_models import PromotionModel, ReviewModel
 from .review_item import html as _html
@@ -39,7 +41,12 @@ class QAView(QWidget):
         self.access = access
         # the station's calibration (mm <-> px) for overlays and the review-set comparison; None: those
         # actions say so instead of guessing (the station window passes the --sim or --config one)
-        self.review_model = ReviewModel(db, self, export_root=self.work_dir / "exports", station_config=station_config)
+        try:  # the production recipe's kinds are known to the review queue from the start
+            kinds = Recipe.load(recipe_path).kinds
+        except (OSError, ValueError):
+            kinds = ()  # the retrain & promote tab says what is wrong with the recipe
+        self.review_model = ReviewModel(db, self, export_root=self.work_dir / "exports", station_config=station_config,
+                                        kinds=kinds)
         self.promotion_model = PromotionModel(access, recipe_path, models_dir, parent=self)
         self.review = ReviewPanel(self.review_model)
         self.promotion = PromotionPanel(self.review_model, self.promotion_model, self.work_dir)
@@ -47,6 +54,9 @@ class QAView(QWidget):
         self.tabs = QTabWidget()
         self.tabs.addTab(self.review, "Review queue")
         self.tabs.addTab(self.promotion, "Retrain && promote")
+        self.kinds = KindsPanel(self.review_model)
+        self.tabs.addTab(self.kinds, "Defect kinds")
+        self.kinds.teach_requested.connect(self._teach)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addWidget(self.session_label)
@@ -54,6 +64,10 @@ class QAView(QWidget):
         self.review_model.message.connect(lambda _text: self.promotion.update_view())
         self.set_session(None)
         self.refresh()
+
+    def _teach(self, kind: str) -> None:
+        self.tabs.setCurrentWidget(self.promotion)
+        self.promotion.start_teaching(kind)
 
     @property
     def session(self) -> Session | None:

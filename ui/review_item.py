@@ -14,7 +14,6 @@ from PyQt6.QtWidgets import (QAbstractItemView, QComboBox, QGridLayout, QHBoxLay
                              QListView, QListWidget, QListWidgetItem, QPushButton, QSizePolicy, QTableWidget,
                              QTableWidgetItem, QVBoxLayout, QWidget)
 
-from inspector.recipe import DEFECT_CLASSES
 from inspector.review import UNKNOWN
 
 from .qa_models import DECISION_COLOURS, NO_STATION_CONFIG, ReviewModel, needs_calibration, overlays_for, thumbnail_source
@@ -79,7 +78,7 @@ class ItemEditor(QObject):
         self.confirm_button = QPushButton("Confirm")
         self.reject_button = QPushButton("Reject")
         self.class_choice = QComboBox()
-        self.class_choice.addItems([*DEFECT_CLASSES, UNKNOWN])
+        self.class_choice.addItems([*model.queue.kinds.names(), UNKNOWN])
         self.kind_name = QLineEdit()  # only for 'unknown': QA may name the new kind
         self.kind_name.setPlaceholderText("name of the new kind (optional)")
         self.kind_name.setVisible(False)
@@ -87,7 +86,7 @@ class ItemEditor(QObject):
         self.draw_button = QPushButton("Draw missed box")
         self.draw_button.setCheckable(True)
         self.box_class = QComboBox()
-        self.box_class.addItems(DEFECT_CLASSES)
+        self.box_class.addItems(model.queue.kinds.names())
         self.add_box_button = QPushButton("Add box")
         self.add_box_button.setEnabled(False)
         self.note_edit = QLineEdit()
@@ -155,6 +154,17 @@ class ItemEditor(QObject):
         self.close_button.clicked.connect(model.close_item)
         model.current_changed.connect(self.show_item)
         model.session_changed.connect(self.update_permissions)
+
+    def refresh_kinds(self) -> None:
+        """The class choices from the store's kinds (a kind QA just named included)."""
+        names = self.model.queue.kinds.names()
+        for combo, items in ((self.class_choice, [*names, UNKNOWN]), (self.box_class, list(names))):
+            current = combo.currentText()
+            combo.blockSignals(True)
+            combo.clear()
+            combo.addItems(items)
+            combo.setCurrentText(current)
+            combo.blockSignals(False)
 
     # -- showing the item ------------------------------------------------------------------------
     def show_item(self) -> None:

@@ -10,7 +10,6 @@ from PyQt6.QtCore import QDate, QDateTime, QSize, Qt, QTime
 from PyQt6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDateEdit, QFileDialog, QHBoxLayout, QLabel,
                              QListView, QPushButton, QSplitter, QVBoxLayout, QWidget)
 
-from inspector.recipe import DEFECT_CLASSES
 from inspector.results.records import VERDICTS
 from inspector.review import UNKNOWN
 
@@ -30,7 +29,7 @@ class ReviewPanel(QWidget):
         self.verdict_filter = QComboBox()
         self.verdict_filter.addItems([ANY, *VERDICTS])
         self.class_filter = QComboBox()
-        self.class_filter.addItems([ANY, *DEFECT_CLASSES, UNKNOWN])
+        self.class_filter.addItems([ANY, *model.queue.kinds.names(), UNKNOWN])
         self.grey_filter = QCheckBox("grey band only")
         self.status_filter = QComboBox()
         self.status_filter.addItems(["open", "done", ANY])
@@ -125,6 +124,7 @@ class ReviewPanel(QWidget):
         self.item.say.connect(self._say)
         model.items_changed.connect(self._items_changed)
         model.session_changed.connect(self.update_permissions)
+        model.kinds_changed.connect(self.refresh_kinds)
         model.message.connect(self._say)
         model.errored.connect(lambda text: self._say(text, error=True))
         self.update_permissions()
@@ -158,6 +158,17 @@ class ReviewPanel(QWidget):
         self.recipe_filter.addItems([ANY, *self.model.recipe_ids()])
         self.recipe_filter.setCurrentText(current)
         self.recipe_filter.blockSignals(False)
+        self.refresh_kinds()
+
+    def refresh_kinds(self) -> None:
+        """The class filter from the store's kinds (new ones appear as the station or QA adds them)."""
+        current = self.class_filter.currentText()
+        self.class_filter.blockSignals(True)
+        self.class_filter.clear()
+        self.class_filter.addItems([ANY, *self.model.queue.kinds.names(), UNKNOWN])
+        self.class_filter.setCurrentText(current)
+        self.class_filter.blockSignals(False)
+        self.item.refresh_kinds()
 
     def _items_changed(self) -> None:
         n = self.model.gallery.rowCount()

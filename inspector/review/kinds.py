@@ -14,12 +14,13 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable
 
+from ..access import require
 from ..audit_log import append_row
 from ..kind_names import KIND_NAME, RESERVED, KindError, validate_kind_name
 from ..results.sqlite_store import ResultStore
 
 if TYPE_CHECKING:
-    from ..access import AccessControl, Session
+    from ..access import Session
 
 COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
 MAX_DESCRIPTION_CHARS = 300
@@ -89,9 +90,10 @@ class KindRegistry:
                     added.append(name)
         return added
 
-    def create(self, session: "Session", access: "AccessControl", name: str, colour: str, description: str) -> DefectKind:
-        """QA names a new kind. Audited (`kind_create`, target `kind:<name>`)."""
-        access.check(session, "review")
+    def create(self, session: "Session", name: str, colour: str, description: str) -> DefectKind:
+        """QA names a new kind (a live QA session issued on this store). Audited (`kind_create`,
+        target `kind:<name>`)."""
+        require(session, "review", store=self.store)
         validate_kind_name(name, "new defect kind")
         if not isinstance(colour, str) or not COLOUR.fullmatch(colour):
             raise KindError(f"new defect kind {name!r}: colour {colour!r} must be #rrggbb")
