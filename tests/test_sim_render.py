@@ -131,3 +131,35 @@ def test_gallery_writes_every_light_and_contact_sheet(tmp_path):
     names = {p.name for p in paths}
     assert "contact_sheet.png" in names and "coarse_backlight_defects_truth.png" in names
     assert all(p.stat().st_size > 1000 for p in paths)
+
+
+@pytest.mark.parametrize("kind", ["scratch", "crack"])
+def test_a_groove_darkens_in_bright_field_and_brightens_in_dark_field(kind):
+    """Polarity from the light's geometry, not from the kind: a groove's walls tilt away from the coaxial
+    (bright-field) light, so it is darker than the flat metal around it; they catch the grazing
+    low-angle (dark-field) light, so it is brighter."""
+    groove = Defect(0, kind, "top", 8.0, -6.0, 0.8, 0.04, 0.02, 30.0)
+    part = make_part(5, defects=(groove,), fixture_error=(0.0, 0.0, 0.0))
+    clean = dataclasses.replace(part, defects=())
+    pose = face_point_pose("top", groove.u_mm, groove.v_mm, FINE_CAMERA)
+    signs = {}
+    for role in ("coaxial", "low_angle"):
+        with_groove = render(part, pose, {role: 100}, FINE_CAMERA, exposure_us=2000, seed=1)
+        without = render(clean, pose, {role: 100}, FINE_CAMERA, exposure_us=2000, seed=1).image.astype(int)
+        x0, y0, x1, y1 = with_groove.truth[0].box_px
+        diff = with_groove.image.astype(int)[y0:y1, x0:x1] - without[y0:y1, x0:x1]
+        changed = diff[np.abs(diff) > 10]  # the groove's own pixels (the box also holds flat metal)
+        assert changed.size > 50, (role, changed.size)
+        signs[role] = float(np.median(changed))
+    assert signs["coaxial"] < -10 and signs["low_angle"] > 10, signs
+
+
+def test_polarity_sheet_shows_every_kind_under_every_top_light(tmp_path):
+    from hardware.sim.gallery import POLARITY_LIGHTS, write_polarity_sheet
+    from hardware.sim.part import ALL_KINDS
+    path, cells = write_polarity_sheet(tmp_path / "polarity.png")
+    assert path.is_file() and cv2.imread(str(path)) is not None
+    assert {(kind, role) for kind, role, _ in cells} == {(k, r) for k in ALL_KINDS for r in POLARITY_LIGHTS}
+    sign = {(kind, role): s for kind, role, s in cells}
+    assert sign[("scratch", "coaxial")] < 0 < sign[("scratch", "low_angle")]
+    assert sign[("stain", "coaxial")] < 0  # a reflectance change: darker where it cuts the specular light

@@ -1,5 +1,6 @@
 """Gallery of the virtual cell: one part under each light and camera, with ground-truth overlays,
-and a contact sheet that shows each defect kind under its revealing light."""
+a contact sheet that shows each defect kind under its revealing light, and a polarity sheet: every
+kind under each light from above, brighter or darker than the metal as the light's geometry makes it."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,14 +9,15 @@ import cv2
 import numpy as np
 
 from .geometry import COARSE_CAMERA, FINE_CAMERA, face_point_pose, face_view_pose
-from .part import Defect, make_part
+from .part import ALL_KINDS, Defect, make_part
 from .render import LIGHT_ROLES, RenderResult, render
 
 REVEALING_LIGHT = {"scratch": "low_angle", "dent": "low_angle", "stain": "coaxial", "burr": "backlight",
                    "dust": "coaxial", "machining_mark": "coaxial"}
 CONTRAST_LIGHT = {"scratch": "backlight", "dent": "backlight", "stain": "low_angle", "burr": "coaxial",
                   "dust": "backlight", "machining_mark": "backlight"}
-COLOURS = {"scratch": (0, 0, 255), "dent": (0, 165, 255), "burr": (255, 0, 255), "stain": (0, 220, 0),
+POLARITY_LIGHTS = ("coaxial", "ring", "low_angle", "seg_n", "seg_e")  # the lights from above
+COLOURS = {"crack": (0, 128, 255), "scratch": (0, 0, 255), "dent": (0, 165, 255), "burr": (255, 0, 255), "stain": (0, 220, 0),
            "dust": (200, 200, 0), "machining_mark": (160, 160, 160)}
 
 
@@ -78,7 +80,48 @@ def write_gallery(outdir: str | Path, seed: int = 7) -> list[Path]:
         tiles.append(np.hstack(row))
     sheet = np.vstack(tiles)
     save("contact_sheet.png", cv2.resize(sheet, (sheet.shape[1] // 2, sheet.shape[0] // 2), interpolation=cv2.INTER_AREA))
+    written.append(write_polarity_sheet(out / "polarity_sheet.png", seed)[0])
     return written
+
+
+def polarity_defect(kind: str) -> Defect:
+    """One defect of `kind` at a clear spot of the top face, large enough to read at the fine camera."""
+    size = {"dust": (0.12, 0.12, 0.0), "stain": (0.8, 0.6, 0.0), "dent": (0.3, 0.3, 0.04),
+            "machining_mark": (2.0, 0.6, 0.002), "burr": (0.5, 0.3, 0.2)}.get(kind, (0.8, 0.04, 0.02))
+    u, v = (4.0, 15.0) if kind == "burr" else (8.0, -6.0)  # a burr sits on the face's edge
+    return Defect(0, kind, "top", u, v, *size, 30.0)
+
+
+def write_polarity_sheet(path: str | Path, seed: int = 5) -> tuple[Path, list[tuple[str, str, float]]]:
+    """Every kind (rows) under each light from above (columns) at the fine camera, each tile captioned
+    with its polarity: the median signed change, against the clean part, of the defect's own pixels
+    (brighter or darker than the metal around it). Returns the PNG and (kind, light, change)."""
+    cells, rows = [], []
+    for kind in ALL_KINDS:
+        defect = polarity_defect(kind)
+        part = make_part(seed, defects=(defect,), fixture_error=(0.0, 0.0, 0.0))
+        clean = make_part(seed, defects=(), fixture_error=(0.0, 0.0, 0.0))
+        pose = face_point_pose("top", defect.u_mm, defect.v_mm, FINE_CAMERA)
+        row = []
+        for role in POLARITY_LIGHTS:
+            result = render(part, pose, {role: 100}, FINE_CAMERA, exposure_us=2000, seed=seed)
+            diff = result.image.astype(int) - render(clean, pose, {role: 100}, FINE_CAMERA, exposure_us=2000,
+                                                     seed=seed).image.astype(int)
+            x0, y0, x1, y1 = result.truth[0].box_px
+            changed = diff[y0:y1, x0:x1][np.abs(diff[y0:y1, x0:x1]) > 10]
+            sign = float(np.median(changed)) if changed.size else 0.0
+            cells.append((kind, role, sign))
+            cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
+            crop = result.image[max(0, cy - 75):cy + 75, max(0, cx - 100):cx + 100]
+            polarity = "brighter" if sign > 0 else "darker" if sign < 0 else "no change"
+            row.append(_tile(cv2.resize(crop, (800, 600), interpolation=cv2.INTER_NEAREST),
+                             f"{kind}, {role}: {polarity}"))
+        rows.append(np.hstack(row))
+    sheet = np.vstack(rows)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(out), cv2.resize(sheet, (sheet.shape[1] // 4, sheet.shape[0] // 4), interpolation=cv2.INTER_AREA))
+    return out, cells
 
 
 def _centre(result: RenderResult, defect_id: int) -> tuple[int, int]:
