@@ -310,7 +310,7 @@ def test_screenshot_command_writes_each_workspace(tmp_path, recipe):
     from ui.station_window import IntegratorView, QAView
     names += (["qa"] if QAView is not None else []) + (["integrator"] if IntegratorView is not None else [])
     for name in names:
-        for suffix, size in (("", (1280, 800)), ("@1920x1080", (1920, 1080))):
+        for suffix, size in (("", (1280, 800)), ("@1920x1080", (1920, 1080)), ("@1024x768", (1024, 768))):
             image = QImage(str(out / f"{name}{suffix}.png"))
             assert (image.width(), image.height()) == size, f"{name}{suffix}.png"
     latency = (out / "latency.txt").read_text()

@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-SIZES = ((1280, 800), (1920, 1080))
+SIZES = ((1280, 800), (1920, 1080), (1024, 768))  # the first without a suffix in the file name
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models-dir", default=None, help="where recipes and models live (default: models/)")
     parser.add_argument("--seed", type=int, default=500_000, help="--sim: seed of the first part (default 500000)")
     parser.add_argument("--screenshot", metavar="DIR",
-                        help="--sim: run 3 parts, write a PNG of each workspace at 1280x800 and 1920x1080, "
+                        help="--sim: run 3 parts, write a PNG of each workspace at 1280x800, 1920x1080 and "
+                             "1024x768 (the operator's mid-lot, the last verdict held while the next part runs), "
                              "and the GUI event-loop latency, then exit")
     args = parser.parse_args(argv)
     if args.screenshot and not args.sim:
@@ -49,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     window = StationWindow(parts=parts, speed_factor=args.speed_factor, db=args.db, archive=args.archive or None,
                            recipe=args.recipe, first_seed=args.seed, sim=args.sim, config=args.config,
                            models_dir=args.models_dir, demo_users=args.sim)
+    # production waits for the recipe's masters at the start of the shift (inspector.golden); the screenshot
+    # tour shows a production lot instead
+    window.station.controller.golden_enabled = not args.screenshot
+    window.operator.golden.refresh()
     window.resize(*SIZES[0])
     window.show()
     if args.screenshot:
@@ -60,13 +65,15 @@ def main(argv: list[str] | None = None) -> int:
 
 class ScreenshotTour:
     """Logs in as each demo user in turn and grabs that user's workspace in a representative state:
-    the operator after a few parts, QA with the review queue they produced, the integrator on the
-    connected devices. Also writes the GUI event-loop latency measured during the lot."""
+    the operator mid-lot (the last part's verdict held while the next part is inspected), QA with the
+    review queue the lot produced, the integrator on the connected devices. Also writes the GUI
+    event-loop latency measured during the lot (the grabs themselves are left out of it)."""
 
     def __init__(self, window, out: Path):
         from PyQt6.QtCore import QTimer
 
         self.window, self.out, self.timer = window, out, QTimer
+        self.operator_snapped = False
         out.mkdir(parents=True, exist_ok=True)
 
     def later(self, ms: int, step) -> None:
@@ -82,6 +89,7 @@ class ScreenshotTour:
         from PyQt6.QtWidgets import QApplication
 
         print(f"inspector station --screenshot: {why}", file=sys.stderr)
+        self.window.confirm_close = False  # nobody to ask: stop the lot and close
         self.window.close()
         QApplication.exit(1)
 
@@ -113,7 +121,28 @@ class ScreenshotTour:
         self.login("operator", "1111")
         self.window.latency.start()
         station.running_changed.connect(self._lot_state)
+        station.part_started.connect(self._part_started)
         self.window.start()
+
+    def _part_started(self, _event) -> None:
+        """The second part has started: the first one's verdict is on the banner; grab the operator
+        once the new part's first coarse frame is in."""
+        if self.window.operator.last_record is not None and not self.operator_snapped:
+            self.operator_snapped = True
+            self.later(1200, self.operator_mid_lot)
+
+    def operator_mid_lot(self) -> None:
+        view, latency = self.window.operator, self.window.latency
+        if view.last_record is not None:  # the override form filled in, as an operator would
+            other = "PASS" if view.last_record.verdict != "PASS" else "FAIL"
+            view.override_verdict.setCurrentText(other)
+            view.override_reason.setText("re-checked under the microscope")
+        running = self.window.station.running
+        if running:
+            latency.stop()  # the grabs (a resize and a render per size) are not the station's latency
+        self.snap("operator")
+        if running:
+            latency.start()
 
     def _lot_state(self, running: bool, _paused: bool) -> None:
         if not running and self.window.station.fault:
@@ -125,12 +154,10 @@ class ScreenshotTour:
     def operator_done(self) -> None:
         station = self.window.station
         station.running_changed.disconnect(self._lot_state)
-        view = self.window.operator
-        if station.last_record is not None:  # show the override form filled in, as an operator would
-            other = "PASS" if station.last_record.verdict != "PASS" else "FAIL"
-            view.override_verdict.setCurrentText(other)
-            view.override_reason.setText("re-checked under the microscope")
-        self.snap("operator")
+        station.part_started.disconnect(self._part_started)
+        if not self.operator_snapped:  # a one-part lot: the operator after it
+            self.operator_snapped = True
+            self.operator_mid_lot()
         self.login("qa", "2222")
         self.later(800, self.qa_done)
 

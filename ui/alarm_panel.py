@@ -13,12 +13,12 @@ from PyQt6.QtGui import QFont
 from PyQt6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 STATE_COLOURS = {"Idle": "#455a64", "Run": "#1b8a3a", "Hold": "#e08a00", "Alarm": "#c62828",
-                 "Offline": "#6d4c41"}
+                 "Offline": "#6d4c41", "Stopping": "#8d6e00", "Not ready": "#8d4f00"}
 
 
 @dataclass(frozen=True)
 class StationState:
-    state: str  # Idle | Run | Hold | Alarm | Offline
+    state: str  # Idle | Run | Hold | Stopping | Alarm | Offline | Not ready (the recipe cannot load)
     reason: str = ""
 
 
@@ -89,10 +89,12 @@ class AlarmPanel(QWidget):
         self.state_label = QLabel("Offline")
         self.state_label.setFont(QFont("DejaVu Sans", 16, QFont.Weight.Bold))
         self.state_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.state_label.setMinimumWidth(120)
+        self.state_label.setMinimumWidth(136)  # "Not ready" in full
         self.state_label.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Preferred)
         self.reason = QLabel("")
         self.reason.setWordWrap(True)
+        # a long reason (a file path) wraps and never widens the window
+        self.reason.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.reason.setFont(QFont("DejaVu Sans", 11))
         self.controller = QLabel("")
         self.controller.setFont(QFont("DejaVu Sans", 9))

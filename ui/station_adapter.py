@@ -14,15 +14,15 @@ from PyQt6.QtCore import QObject, pyqtSignal
 from inspector.access import AccessControl, AccessDenied, Session
 from inspector.demo import REFERENCE_RECIPE
 from inspector.events import Alarm, CandidatesFound, Fault, FineShotTaken, PartStarted, VerdictReady, ViewCaptured
-from inspector.station import FAULT_MACHINE, Homed, LotFinished, ModelsReady, StateChanged, StationController
+from inspector.shift import ShiftTally
+from inspector.station import FAULT_MACHINE, FAULT_MODELS, Homed, LotFinished, ModelsReady, StateChanged, StationController
 from inspector.station import StationState as ControllerState
 from inspector.station import fault_text
 
 from .alarm_panel import MachineMonitor, StationState, station_state
+from .demo_users import DEMO_USERS, seed_demo_users  # noqa: F401 - DEMO_USERS: where callers found it
 
 log = logging.getLogger(__name__)
-
-DEMO_USERS = (("integrator", "integrator", "3333"), ("operator", "operator", "1111"), ("qa", "qa", "2222"))
 
 def list_recipes(models_dir: Path, extra: Path | None = None) -> list[Path]:
     """The recipes an operator may pick: models/*.recipe.json, plus one given on the command line."""
@@ -30,19 +30,6 @@ def list_recipes(models_dir: Path, extra: Path | None = None) -> list[Path]:
     if extra is not None and Path(extra).resolve() not in {p.resolve() for p in found}:
         found.append(Path(extra))
     return found
-
-
-def seed_demo_users(access: AccessControl) -> bool:
-    """--sim only: operator/1111, qa/2222, integrator/3333 on a result store that has no user yet."""
-    if access.has_users():
-        return False
-    name, role, pin = DEMO_USERS[0]
-    access.add_user(name, role, pin, by=access.system_session("commissioning", "demo users (--sim)"))
-    integrator = access.login(name, pin)
-    for name, role, pin in DEMO_USERS[1:]:
-        access.add_user(name, role, pin, by=integrator)
-    access.logout(integrator)
-    return True
 
 
 class Station(QObject):
@@ -60,6 +47,8 @@ class Station(QObject):
     models_changed = pyqtSignal(list)  # one line per model
     session_changed = pyqtSignal(object)  # Session | None
     message = pyqtSignal(str)
+    safe_stopped = pyqtSignal(object)  # inspector.station_safe.SafeStopReport
+    shift_restored = pyqtSignal(object)  # inspector.shift.ShiftTally of the current shift, from the store
     # relayed from the controller's cycle
     part_started = pyqtSignal(object)
     view_captured = pyqtSignal(object)
@@ -96,10 +85,26 @@ class Station(QObject):
         self._seen = self.controller.state
         self._shown_devices = None
         self._lot = False  # a lot this window started, until its LotFinished arrives
+        self._stopping = False  # Stop pressed during that lot, until its LotFinished arrives
         self._part_fault: str | None = None  # the words of the last part's fault (the alarm panel's reason)
+        self._recipe_problem: str | None = None  # why the picked recipe cannot load (checked off the GUI thread)
         self._closed = False
         self._event.connect(self._on_event)
         self._unsubscribe = self.controller.subscribe(self._event.emit)
+        threading.Thread(target=self._read_shift, name="station-shift", daemon=True).start()
+
+    def _read_shift(self) -> None:
+        """The current shift's counters from the store (off the GUI thread: a PostgreSQL store may be slow)."""
+        import time
+
+        from inspector.shift import shift_at, shift_tally
+
+        try:
+            tally = shift_tally(self.controller.store, shift_at(time.time()))
+        except Exception as exc:  # noqa: BLE001 - the counters then start at zero, and the operator is told
+            self._event.emit(_Note(f"the shift's counters could not be read from the store: {exc}"))
+            return
+        self._event.emit(tally)
 
     # -- what the controller holds ---------------------------------------------------------------------
     store = property(lambda self: self.controller.store)
@@ -160,8 +165,23 @@ class Station(QObject):
         connected = devices is not None and getattr(devices.motion, "connected", True)
         controller = self.controller_state()
         alarm = getattr(self.monitor.state, "alarm_text", "") if controller is not None else ""
+        if self._stopping and self.running and self.fault is None:
+            return StationState("Stopping", "the part in progress ends, then the lot stops")
+        problem = self.recipe_problem
+        if problem is not None and not self.running:  # not the machine's alarm: nothing to Reset
+            return StationState("Not ready", f"recipe {self.recipe_path.name} cannot load (why: under Start); "
+                                             "pick another recipe, or have the integrator fix it")
         return station_state(controller, connected=connected, running=self.running,
                              paused=self.running and self.paused, fault=self.fault, homed=self.homed, alarm=alarm)
+
+    @property
+    def recipe_problem(self) -> str | None:
+        """Why the selected recipe cannot run (the controller's fault 5, or the check made when it was
+        picked); None when it loads."""
+        controller = self.controller
+        if controller.state == ControllerState.FAULT and controller.fault_code == FAULT_MODELS:
+            return controller.fault_reason or fault_text(FAULT_MODELS)
+        return self._recipe_problem
 
     def controller_state(self) -> str | None:
         """The stage controller's last reported state (None without devices or before its first report)."""
@@ -191,7 +211,7 @@ class Station(QObject):
                 self.monitor.attach(self._shown_devices.motion)  # Reset may have reconnected the link
             self._refresh_state()
         elif isinstance(event, LotFinished):
-            self._lot = False
+            self._lot = self._stopping = False
             self.running_changed.emit(False, False)
             self._refresh_state()
         elif isinstance(event, Fault):
@@ -200,9 +220,15 @@ class Station(QObject):
             self._refresh_state()
         elif isinstance(event, Alarm):
             self.message.emit(event.message)
+        elif isinstance(event, ShiftTally):
+            self.shift_restored.emit(event)
+        elif isinstance(event, _Note):
+            self.message.emit(event.text)
         elif isinstance(event, _RecipeModels):
             if event.path == self.recipe_path:
+                self._recipe_problem = event.problem
                 self.models_changed.emit(list(event.lines))
+                self._refresh_state()
 
     def _sync_devices(self) -> None:
         devices = self.controller.devices
@@ -243,18 +269,27 @@ class Station(QObject):
             self.message.emit("the recipe changes between lots, not during one")
             return False
         path = Path(path)
-        if not self.controller.select_recipe_path(path, reload=reload):
+        controller = self.controller
+        if controller.state == ControllerState.FAULT and controller.fault_code == FAULT_MODELS:
+            chosen = controller.recover_with_recipe(path)  # the fault was the recipe: this one loads, READY again
+        else:
+            chosen = controller.select_recipe_path(path, reload=reload)
+        if not chosen:
             self.message.emit(f"the recipe cannot change now (station {self.controller.state.value})")
             return False
         self.recipe_path = path
+        self._recipe_problem = None
         self.models_changed.emit([f"models of {path.name}: loading…"])
+        self._refresh_state()
 
         def load() -> None:
+            problem = None
             try:
                 lines = self.controller.recipe_models(path)
             except Exception as exc:  # noqa: BLE001 - shown, the recipe is the operator's choice
-                lines = (f"recipe {path.name}: {exc}",)
-            self._event.emit(_RecipeModels(path, tuple(lines)))
+                problem = f"recipe {path.name} cannot load: {exc}"
+                lines = (problem,)
+            self._event.emit(_RecipeModels(path, tuple(lines), problem))
 
         threading.Thread(target=load, name="station-recipe-models", daemon=True).start()
         return True
@@ -269,7 +304,10 @@ class Station(QObject):
             raise RuntimeError("the devices are not connected (Reset connects them again)")
         if self.fault is not None or (self.controller_state() == "Alarm" and self.homed):
             raise RuntimeError("the machine is in alarm: Reset first")
+        if (blocked := self.controller.golden_block()) is not None:
+            raise RuntimeError(f"{blocked}: check the masters first (Golden check)")
         self._lot = True  # before the controller's BUSY arrives (at once: this is its thread)
+        self._stopping = False
         self._part_fault = None
         if not self.controller.run_lot(self.parts):
             self._lot = False
@@ -289,8 +327,23 @@ class Station(QObject):
         self._refresh_state()
 
     def stop(self) -> None:
+        """Stop the lot: the controller is told at once (it never blocks) and the state says
+        'Stopping' in this same event-loop turn; LotFinished arrives when the part in progress ended."""
+        self._stopping = self._lot
         self.controller.stop()
         self._refresh_state()
+
+    def safe_stop_async(self) -> None:
+        """Stop the lot, the stage and the lights on a worker thread (closing during a lot);
+        `safe_stopped(report)` says what state the cell was left in."""
+        def run() -> None:
+            report = self.controller.safe_stop()
+            if not self._closed:
+                self.safe_stopped.emit(report)
+
+        self._stopping = self._lot
+        self._refresh_state()
+        threading.Thread(target=run, name="station-safe-stop", daemon=True).start()
 
     def reset(self) -> None:
         """After a fault: Devices.recover (light port reopened, lights off; stage reset or reconnected,
@@ -330,3 +383,10 @@ class _RecipeModels:
     """The models of a recipe the operator picked, loaded off the GUI thread."""
     path: Path
     lines: tuple[str, ...]
+    problem: str | None = None  # why it cannot load
+
+
+@dataclass(frozen=True)
+class _Note:
+    """A line for the status bar from one of the adapter's own threads."""
+    text: str

@@ -11,15 +11,13 @@ the signals bring. Permissions for human actions are checked here through the co
 from __future__ import annotations
 
 import logging
-import statistics
-import time
 from pathlib import Path
 from typing import Callable
 
-from PyQt6.QtCore import QObject, Qt, QTimer
+from PyQt6.QtCore import Qt
 from PyQt6.QtGui import QFont
-from PyQt6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QMainWindow, QPushButton, QScrollArea, QStackedWidget,
-                             QTabWidget, QVBoxLayout, QWidget)
+from PyQt6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QPushButton, QScrollArea,
+                             QStackedWidget, QTabWidget, QVBoxLayout, QWidget)
 
 from inspector.access import AccessDenied, Session
 from inspector.station_config import StationConfig
@@ -27,6 +25,8 @@ from inspector.station_config import StationConfig
 from .alarm_panel import StationState
 from .login_panel import LoginPanel, UsersDialog
 from .operator_view import OperatorView
+from .latency_probe import LoopLatencyProbe
+from .recipe_notice import RecipeNotice
 from .station_adapter import Station
 
 log = logging.getLogger(__name__)
@@ -60,42 +60,6 @@ def qa_station_config(sim: bool, config: str | None) -> StationConfig | None:
 ROLE_COLOURS = {"operator": "#1565c0", "qa": "#6a1b9a", "integrator": "#00695c"}
 
 
-class LoopLatencyProbe(QObject):
-    """How late the GUI event loop serves a timer: a responsive window serves it within a few ms.
-    Samples are kept for a report; they are measurements, never pass/fail criteria."""
-
-    def __init__(self, interval_ms: int = 20):
-        super().__init__()
-        self.interval_ms = interval_ms
-        self.samples_ms: list[float] = []
-        self._timer = QTimer(self)
-        self._timer.setTimerType(Qt.TimerType.PreciseTimer)
-        self._timer.setInterval(interval_ms)
-        self._timer.timeout.connect(self._tick)
-        self._last: float | None = None
-
-    def start(self) -> None:
-        self._last = None
-        self._timer.start()
-
-    def stop(self) -> None:
-        self._timer.stop()
-
-    def _tick(self) -> None:
-        now = time.perf_counter()
-        if self._last is not None:
-            self.samples_ms.append(max(0.0, (now - self._last) * 1000.0 - self.interval_ms))
-        self._last = now
-
-    def summary(self) -> str:
-        s = sorted(self.samples_ms)
-        if not s:
-            return "GUI event-loop latency: no samples"
-        p95 = s[min(len(s) - 1, int(round(0.95 * (len(s) - 1))))]
-        return (f"GUI event-loop latency ({self.interval_ms} ms timer, {len(s)} samples): median "
-                f"{statistics.median(s):.1f} ms, p95 {p95:.1f} ms, max {s[-1]:.1f} ms late")
-
-
 class StationWindow(QMainWindow):
     def __init__(self, *, parts: int = 20, speed_factor: float = 1.0, db: str, archive: str | None,
                  first_seed: int = 500_000, recipe: str | None = None, sim: bool = True, config: str | None = None,
@@ -106,6 +70,11 @@ class StationWindow(QMainWindow):
         station = self.station
         self.setWindowTitle("Inspection station — " + ("virtual cell" if sim else str(config)))
         self.latency = LoopLatencyProbe()
+        # closing during a lot asks first, then leaves the cell safe and says so (see closeEvent)
+        self.confirm_close = True
+        self.close_dialog: QMessageBox | None = None
+        self.safe_report = None  # inspector.station_safe.SafeStopReport once the cell was made safe
+        self._closing = self._close_ready = False
 
         # header: where am I, who am I
         self.title = QLabel("Inspection station" + (" — virtual cell" if sim else ""))
@@ -130,6 +99,7 @@ class StationWindow(QMainWindow):
                 else "")
         self.login = LoginPanel(station.access, hint=hint)
         self.operator = OperatorView()
+        self.operator.golden.bind(station)
         self.tabs = QTabWidget()
         self.tabs.setFont(QFont("DejaVu Sans", 11))
         self.tabs.addTab(self.operator, "Operator")
@@ -152,8 +122,8 @@ class StationWindow(QMainWindow):
                 if self.qa is not None:
                     self.integrator.calibration_written.connect(self.qa.set_station_config)
                 self.integrator.disconnect_requested.connect(station.disconnect_devices)
-                self.integrator.recipe_saved.connect(
-                    lambda _result: station.select_recipe(station.recipe_path, reload=True))
+                # the operator is told and chooses (recipe_notice); the station never switches silently
+                self.integrator.recipe_saved.connect(lambda _result: self.recipe_notice.watch.check_now())
             except Exception:  # noqa: BLE001
                 log.exception("integrator workspace failed to open")
         self.stack = QStackedWidget()
@@ -172,9 +142,10 @@ class StationWindow(QMainWindow):
             view.recipe.addItem(path.name, str(path))
         view.recipe.setCurrentIndex(max(0, view.recipe.findData(str(station.recipe_path))))
         view.recipe.currentIndexChanged.connect(self._recipe_chosen)
+        self.recipe_notice = RecipeNotice(station, view, lambda text: self.statusBar().showMessage(text, 15_000))
         view.start_button.clicked.connect(lambda: self._act(station.start_lot))
         view.pause_button.clicked.connect(station.toggle_pause)
-        view.stop_button.clicked.connect(station.stop)
+        view.stop_button.clicked.connect(self.stop)
         view.reset_button.clicked.connect(lambda: self._act(station.reset))
         view.override_button.clicked.connect(self._override)
         station.part_started.connect(view.on_part_started)
@@ -187,6 +158,8 @@ class StationWindow(QMainWindow):
         station.state_changed.connect(self._state_changed)
         station.devices_changed.connect(self._devices_changed)
         station.message.connect(lambda text: self.statusBar().showMessage(text, 15_000))
+        station.safe_stopped.connect(self._safe_stopped)
+        station.shift_restored.connect(view.restore_shift)
         self.tabs.currentChanged.connect(self._tab_changed)
         self.login.logged_in.connect(self.set_session)
         self.logout_button.clicked.connect(lambda: self.set_session(None))
@@ -215,6 +188,13 @@ class StationWindow(QMainWindow):
     def start(self) -> None:
         self._act(self.station.start_lot)
 
+    def stop(self) -> None:
+        """Stop the lot; the operator sees 'stopping…' in this same event-loop turn."""
+        running = self.station.running
+        self.station.stop()
+        if running:
+            self.operator.set_stopping()
+
     # -- session and roles ----------------------------------------------------------------------------
     def set_session(self, session: Session | None) -> None:
         self.station.set_session(session)
@@ -225,7 +205,7 @@ class StationWindow(QMainWindow):
                 except Exception:  # noqa: BLE001
                     log.exception("%s.set_session", type(workspace).__name__)
         self.operator.set_override_allowed(session is not None and session.allows("override"))
-        self.operator.start_button.setEnabled(self._may_start())
+        self._update_start()
         self.users_button.setVisible(session is not None and session.role == "integrator")
         if self.users_dialog is not None:
             self.users_dialog.close()
@@ -286,6 +266,8 @@ class StationWindow(QMainWindow):
             combo.blockSignals(True)
             combo.setCurrentIndex(max(0, combo.findData(str(self.station.recipe_path))))
             combo.blockSignals(False)
+        else:
+            self.recipe_notice.follow(self.station.recipe_path)
 
     def _connect_requested(self) -> None:
         if self.station.devices is None and not self.station.busy:
@@ -299,13 +281,37 @@ class StationWindow(QMainWindow):
                 log.exception("QA workspace refresh")
 
     def _may_start(self) -> bool:
+        return self.station.session is not None and not self.station.running and not self._start_blocker()
+
+    def _start_blocker(self) -> str:
+        """Why Start is off, in plain words ('' when nothing stands in the way)."""
         station, session = self.station, self.station.session
-        return (session is not None and session.allows("run") and not station.running and station.fault is None
-                and station.devices is not None)
+        if session is not None and not session.allows("run"):
+            return f"Start: the {session.role} role does not run lots"
+        if self._closing:
+            return "Start: the station is closing"
+        if station.recipe_problem is not None:
+            return f"Start is off: {station.recipe_problem}"
+        if station.busy and not station.running:
+            return "Start: wait, the station is busy (connecting, homing or loading the recipe)"
+        if station.devices is None:
+            return "Start is off: the devices are not connected (Reset connects them)"
+        if station.fault is not None:
+            return f"Start is off until Reset: {station.fault}"
+        golden = station.controller.golden_block()
+        if golden is not None:
+            return f"Start is off: {golden} (Golden check)"
+        return ""
+
+    def _update_start(self) -> None:
+        self.operator.show_golden(self.station.controller.golden_block() is not None)
+        allowed = self._may_start()
+        self.operator.start_button.setEnabled(allowed)
+        self.operator.set_start_reason("" if allowed or self.station.running else self._start_blocker())
 
     def _running_changed(self, running: bool, paused: bool) -> None:
         self.operator.set_running(running, paused)
-        self.operator.start_button.setEnabled(self._may_start())
+        self._update_start()
         if self.integrator is not None:
             try:
                 self.integrator.set_busy(running)
@@ -324,10 +330,67 @@ class StationWindow(QMainWindow):
 
     def _state_changed(self, state: StationState) -> None:
         self.operator.alarm.show_state(state, self.station.controller_state())
+        self.operator.show_station_state(state.state)
         self.operator.reset_button.setEnabled(state.state in ("Alarm", "Offline") and not self.station.busy)
-        self.operator.start_button.setEnabled(self._may_start())
+        self._update_start()
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        """During a lot: ask; Yes stops the lot, the stage and the lights (on a worker thread, the
+        window stays responsive), says what state the cell was left in, then closes; No changes nothing."""
+        if self.station.running and self.confirm_close and not self._close_ready:
+            event.ignore()
+            if self.close_dialog is None and not self._closing:
+                self._ask_close()
+            return
+        self._shutdown()
+        super().closeEvent(event)
+
+    def _ask_close(self) -> None:
+        box = QMessageBox(QMessageBox.Icon.Question, "Close the station?",
+                          "A lot is running. Close the station?\n\nYes: the lot stops (the part in progress ends "
+                          "ERROR, not fully inspected), the stage stops and the lights go off, then the window "
+                          "closes.\nNo: the lot goes on.",
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+        box.setDefaultButton(QMessageBox.StandardButton.No)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+        box.finished.connect(lambda _r: self._close_answered(
+            box.standardButton(box.clickedButton()) == QMessageBox.StandardButton.Yes))
+        self.close_dialog = box
+        box.open()
+
+    def _close_answered(self, yes: bool) -> None:
+        self.close_dialog = None
+        if not yes:
+            return
+        self._closing = True
+        self.operator.set_stopping()
+        self.operator.activity.setText("■ closing: stopping the lot, the stage and the lights…")
+        self.statusBar().showMessage("closing: stopping the lot, the stage and the lights…")
+        self.station.safe_stop_async()
+
+    def _safe_stopped(self, report) -> None:
+        self.safe_report = report
+        text = ("The cell is safe: " if report.safe else "The cell is NOT confirmed safe: ") + report.text() + "."
+        self.operator.activity.setText(text)
+        self.statusBar().showMessage(text)
+        log.info("closing the station: %s", text)
+        box = QMessageBox(QMessageBox.Icon.Information if report.safe else QMessageBox.Icon.Warning,
+                          "Station closing", text + "\n\nThe window closes now.",
+                          QMessageBox.StandardButton.Ok, self)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+        box.finished.connect(lambda _r: self._close_now())
+        self.close_dialog = box
+        box.open()
+
+    def _close_now(self) -> None:
+        self.close_dialog = None
+        self._close_ready = True
+        self.close()
+
+    def _shutdown(self) -> None:
+        if self.close_dialog is not None:
+            self.close_dialog.close()
+            self.close_dialog = None
         self.latency.stop()
         self.station.stop()
         if self.integrator is not None:
@@ -336,4 +399,3 @@ class StationWindow(QMainWindow):
             except Exception:  # noqa: BLE001
                 log.exception("integrator workspace shutdown")
         self.station.close()
-        super().closeEvent(event)

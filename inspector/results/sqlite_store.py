@@ -10,6 +10,7 @@ access) stay on the server, which is reconnected to after an outage. The schema,
 part record to rows and the CSV export: `tables.py`."""
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import threading
@@ -337,19 +338,49 @@ class ResultStore:
             return [(r[0], int(r[1]), int(r[2]), int(r[3]))
                     for r in self._execute(sql, [] if since is None else [since]).fetchall()]
 
-    def defects_by_class(self, since: float | None = None) -> list[tuple[str, int, int]]:
-        """(class, defects, parts failed with it), most frequent first — the shift's Pareto."""
+    def defects_by_class(self, since: float | None = None, until: float | None = None, *,
+                         skip_part_prefix: str | None = None) -> list[tuple[str, int, int]]:
+        """(class, defects, parts failed with it), most frequent first — the shift's Pareto.
+        `skip_part_prefix`: leave out parts whose part id starts with it (e.g. master inspections)."""
+        skip = _like_prefix(skip_part_prefix) if skip_part_prefix else None
+        bounds = [(" AND p.finished_at >= ?", since), (" AND p.finished_at < ?", until),
+                  (" AND p.part_id NOT LIKE ? ESCAPE '\\'", skip)]
         sql = ("SELECT d.defect_class, COUNT(*), COUNT(DISTINCT d.part_row) FROM defects d JOIN parts p ON p.id = d.part_row"
-               " WHERE d.decision = 'defect'" + (" AND p.finished_at >= ?" if since is not None else "")
+               " WHERE d.decision = 'defect'" + "".join(text for text, value in bounds if value is not None)
                + " GROUP BY d.defect_class ORDER BY COUNT(*) DESC, d.defect_class")
+        args = [value for _text, value in bounds if value is not None]
         with self._lock:
-            return [(r[0], int(r[1]), int(r[2])) for r in self._execute(sql, [] if since is None else [since]).fetchall()]
+            return [(r[0], int(r[1]), int(r[2])) for r in self._execute(sql, args).fetchall()]
+
+    def verdict_rows(self, since: float, until: float, *,
+                     skip_part_prefix: str | None = None) -> list[tuple[str, str, str, float]]:
+        """(serial, verdict, reason, total cycle s) of the parts finished in [since, until), oldest first."""
+        sql = "SELECT serial, verdict, reason, timings FROM parts WHERE finished_at >= ? AND finished_at < ?"
+        args: list = [since, until]
+        if skip_part_prefix:
+            sql += " AND part_id NOT LIKE ? ESCAPE '\\'"
+            args.append(_like_prefix(skip_part_prefix))
+        with self._lock:
+            rows = self._execute(sql + " ORDER BY id", args).fetchall()
+        return [(r[0], r[1], r[2], float(json.loads(r[3]).get("total", 0.0))) for r in rows]
+
+    def highest_serial(self, prefix: str) -> str | None:
+        """The highest serial starting with `prefix`, longer ones higher (SIM-1000000 > SIM-999999)."""
+        sql = "SELECT serial FROM parts WHERE serial LIKE ? ESCAPE '\\' ORDER BY LENGTH(serial) DESC, serial DESC LIMIT 1"
+        with self._lock:
+            found = self._execute(sql, [_like_prefix(prefix)]).fetchone()
+        return found[0] if found else None
 
     def export_csv(self, path: str | Path, rows: list[tuple[int, PartRecord]]) -> int:
         """One line per part. A text cell that a spreadsheet would take for a formula (it starts with
         = + - @, a tab or a carriage return; serials and reasons come from outside) is written with a
         leading single quote, so it shows as text and never runs."""
         return write_csv(path, rows)
+
+
+def _like_prefix(prefix: str) -> str:
+    """A LIKE pattern (ESCAPE '\\') for text that starts with `prefix`, its wildcards taken literally."""
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 def _first_line(exc: BaseException) -> str:
