@@ -149,6 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="instead of the held-out lot: per defect kind, DIR/<kind>/classifier.onnx (trained without "
                          "that kind) inspects a lot whose only defects are of that kind")
     ev.add_argument("--unknown-parts", type=int, default=50, help="parts per kind (default 50)")
+    ev.add_argument("--teach-kind", metavar="KIND",
+                    help="instead of the held-out lot: the learning curve of teaching KIND (a kind the renderer draws "
+                         "only on request, e.g. crack) with --teach-examples labelled examples each")
+    ev.add_argument("--teach-examples", type=int, nargs="+", default=[10, 25, 50], help="example counts (default 10 25 50)")
+    ev.add_argument("--teach-parts", type=int, default=50, help="parts in the new-kind lot (default 50)")
+    ev.add_argument("--teach-old-parts", type=int, default=200, help="production-mix parts for the old kinds (default 200)")
     ev.set_defaults(handler=_eval)
 
     bench = sub.add_parser(
@@ -187,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="read this evaluation report.json instead of running the evaluation")
     bench.add_argument("--recipe", default=None, help="recipe file (default: the reference recipe in models/)")
     bench.add_argument("--skip", default="", metavar="LIST", help="comma-separated parts to leave out: cycle,latency,soak,quality")
+    bench.add_argument("--baseline", default=None, metavar="JSON",
+                       help="an earlier run's bench.json: the cycle-time section shows before and after")
     bench.add_argument("--report-from", default=None, metavar="JSON",
                        help="measure nothing: write BENCHMARKS.md and the plots again from a run's bench.json")
     bench.set_defaults(handler=_bench)
@@ -223,6 +231,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .serve_command import add_parser as add_serve_parser  # inspector serve (headless, PLC interfaces)
 
     add_serve_parser(sub, DEFAULT_DB)
+
+    from .msa_command import add_parser as add_msa_parser  # inspector msa (gauge R&R, attribute agreement)
+
+    add_msa_parser(sub)
 
     sub.add_parser("station", help="open the station (PyQt6; operator, QA, integrator): --sim on the virtual cell, "
                                    "--config FILE on a real machine (python -m ui station …)")
@@ -332,7 +344,8 @@ def _bench(args: argparse.Namespace) -> int:
     if args.report_from:
         from .bench import rerender
 
-        rerender(Path(args.report_from), Path(args.out) if args.out else PROJECT_ROOT)
+        rerender(Path(args.report_from), Path(args.out) if args.out else PROJECT_ROOT,
+                 baseline=Path(args.baseline) if args.baseline else None)
         return 0
     skip = tuple(part.strip() for part in args.skip.split(",") if part.strip())
     unknown = set(skip) - {"cycle", "latency", "soak", "quality"}
@@ -356,6 +369,8 @@ def _bench(args: argparse.Namespace) -> int:
         overrides["work"] = Path(args.work)
     if args.eval_report:
         overrides["eval_report"] = Path(args.eval_report)
+    if args.baseline:
+        overrides["baseline"] = Path(args.baseline)
     if args.recipe:
         overrides["recipe"] = Path(args.recipe)
     options = BenchOptions.quick_defaults(**overrides) if args.quick else BenchOptions(**overrides)

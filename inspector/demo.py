@@ -15,6 +15,7 @@ from hardware.sim.part import PartInstance, make_part
 
 from .archive import ImageArchive
 from .cycle import InspectionCycle
+from .dimensions import Measurement, true_values
 from .devices import Devices, open_devices
 from .events import Alarm
 from .inference.classifier import Classifier
@@ -24,7 +25,7 @@ from .results.records import PartRecord
 from .results.sqlite_store import ResultStore
 from .schema import ConfigError
 from .station_config import StationConfig
-from .verdict import Finding, decide
+from .verdict import Finding, decide, judge_dimensions
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 REFERENCE_RECIPE = PROJECT_ROOT / "models" / "housing-40x30.recipe.json"
@@ -32,9 +33,16 @@ REFERENCE_RECIPE = PROJECT_ROOT / "models" / "housing-40x30.recipe.json"
 
 def truth_verdict(part: PartInstance, recipe: Recipe) -> str:
     """What the recipe's rules say about the part's real defects (nuisances are never defects), at
-    their exact sizes: no measurement uncertainty."""
+    their exact sizes, and about its true dimensions (the recipe's features): no measurement uncertainty."""
     findings = [Finding(d.kind, 1.0, "defect", d.face, d.u_mm, d.v_mm, d.size_mm) for d in part.true_defects]
-    return decide(findings, recipe, size_uncertainty_mm=0.0).verdict
+    return judge_dimensions(decide(findings, recipe, size_uncertainty_mm=0.0), true_measurements(part, recipe),
+                            recipe).verdict
+
+
+def true_measurements(part: PartInstance, recipe: Recipe) -> list[Measurement]:
+    """The recipe's features of a virtual-cell part at its true dimensions."""
+    values = true_values(recipe.dimensions, part.dims_mm, part.holes)
+    return [Measurement(f.name, values[f.name], f.nominal_mm, f.tolerance_mm) for f in recipe.dimensions.features]
 
 
 @dataclass

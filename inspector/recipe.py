@@ -18,20 +18,23 @@ from hardware.cameras.base import EXPOSURE_US_LIMITS, GAIN_LIMITS
 from hardware.lights.base import LightProgram
 from hardware.pose import StagePose as Pose
 
+from .dimensions import Dimensions, parse_dimensions
+from .golden_masters import Master, parse_masters
+from .kind_names import kind_name_problem
 from .model_files import (MODEL_ROOTS_ENV, PROJECT_MODELS, _SHA256, card_sha256, confined_model_path, file_sha256_hex,
                           model_roots, verified_model_path)
 from .plausibility import FrameLimits
 from .schema import Section, load_document
 
-__all__ = ["FACES", "DEFECT_CLASSES", "ANY_ZONE", "MAX_MERGE_MM", "MAX_VERSION", "MAX_VIEWS", "MAX_FINE_SHOTS",
+__all__ = ["FACES", "ANY_ZONE", "MAX_MERGE_MM", "MAX_VERSION", "MAX_VIEWS", "MAX_FINE_SHOTS",
            "MAX_LIGHT_PROGRAMS", "MAX_RULES", "MAX_ZONES", "MAX_COUNT", "MAX_NAME", "View", "ClassPolicy", "Reimaging",
            "Zone", "Rule", "Plausibility", "Recipe", "diff",
            # the model-file checks, from model_files
            "MODEL_ROOTS_ENV", "PROJECT_MODELS", "model_roots", "confined_model_path", "file_sha256_hex", "card_sha256"]
 
 FACES = ("top", "north", "south", "east", "west")
-DEFECT_CLASSES = ("scratch", "dent", "burr", "stain")
 ANY_ZONE = "*"
+MAX_CLASSES = 64  # defect kinds one recipe rules on
 MAX_MERGE_MM = 5.0  # no fine camera of this cell class sees more than 10 mm; the station checks its own
 # Bounds on what one recipe may ask for: far above any real part, low enough that a hostile file
 # cannot make the station plan, allocate or record without limit.
@@ -136,9 +139,16 @@ class Recipe:
     model_pins: dict[str, str] = field(default_factory=dict)  # role → sha256 (64 hex) the file must have
     plausibility: Plausibility = field(default_factory=Plausibility)
     novelty_limit: float | None = None  # fine crops beyond it are "unknown" (review); None: the model's limit
+    dimensions: Dimensions = field(default_factory=Dimensions)  # features measured with tolerances (inspector.dimensions)
+    masters: tuple[Master, ...] = ()  # golden samples checked at shift start (inspector.golden)
     source: str = field(default="<memory>", compare=False)
 
     # -- identity ------------------------------------------------------------------------------
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The defect kinds this recipe rules on (its `classes`): data, checked against the models at load."""
+        return tuple(self.classes)
+
     @property
     def hash(self) -> str:
         """Content hash of what the recipe says (not of its formatting): goes into every record."""
@@ -189,6 +199,8 @@ class Recipe:
                       for r in self.rules],
             "plausibility": self.plausibility.to_dict(),
             **({"novelty": {"limit": self.novelty_limit}} if self.novelty_limit is not None else {}),
+            **({"dimensions": self.dimensions.to_dict()} if self.dimensions else {}),
+            **({"masters": [m.to_dict() for m in self.masters]} if self.masters else {}),
         }
 
     @classmethod
@@ -254,9 +266,12 @@ class Recipe:
 
         classes_section = top.section("classes")
         classes = {}
+        if not classes_section.data or len(classes_section.data) > MAX_CLASSES:
+            raise top.error("classes", f"expected 1–{MAX_CLASSES} defect kinds, got {len(classes_section.data)}")
         for name in list(classes_section.data):
-            if name not in DEFECT_CLASSES:
-                raise classes_section.error(name, f"unknown defect class, expected one of {', '.join(DEFECT_CLASSES)}")
+            problem = kind_name_problem(name)
+            if problem:
+                raise classes_section.error(name, f"not a defect kind: {problem}")
             c = classes_section.section(name)
             assert c is not None
             band = c.get_vector("grey_band", 2)
@@ -306,7 +321,7 @@ class Recipe:
             zone = r.get("zone", str, ANY_ZONE)
             if zone != ANY_ZONE and zone not in zones:
                 raise r.error("zone", f"no zone {zone!r} (defined: {', '.join(zones) or 'none'}; '*' means anywhere)")
-            rules.append(Rule(defect_class=r.get("class", str, choices=DEFECT_CLASSES), zone=zone,
+            rules.append(Rule(defect_class=r.get("class", str, choices=tuple(classes)), zone=zone,
                               min_size_mm=r.get("min_size_mm", float, 0.0, min_value=0),
                               max_count=r.get("max_count", int, 0, min_value=0, max_value=MAX_COUNT)))
             r.reject_unknown()
@@ -316,11 +331,14 @@ class Recipe:
         if novelty is not None:
             novelty_limit = novelty.get("limit", float, positive=True)
             novelty.reject_unknown()
+        dimensions = parse_dimensions(top.section("dimensions", optional=True), seen)
+        masters = parse_masters(top, tuple(classes))
         top.reject_unknown()
         return cls(id=recipe_id, version=version, description=description, fixture=fixture,
                    fixture_offset=fixture_offset, light_programs=light_programs, views=tuple(views), models=models,
                    model_pins=model_pins, classes=classes, reimaging=reimaging, zones=zones, rules=tuple(rules),
-                   plausibility=plausibility, novelty_limit=novelty_limit, source=source)
+                   plausibility=plausibility, novelty_limit=novelty_limit, dimensions=dimensions, masters=masters,
+                   source=source)
 
 
 _LIMIT_PAIRS = ("p5", "p50", "p95", "part_share", "centre_px")

@@ -158,7 +158,8 @@ def remove_view(recipe: Recipe, name: str) -> Recipe:
         raise RecipeEditError("views", "at least one view left after removing one")
     limits = {view: lim for view, lim in recipe.plausibility.views.items() if view != name}  # its frame limits go with it
     return _revalidate(replace(recipe, views=tuple(v for v in recipe.views if v.name != name),
-                               plausibility=replace(recipe.plausibility, views=limits)))
+                               plausibility=replace(recipe.plausibility, views=limits),
+                               dimensions=recipe.dimensions.without_view(name)))  # its features go with it
 
 
 # -- thresholds --------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .measuring import apply_dimensions
 from .planner import FineShot
 from .plausibility import ImplausibleFrame, check_frame
 from .recipe import View
@@ -84,11 +85,13 @@ def replay_archive(folder: str | Path, stages: TwoStage) -> ReplayResult:
     folder = Path(folder)
     try:
         candidates = []
+        coarse_frames = {}
         for view in stages.recipe.views:
             path = folder / f"{coarse_image_name(view)}.png"
             if not path.is_file():
                 raise ValueError(f"replay: {folder} has no {path.name} for view {view.name!r} of recipe {stages.recipe.id}")
             frame = read_mono(path)
+            coarse_frames[coarse_image_name(view)] = frame
             candidates.extend(stages.candidates(view, stages.check_and_detect(view, frame), frame))
         judged: list[ShotDecisions] = []
         for index, shot in enumerate(stages.plan(candidates)):
@@ -103,6 +106,7 @@ def replay_archive(folder: str | Path, stages: TwoStage) -> ReplayResult:
     except (ImplausibleFrame, IncompleteInspection) as exc:
         return ReplayResult(str(folder), "ERROR", str(exc), ())
     verdict, defects = stages.verdict(judged)
+    verdict = apply_dimensions(verdict, coarse_frames, stages.recipe, stages.station)  # as the live cycle
     return ReplayResult(str(folder), verdict.verdict, verdict.reason, tuple(defects))
 
 

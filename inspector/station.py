@@ -47,18 +47,20 @@ from .review import ReviewQueue
 from .station_events import (FAULT_CELL, FAULT_CODES, FAULT_DEVICES, FAULT_MACHINE, FAULT_MODELS, FAULT_NONE,  # noqa: F401
                              FAULT_PART, FAULT_STORE, Homed, InspectionDone, LotFinished, ModelsReady, PartResult,
                              StateChanged, StationState, _is_part_fault)
+from .golden import GoldenCheck
 from .station_lot import OperatorLot
+from .station_safe import SafeStop, SafeStopReport  # noqa: F401
 from .station_setup import DeviceSetup
 
 log = logging.getLogger(__name__)
 
-class StationController(DeviceSetup, OperatorLot):
+class StationController(DeviceSetup, OperatorLot, SafeStop, GoldenCheck):
     """The station's state machine and devices. Methods may be called from any thread; events reach
     subscribers on worker threads (callbacks must return quickly and must not block on the controller)."""
 
     def __init__(self, *, db: str, archive: str | None = None, sim: bool = False, config: str | Path | None = None,
                  recipes: Mapping[int, str | Path] | None = None, speed_factor: float = 1.0,
-                 first_seed: int = 500_000, home_at_start: bool = True):
+                 first_seed: int = 500_000, home_at_start: bool = True, golden_check: bool = False):
         from .results.sqlite_store import ResultStore
 
         if not sim and config is None:
@@ -68,9 +70,14 @@ class StationController(DeviceSetup, OperatorLot):
         # False: start() leaves the stage as it is (a real stage homes when the first lot starts); until
         # then an un-homed stage reporting Alarm is 'homing required', not a machine fault
         self.home_at_start = home_at_start
+        self.golden_enabled = golden_check  # production waits for the recipe's masters (inspector.golden)
         self.homing_required = False
         self.db, self.archive_dir = str(db), archive
         self.store = ResultStore(db)
+        if sim:  # serials SIM-<seed> never repeat in one store, restart after restart
+            from .sim_serials import next_free_seed
+
+            self.next_seed = next_free_seed(self.store, first_seed)
         self.review = ReviewQueue(self.store)
         self.recipes: dict[int, Path] = self._recipe_table(recipes)
         self.recipe_no: int = min(self.recipes)
@@ -102,28 +109,6 @@ class StationController(DeviceSetup, OperatorLot):
         self._stop_lot = threading.Event()
         self._watch_stop = threading.Event()
         self._watchdog: threading.Thread | None = None
-
-    # -- recipes ---------------------------------------------------------------------------------------
-    def _recipe_table(self, recipes: Mapping[int, str | Path] | None) -> dict[int, Path]:
-        from .demo import REFERENCE_RECIPE
-
-        if recipes:
-            table = {int(n): Path(p) for n, p in recipes.items()}
-        else:
-            table = {}
-            if not self.sim and self.config_path is not None:  # a station config may number its recipes
-                try:
-                    from .station_config import StationConfig
-
-                    mapped = getattr(StationConfig.load(self.config_path), "recipes", None) or {}
-                    table = {int(n): Path(p) for n, p in dict(mapped).items()}
-                except (ValueError, OSError, TypeError) as exc:
-                    log.warning("station config recipes: %s", exc)
-            table = table or {1: REFERENCE_RECIPE}
-        bad = [n for n in table if not 1 <= n <= 65535]
-        if bad:
-            raise ValueError(f"recipe numbers must be 1..65535, got {bad}")
-        return table
 
     # -- events and state ------------------------------------------------------------------------------
     def subscribe(self, callback: Callable[[object], None]) -> Callable[[], None]:
@@ -206,39 +191,13 @@ class StationController(DeviceSetup, OperatorLot):
         return devices is not None and bool(getattr(devices.motion, "connected", True))
 
     # -- commands ----------------------------------------------------------------------------------------------
-    def select_recipe_path(self, path: str | Path, *, reload: bool = False) -> bool:
-        """Select the recipe file `path` (a client that lists recipe files rather than numbers): it is
-        registered under a new number when the table does not have it yet. `reload`: the next part or
-        lot loads the file again (it was edited). Refused like select_recipe."""
-        path = Path(path)
-        with self._lock:
-            if self._state not in (StationState.READY, StationState.DONE, StationState.OFFLINE):
-                return self._refuse(f"select recipe {path.name}")
-            number = next((n for n, p in sorted(self.recipes.items()) if p == path), None)
-            if number is None:
-                number = max(self.recipes) + 1
-                if number > 65535:
-                    return self._refuse(f"select recipe {path.name}: the recipe table is full")
-                self.recipes[number] = path
-            if reload and self._cycle_recipe == path:
-                self._cycle_recipe = None  # the next part or lot builds its cycle from the file again
-            return self.select_recipe(number)
-
-    def select_recipe(self, number: int) -> bool:
-        """Select recipe `number` for the next parts: only in READY/DONE/OFFLINE and a known number."""
-        with self._lock:
-            if self._state not in (StationState.READY, StationState.DONE, StationState.OFFLINE):
-                return self._refuse(f"select recipe {number}")
-            if number not in self.recipes:
-                return self._refuse(f"select unknown recipe {number}")
-            self.recipe_no = number
-        return True
-
     def inspect(self, serial: str, *, part_id: str | None = None, recipe_no: int | None = None) -> bool:
         """READY only: BUSY at once, one part on a worker thread, then DONE with `last_result` (or FAULT)."""
         with self._lock:
             if self._state != StationState.READY or self._closed:
                 return self._refuse("inspect")
+            if (blocked := self.golden_block()) is not None:
+                return self._refuse(f"inspect: {blocked}")
             self.last_result = None
             self._set_state(StationState.BUSY)
         self._spawn("part", lambda: self._run_part(serial, part_id, recipe_no))
@@ -259,6 +218,8 @@ class StationController(DeviceSetup, OperatorLot):
         with self._lock:
             if self._state == StationState.BUSY or self._closed:
                 return self._refuse("reset")
+            if self._state == StationState.FAULT:
+                self.golden.require("Reset after a fault")
             self.last_result = None
             self._set_state(StationState.BUSY, reason="reset")
         self._spawn("reset", self._run_reset)

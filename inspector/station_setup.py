@@ -92,7 +92,11 @@ class DeviceSetup:
         its models do not load."""
         from .recipe import Recipe
 
-        return self._models_for(Recipe.load(recipe_path))[2]
+        recipe = Recipe.load(recipe_path)
+        check = getattr(self.station_config, "check_recipe", None)
+        if check is not None:  # what _load_cycle checks too: the station's cameras
+            check(recipe)
+        return self._models_for(recipe)[2]
 
     def _load_cycle(self, recipe_path: Path, *, ready: bool = True) -> bool:
         """With `_work` held: a fresh cycle for `recipe_path` (models loaded once); READY (with `ready`),

@@ -4,12 +4,15 @@ A fine-stage score at or above the class's accept threshold is a defect; a score
 band goes to review, and a part with anything under review is not PASS. Rules count defects of a
 class at or above a minimum size in mm within a zone; more than `max_count` fails the part. A
 defect class without any rule fails on any occurrence: a recipe tolerates only what it says.
+A dimensional feature out of its tolerance fails the part with the value; one that could not be
+measured makes a part that would pass ERROR (`judge_dimensions`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
+from .dimensions import Measurement
 from .recipe import ANY_ZONE, ClassPolicy, Recipe, Rule
 
 OK = "ok"
@@ -87,6 +90,31 @@ def decide(findings: Sequence[Finding], recipe: Recipe, *, size_uncertainty_mm: 
         classes = ", ".join(sorted({f.defect_class for f in review}))
         return Verdict("FAIL", f"{len(review)} uncertain finding(s) {GREY_BAND_REASON} ({classes}): to review")
     return Verdict("PASS", f"{len(defects)} tolerated defect(s)" if defects else "no defects")
+
+
+def judge_dimensions(verdict: Verdict, measurements: Sequence[Measurement], recipe: Recipe) -> Verdict:
+    """The verdict with the recipe's dimensional features applied: every feature out of tolerance is a
+    violation (FAIL, with its value); a feature the recipe names but that was not measured makes a part
+    otherwise PASS (or FAIL only for the grey band) ERROR — a dimension not seen is no evidence."""
+    features = recipe.dimensions.features
+    if not features:
+        return verdict
+    by_name = {m.feature: m for m in measurements}
+    violations, missing = [], []
+    for feature in features:
+        m = by_name.get(feature.name)
+        if m is None or m.value_mm is None:
+            missing.append(f"{feature.name} not measured" + (f" ({m.reason})" if m is not None and m.reason else ""))
+        elif not m.in_tolerance:
+            violations.append(f"{feature.name} {m.value_mm:.3f} mm out of tolerance "
+                              f"({m.nominal_mm:.3f} ± {m.tolerance_mm:.3f} mm)")
+    if violations:
+        found = verdict.violations if verdict.verdict == "FAIL" else ()
+        return Verdict("FAIL", "; ".join((*found, *violations)) if found else "; ".join(violations),
+                       (*found, *violations))
+    if missing and (verdict.verdict == "PASS" or failed_for_grey_band(verdict.verdict, verdict.reason)):
+        return Verdict("ERROR", "dimensions: " + "; ".join(missing) + ": part not fully measured")
+    return verdict
 
 
 def failed_for_grey_band(verdict: str, reason: str) -> bool:

@@ -150,9 +150,10 @@ def face_view_pose(face: str, camera: CameraSpec, *, z_offset_mm: float = 0.0) -
 
 def pixel_grid_to_face(camera: CameraSpec, pose: StagePose, face: str,
                        fixture: tuple[float, float, float] = (0.0, 0.0, 0.0),
-                       window: tuple[int, int, int, int] | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+                       window: tuple[int, int, int, int] | None = None,
+                       table: dict[str, Face] = FACE_TABLE) -> tuple[np.ndarray, np.ndarray, float]:
     """(u, v) maps (float32, H×W) of every pixel on the face plane, and the plane's mean height."""
-    origin, du, dv = face_frame(face, pose, fixture)
+    origin, du, dv = face_frame(face, pose, fixture, table)
     x0, y0, x1, y1 = window or (0, 0, camera.width_px, camera.height_px)
     xs = (np.arange(x0, x1, dtype=np.float64) + 0.5 - camera.width_px / 2) * camera.mm_per_px + camera.axis_xy[0] - origin[0]
     ys = (np.arange(y0, y1, dtype=np.float64) + 0.5 - camera.height_px / 2) * camera.mm_per_px + camera.axis_xy[1] - origin[1]

@@ -15,13 +15,19 @@ from .marking import overlaps_mark
 
 DEFECT_KINDS = ("scratch", "dent", "burr", "stain")
 NUISANCE_KINDS = ("dust", "machining_mark")
-ALL_KINDS = DEFECT_KINDS + NUISANCE_KINDS
+# Kinds the renderer draws only when asked (make_part kinds=..., defects=...): no shipped model has seen
+# them, so they stand for the defect kind a plant meets that nobody trained for (teaching a new kind).
+NEW_KINDS = ("crack",)
+ALL_KINDS = DEFECT_KINDS + NUISANCE_KINDS + NEW_KINDS
 FIXTURE_TOLERANCE = (0.2, 0.2, 1.0)  # ± mm, ± mm, ± degrees
 
 # Top-face holes: (u, v, radius mm, through?)
 HOLES = ((-15.0, -10.0, 1.5, True), (15.0, -10.0, 1.5, True), (-15.0, 10.0, 1.5, True),
          (15.0, 10.0, 1.5, True), (0.0, 0.0, 3.0, False))
 CHAMFER_MM = 0.4
+# True dimensional variation of the machining (1 sigma, mm): outline length and width, hole diameter, hole
+# position. Drawn per part seed from a generator of its own, so a seed's defects stay what they always were.
+DIMENSION_SIGMA_MM = {"outline": 0.015, "hole_diameter": 0.008, "hole_position": 0.008}
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,7 @@ class PartInstance:
     dims_mm: tuple[float, float, float] = PART_DIMS_MM
     texture_phase: tuple[float, float] = field(default=(0.0, 0.0))
     marked: bool = True  # carries its serial as a laser-marked Data Matrix (hardware.sim.marking)
+    holes: tuple[tuple[float, float, float, bool], ...] = HOLES  # true (u, v, radius mm, through?) on the top face
 
     @property
     def true_defects(self) -> tuple[Defect, ...]:
@@ -67,16 +74,18 @@ class PartInstance:
 def make_part(seed: int, *, defect_probability: float = 0.5, max_defects: int = 3, max_nuisances: int = 4,
               faces: tuple[str, ...] = FACES, defects: tuple[Defect, ...] | None = None,
               fixture_error: tuple[float, float, float] | None = None,
-              kinds: tuple[str, ...] | None = None, marked: bool = True) -> PartInstance:
+              kinds: tuple[str, ...] | None = None, marked: bool = True, nominal_dimensions: bool = False) -> PartInstance:
     """A part for `seed`. Pass `defects` (and `fixture_error`) to place them explicitly; `kinds`
     limits which defect kinds are drawn (default all four; e.g. ("dent",) for a part whose only
     true defects are dents — nuisances are drawn as usual). With `kinds` None the part is the same
     as it always was for that seed (the mark aside: a defect drawn onto the mark is drawn again).
-    `marked` False: a part without its serial mark."""
+    `marked` False: a part without its serial mark. Its true dimensions (outline, holes) vary by tens of µm
+    per seed (`true_dimensions`); `nominal_dimensions` True: exactly as drawn."""
     if kinds is not None:
-        unknown = [k for k in kinds if k not in DEFECT_KINDS]
+        unknown = [k for k in kinds if k not in DEFECT_KINDS + NEW_KINDS]
         if not kinds or unknown:
-            raise ValueError(f"make_part kinds {tuple(kinds)!r}: expected defect kinds among {', '.join(DEFECT_KINDS)}")
+            raise ValueError(f"make_part kinds {tuple(kinds)!r}: expected defect kinds among "
+                             f"{', '.join(DEFECT_KINDS + NEW_KINDS)}")
     drawn = DEFECT_KINDS if kinds is None else tuple(kinds)
     rng = random.Random(seed * 7919 + 17)
     if fixture_error is None:
@@ -90,8 +99,22 @@ def make_part(seed: int, *, defect_probability: float = 0.5, max_defects: int = 
         for _ in range(rng.randint(0, max_nuisances)):
             placed.append(random_defect(rng, len(placed), rng.choice(NUISANCE_KINDS), rng.choice(faces)))
         defects = tuple(placed)
+    dims, holes = (PART_DIMS_MM, HOLES) if nominal_dimensions else true_dimensions(seed)
     return PartInstance(serial=f"SIM-{seed:06d}", seed=seed, defects=tuple(defects),
-                        fixture_error=fixture_error, texture_phase=phase, marked=marked)  # type: ignore[arg-type]
+                        fixture_error=fixture_error, texture_phase=phase, marked=marked, dims_mm=dims,
+                        holes=holes)  # type: ignore[arg-type]
+
+
+def true_dimensions(seed: int) -> tuple[tuple[float, float, float], tuple[tuple[float, float, float, bool], ...]]:
+    """(length, width, height) and holes of the part `seed` as machined: nominal plus a normal draw of
+    DIMENSION_SIGMA_MM, rounded to 0.1 µm (the height is nominal: no view measures it)."""
+    rng = random.Random(seed * 104_729 + 31)
+    sigma = DIMENSION_SIGMA_MM
+    length, width, height = PART_DIMS_MM
+    dims = (round(length + rng.gauss(0, sigma["outline"]), 4), round(width + rng.gauss(0, sigma["outline"]), 4), height)
+    holes = tuple((round(u + rng.gauss(0, sigma["hole_position"]), 4), round(v + rng.gauss(0, sigma["hole_position"]), 4),
+                   round(r + rng.gauss(0, sigma["hole_diameter"]) / 2, 4), through) for u, v, r, through in HOLES)
+    return dims, holes
 
 
 def defect_size(rng: random.Random) -> float:
@@ -130,6 +153,8 @@ def random_defect(rng: random.Random, index: int, kind: str, face: str) -> Defec
         depth = size * rng.uniform(0.08, 0.2)
     elif kind == "stain":
         length, width, depth = size * 1.5, size * rng.uniform(0.6, 1.2), 0.0
+    elif kind == "crack":  # 20–50 µm wide, as deep, meandering (render.crack_meander_mm), dark inside, no scatter
+        length, width, depth = max(size, 0.2), rng.uniform(0.02, 0.05), rng.uniform(0.02, 0.05)
     elif kind == "dust":
         length = width = min(size, rng.uniform(0.03, 0.3))
         depth = 0.0

@@ -3,7 +3,9 @@ a set of light levels. Deterministic per seed; vectorised numpy/cv2.
 
 Per pixel: face coordinates → height map (chamfers, holes, texture, defects) → surface tilt →
 reflected light per channel, each with its geometry (DESIGN.md §4); the serial's laser-marked
-Data Matrix (marking.py) darkens the reflectance where its modules lie. Light per channel:
+Data Matrix (marking.py) darkens the reflectance where its modules lie. The outline and the holes are
+area-sampled (a pixel on an edge shows the share of it the part covers), at the part's true dimensions
+(part.true_dimensions), so edges measure to a fraction of a pixel. Light per channel:
 - coaxial: specular from surfaces facing the camera; slopes go dark; reflectance changes (stains) show;
 - low_angle: grazing ring: flat metal stays dark, slopes and rough spots light up (dents, scratches);
 - ring: ~45° ring, diffuse and moderate;
@@ -21,9 +23,9 @@ from typing import Mapping
 import cv2
 import numpy as np
 
-from .geometry import FACE_TABLE, CameraSpec, StagePose, face_to_pixel, pixel_grid_to_face, visible_face
+from .geometry import FACE_TABLE, PART_DIMS_MM, CameraSpec, StagePose, face_to_pixel, faces, pixel_grid_to_face, visible_face
 from .marking import MARK_CENTRE_MM, MARK_FACE, draw_mark, mark_extent_mm
-from .part import CHAMFER_MM, HOLES, Defect, PartInstance
+from .part import CHAMFER_MM, Defect, PartInstance
 
 LIGHT_ROLES = ("coaxial", "ring", "low_angle", "backlight", "seg_n", "seg_e", "seg_s", "seg_w")
 SEGMENT_AZIMUTH_DEG = {"seg_e": 0.0, "seg_n": 90.0, "seg_w": 180.0, "seg_s": 270.0}  # light comes from there
@@ -59,32 +61,35 @@ def render(part: PartInstance, pose: StagePose, lights: Mapping[str, float], cam
     if unknown:
         raise ValueError(f"unknown light role(s) {sorted(unknown)}; expected {', '.join(LIGHT_ROLES)}")
     face_name, facing = visible_face(pose)
-    face = FACE_TABLE[face_name]
-    u, v, plane_z = pixel_grid_to_face(camera, pose, face_name, part.fixture_error)
+    table = FACE_TABLE if tuple(part.dims_mm) == PART_DIMS_MM else faces(part.dims_mm)  # the part as machined
+    face = table[face_name]
+    u, v, plane_z = pixel_grid_to_face(camera, pose, face_name, part.fixture_error, table=table)
     defocus = plane_z - camera.focal_z
     px = camera.mm_per_px
     shape = u.shape
 
     inside = (np.abs(u) <= face.half_u) & (np.abs(v) <= face.half_v)
     edge_distance = np.minimum(face.half_u - np.abs(u), face.half_v - np.abs(v))
+    # the share of each pixel the face covers (area sampling of the outline: edges at sub-pixel positions)
+    cover = np.clip(0.5 + edge_distance / px, 0, 1).astype(np.float32)
     height = -np.clip(CHAMFER_MM - edge_distance, 0, CHAMFER_MM).astype(np.float32)
     height += _texture(face_name, u, v, part.texture_phase)
     albedo = np.full(shape, 0.85, np.float32)
     specular = np.ones(shape, np.float32)
     scatter = np.zeros(shape, np.float32)
-    through = np.zeros(shape, bool)
-    hole = np.zeros(shape, bool)
+    hole_cover = np.zeros(shape, np.float32)  # share of each pixel open to a hole (area sampled)
+    through_cover = np.zeros(shape, np.float32)
     if face_name == "top":
-        for hu, hv, radius, is_through in HOLES:
+        for hu, hv, radius, is_through in part.holes:
             window = _window(camera, pose, part, face_name, hu, hv, radius + 0.4, radius + 0.4)
             if window is None:
                 continue
             r = np.hypot(u[window] - hu, v[window] - hv)
             height[window] -= np.clip(radius + 0.25 - r, 0, 0.25)
-            in_hole = r < radius
-            hole[window] |= in_hole
+            opening = np.clip(0.5 + (radius - r) / px, 0, 1).astype(np.float32)
+            hole_cover[window] = np.maximum(hole_cover[window], opening)
             if is_through:
-                through[window] |= in_hole
+                through_cover[window] = np.maximum(through_cover[window], opening)
 
     if part.marked and face_name == MARK_FACE:
         reach = mark_extent_mm()
@@ -92,6 +97,7 @@ def render(part: PartInstance, pose: StagePose, lights: Mapping[str, float], cam
         if window is not None:
             draw_mark(part.serial, part.seed, u[window], v[window], albedo[window], specular[window])
 
+    outline = inside.copy()
     truth = []
     for defect in part.defects:
         if defect.face != face_name:
@@ -106,15 +112,15 @@ def render(part: PartInstance, pose: StagePose, lights: Mapping[str, float], cam
             _draw_defect(defect, face, u[window], v[window], px, height[window], albedo[window], specular[window],
                          scatter[window], inside[window])
 
-    blind = hole & ~through
-    inside &= ~hole
+    body = np.where(inside & ~outline, np.float32(1), cover)  # material grown past the outline (burrs) is whole
     tilt, gx, gy = _slopes(height, px)
-    solid = inside.astype(np.float32)
+    solid = body * (1 - hole_cover)
+    opaque = body * (1 - through_cover)  # what stops the backlight: a blind hole's floor does
     irradiance = np.zeros(shape, np.float32)
     for role, level in lights.items():
         if level <= 0:
             continue
-        irradiance += (level / 100.0) * _shade(role, tilt, gx, gy, albedo, specular, scatter, solid, blind)
+        irradiance += (level / 100.0) * _shade(role, tilt, gx, gy, albedo, specular, scatter, solid, opaque)
 
     image = _camera(irradiance, camera, defocus, exposure_us, gain, seed if seed is not None else part.seed)
     return RenderResult(image=image, truth=tuple(truth), face=face_name, defocus_mm=round(float(defocus), 4))
@@ -144,6 +150,20 @@ def _texture(face: str, u: np.ndarray, v: np.ndarray, phase: tuple[float, float]
     return t.astype(np.float32)
 
 
+def crack_meander_mm(defect: Defect) -> float:
+    """How far a crack's centreline wanders to either side of its straight line."""
+    return 0.08 * defect.length_mm
+
+
+def _crack_offset(defect: Defect, along: np.ndarray) -> np.ndarray:
+    """The crack's centreline: across-offset as a function of the position along it, a slow bend plus
+    a zigzag, with phases fixed by the defect so a crack looks the same in every shot."""
+    phase = (defect.id * 1.7 + defect.u_mm * 3.1 + defect.v_mm * 5.3) % (2 * math.pi)
+    t = along / max(defect.length_mm, 1e-6)
+    return crack_meander_mm(defect) * (0.65 * np.sin(2 * math.pi * 0.9 * t + phase)
+                                       + 0.35 * np.sin(2 * math.pi * 3.7 * t + 2.3 * phase))
+
+
 def _reach_mm(defect: Defect) -> float:
     return 0.5 * math.hypot(defect.length_mm, defect.width_mm) + (defect.length_mm if defect.kind == "burr" else 0.0)
 
@@ -160,6 +180,13 @@ def _draw_defect(d: Defect, face, u, v, px, height, albedo, specular, scatter, i
         taper = np.clip((d.length_mm / 2 - np.abs(along)) / width + 0.5, 0, 1)
         height -= (depth * q * taper).astype(np.float32)
         scatter += (0.35 * (q > 0) * taper * min(1.0, d.width_mm / width + 0.3)).astype(np.float32)
+    elif d.kind == "crack":  # a V-shaped fissure along a meandering line, dark inside (oxide, shadow)
+        width = max(d.width_mm, 1.5 * px)
+        depth = d.depth_mm * d.width_mm / width
+        q = np.clip(1 - np.abs(2 * (across - _crack_offset(d, along)) / width), 0, None)
+        taper = np.clip((d.length_mm / 2 - np.abs(along)) / (4 * width) + 0.25, 0, 1)
+        height -= (depth * q * taper).astype(np.float32)
+        albedo *= (1 - 0.35 * q * taper * min(1.0, d.width_mm / width + 0.3)).astype(np.float32)
     elif d.kind == "dent":
         radius = max(d.length_mm / 2, 1.0 * px)
         depth = d.depth_mm * (d.length_mm / 2 / radius) ** 2
@@ -207,9 +234,9 @@ def _slopes(height: np.ndarray, px: float) -> tuple[np.ndarray, np.ndarray, np.n
 
 
 # -- light --------------------------------------------------------------------------------------
-def _shade(role: str, tilt, gx, gy, albedo, specular, scatter, solid, blind) -> np.ndarray:
+def _shade(role: str, tilt, gx, gy, albedo, specular, scatter, solid, opaque) -> np.ndarray:
     if role == "backlight":  # bright wherever light passes: around the part and through its through-holes
-        return ((solid == 0) & ~blind).astype(np.float32)
+        return (1 - opaque).astype(np.float32)
     background = BACKGROUND * (1 - solid)
     if role == "coaxial":
         surface = specular * albedo * np.exp(-(tilt / 7.0) ** 2) + 0.06 * albedo + 0.1 * scatter
@@ -264,7 +291,7 @@ def _footprint(defect: Defect) -> list[tuple[float, float]]:
         s = math.copysign(1, defect.u_mm)
         return [(defect.u_mm - 0.1 * s, defect.v_mm - half), (defect.u_mm + out * s, defect.v_mm + half)]
     ca, sa = math.cos(math.radians(defect.angle_deg)), math.sin(math.radians(defect.angle_deg))
-    hl, hw = defect.length_mm / 2, defect.width_mm / 2
+    hl, hw = defect.length_mm / 2, defect.width_mm / 2 + (crack_meander_mm(defect) if defect.kind == "crack" else 0.0)
     return [(defect.u_mm + a * ca - b * sa, defect.v_mm + a * sa + b * ca) for a in (-hl, hl) for b in (-hw, hw)]
 
 
