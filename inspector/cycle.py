@@ -1,10 +1,16 @@
 """The two-stage inspection cycle: views → coarse detect → physical re-imaging → classify →
 verdict → record.
 
-Per view the stage moves, the lights are set and the coarse camera captures; detection of view k
-runs on a worker thread while the stage travels to view k+1. Candidates are mapped to face mm,
-merged and ordered, each group is re-imaged with the fine camera, and all fine shots are
-classified in batches. Any fault — serial, camera, model, timeout — or a cancel ends the part as
+Each face is visited once: its coarse view (the stage moves, the lights are set during the move,
+the coarse camera captures), detection, then that face's fine shots, then the next face. Faces go
+in the order of the shortest path by the machine model (inspector.path_plan), a face's shots in the
+shortest path from its view to the next face's. Candidates are mapped to face mm and merged as for
+the whole part (the same shots whatever the order: inspector.planner); each fine shot is checked
+and classified on a worker while the stage moves to the next one, its result taken in shot order
+on the cycle's thread. The record orders and names the shots as the whole-part plan does
+(inspector.cycle_path.record_order), so an archive replays to the same decisions.
+
+Any fault — serial, camera, model, timeout — or a cancel ends the part as
 ERROR with the reason, never PASS; the lights go off and motion is held. The record is committed
 to the store before the verdict is published.
 
@@ -19,47 +25,35 @@ import logging
 import threading
 import time
 import traceback
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Callable
 
 import numpy as np
 
 from hardware.errors import HardwareError
 from hardware.lights.base import LightProgram
-from hardware.pose import StagePose
 
 from .archive import ImageArchive, check_path_part
 from .devices import Devices
-from .events import Alarm, CandidatesFound, EventBus, Fault, FineShotTaken, PartStarted, VerdictReady, ViewCaptured
+from .events import Alarm, EventBus, Fault, PartStarted, VerdictReady
 from .inference.classifier import Classifier
-from .inference.detector import DetectionResult, Detector
-from .planner import Candidate
-from .plausibility import IMPLAUSIBLE, ImplausibleFrame, OutOfFocus
-from .recipe import Recipe, View
+from .inference.detector import Detector
+from .face_pass import Cancelled, FacePass, _Clock
+from .plausibility import IMPLAUSIBLE, ImplausibleFrame
+from .recipe import Recipe
 from .results.records import DefectRecord, PartRecord
 from .results.sqlite_store import ResultStore, StoreWriteError
 from .review import ReviewQueue
 from .serials import SerialNotRead, SerialSource
 from .schema import ConfigError
 from .station_config import StationConfig
-from .two_stage import IncompleteInspection, TwoStage, coarse_image_name, fine_image_name
+from .two_stage import IncompleteInspection, TwoStage
 
 log = logging.getLogger(__name__)
 
 
-class Cancelled(Exception):
-    """The operator stopped the cycle."""
-
-
-@dataclass
-class _Clock:
-    totals: dict[str, float] = field(default_factory=dict)
-
-    def add(self, stage: str, seconds: float) -> None:
-        self.totals[stage] = self.totals.get(stage, 0.0) + seconds
-
-
-class InspectionCycle:
+class InspectionCycle(FacePass):
     def __init__(self, station: StationConfig, devices: Devices, recipe: Recipe, detector: Detector,
                  classifier: Classifier, store: ResultStore, *, archive: ImageArchive | None = None,
                  events: EventBus | None = None, review: ReviewQueue | None = None):
@@ -72,8 +66,11 @@ class InspectionCycle:
         self._paused = threading.Event()
         self._paused.set()  # set = running
         self._cancel = threading.Event()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="detect")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="detect")  # detection, fine-shot judgement
         self.stages = TwoStage(recipe, station, detector, classifier)
+        # (lane, label, start, end) in time.perf_counter() seconds for every move, exposure, detection and
+        # fine-shot judgement (from any thread): the bench draws a part's timeline from it
+        self.trace: Callable[[str, str, float, float], None] | None = None
         self.implausible_in_row = 0
         self.alarm: str | None = None  # raised by the cycle (implausible frames part after part); a lot stops on it
         # the fine camera's focus, as last judged: a fine shot shows defocus only on a candidate with real
@@ -251,89 +248,6 @@ class InspectionCycle:
                 extra["serial_seen_before"] = earlier
         return ident.read
 
-    def _run(self, part_id: str, clock: _Clock, images: dict[str, np.ndarray], extra: dict, ident: "_Ident"):
-        ident.read = self.serials.before_views(part_id, ident.given)
-        pending: list[tuple[View, Future[DetectionResult]]] = []
-        for view in self.recipe.views:
-            self._checkpoint()
-            self._move(view.pose, clock)
-            frame = self._capture("coarse", view.light_program, view.exposure_us, view.gain, clock)
-            images[coarse_image_name(view)] = frame
-            self.events.publish(ViewCaptured(part_id, view.name, frame))
-            # detection of this view runs while the stage travels to the next one
-            pending.append((view, self._pool.submit(self.stages.check_and_detect, view, frame)))
-        if ident.read is None:  # the serial is marked on the part: decoded while detection runs
-            ident.read = self.serials.from_frame(images[coarse_image_name(self._serial_view())])
-        candidates: list[Candidate] = []
-        for view, future in pending:
-            waited = time.perf_counter()
-            result = future.result()
-            clock.add("detect_wait", time.perf_counter() - waited)
-            clock.add("detect", result.timings.total_ms / 1000.0)
-            found = self.stages.candidates(view, result, images[coarse_image_name(view)])
-            candidates.extend(found)
-            self.events.publish(CandidatesFound(part_id, view.name, found))
-        t = time.perf_counter()
-        shots = self.stages.plan(candidates)
-        clock.add("planning", time.perf_counter() - t)
-        if len(shots) > self.recipe.reimaging.max_shots:
-            raise IncompleteInspection(f"{len(shots)} fine shots needed, the recipe allows "
-                                       f"{self.recipe.reimaging.max_shots}: part not fully inspected")
-        reim = self.recipe.reimaging
-        judged = []
-        for index, shot in enumerate(shots):
-            self._checkpoint()
-            self._move(shot.pose, clock)
-            frame = self._capture("fine", reim.light_program, reim.exposure_us, reim.gain, clock)
-            name = fine_image_name(index, shot.face)
-            images[name] = frame
-            try:
-                if self.stages.check_fine(name, frame, shot):
-                    self.fine_focus_suspect = None  # verified in focus on this shot
-            except OutOfFocus:
-                self.fine_focus_suspect = f"the last shot that did (part {part_id}) was out of focus"
-                raise
-            decisions = self.stages.classify(shot, frame)
-            clock.add("classify", decisions.classify_s)
-            judged.append(decisions)
-            self.events.publish(FineShotTaken(part_id, index, len(shots), frame, decisions.decisions,
-                                              _boxes_in_frame(decisions.boxes, frame)))
-        self.devices.lights.all_off()
-        verdict, defects = self.stages.verdict(judged)
-        extra.update(self.stages.record_extra(judged))
-        if verdict.verdict == "PASS" and shots and self.fine_focus_suspect is not None:
-            raise ImplausibleFrame(f"{IMPLAUSIBLE}fine shots: focus not verified (none shows a candidate with enough "
-                                   f"structure to judge it; {self.fine_focus_suspect})")
-        return verdict.verdict, verdict.reason, defects
-
-    def _serial_view(self) -> View:
-        return next(v for v in self.recipe.views if v.name == self.serials.view)
-
-    def _move(self, pose: StagePose, clock: _Clock) -> None:
-        t = time.perf_counter()
-        self.devices.motion.move_to(pose).wait()
-        clock.add("motion", time.perf_counter() - t)
-
-    def _capture(self, camera_role: str, program_name: str, exposure_us: float, gain: float, clock: _Clock) -> np.ndarray:
-        t = time.perf_counter()
-        program = self.programs[program_name]
-        camera = self.devices.cameras[camera_role]
-        camera.configure(exposure_us=exposure_us, gain=gain)
-        frames = []
-        for step in program.steps:
-            self.devices.lights.apply(step)
-            frames.append(camera.snap().image)
-        clock.add("exposure", time.perf_counter() - t)
-        return frames[0]  # multi-step programs: the detector looks at the first step
-
-    def _checkpoint(self) -> None:
-        if self._cancel.is_set():
-            raise Cancelled()
-        if not self._paused.is_set():  # pauses between steps: the stage is at rest here
-            self._paused.wait()
-            if self._cancel.is_set():
-                raise Cancelled()
-
     def _safe_state(self) -> None:
         """Best effort after a fault: lights off, motion stopped and the planner flushed.
         Errors here must not hide the first."""
@@ -349,13 +263,3 @@ class _Ident:
     """The part's serial: as the caller gave it, and as resolved (None until known)."""
     given: str
     read: str | None = None
-
-
-def _boxes_in_frame(boxes, frame: np.ndarray) -> tuple[tuple[int, int, int, int], ...]:
-    """Candidate boxes in the fine frame's pixels, rounded and clipped to the frame, for display."""
-    height, width = frame.shape[:2]
-    clipped = []
-    for x0, y0, x1, y1 in boxes:
-        left, top = min(max(int(round(x0)), 0), width - 1), min(max(int(round(y0)), 0), height - 1)
-        clipped.append((left, top, max(min(int(round(x1)), width), left + 1), max(min(int(round(y1)), height), top + 1)))
-    return tuple(clipped)

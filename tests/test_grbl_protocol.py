@@ -248,3 +248,30 @@ def test_replies_come_late_and_in_order():
             got += port.read(4096)
         assert time.monotonic() - sent >= 0.03
         assert got.decode().splitlines() == ["error:36", "ok", "[GC:G0 G54 G17 G21 G90 G94 G49 G98 G50 M5 M9 T0 F0 S0.]", "ok"]
+
+
+def test_a_dwell_is_answered_once_the_planner_is_empty():
+    """motion_control.c `mc_dwell` calls protocol.c `protocol_buffer_synchronize` (it returns when no
+    block is left and the state is no longer cycle) before the dwell, and protocol.c answers the line
+    only when it has been executed: `G4 P0`'s `ok` says the move before it has ended. The driver uses it
+    to know when a move ends (grblhal.py, "Knowing when a move ends")."""
+    with GrblEmulator(speed_factor=1.0, homing_required=False) as emulator, \
+            serial.Serial(emulator.port_path, 115200, timeout=0.01) as port:
+        time.sleep(0.1)
+        port.read(4096)
+
+        def lines_until(count: int, limit_s: float = 2.0) -> list[str]:
+            got, deadline = b"", time.monotonic() + limit_s
+            while got.count(b"\n") < count and time.monotonic() < deadline:
+                got += port.read(4096)
+            return got.decode().splitlines()
+
+        port.write(b"G53G0X-50\nG4P0\n")
+        sent = time.monotonic()
+        assert lines_until(1) == ["ok"]  # the move is planned: its line is answered at once
+        port.write(b"?")
+        assert lines_until(1)[0].startswith("<Run|MPos:")  # still moving; the dwell's `ok` has not come
+        assert lines_until(1) == ["ok"]  # the dwell: the planner is empty
+        assert time.monotonic() - sent >= 0.15  # 50 mm at 400 mm/s and 3000 mm/s² take 0.158 s, then the settle
+        port.write(b"?")
+        assert lines_until(1)[0].startswith("<Idle|MPos:-50.000,")

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from hardware.errors import ControllerAlarm, ControllerError, PortClosed, ProtocolError, ReadTimeout
+from hardware.errors import ControllerAlarm, ControllerError, HardwareError, PortClosed, ProtocolError, ReadTimeout
 from hardware.motion.base import Pose
 from hardware.motion.grblhal import GrblHalController
 from hardware.sim.dynamics import DEFAULT_LIMITS, Move
@@ -240,3 +240,68 @@ def test_alarm_while_idle_is_kept_in_the_state_until_cleared(emulator, stage):
     stage.unlock()
     time.sleep(0.1)
     assert stage.status().alarm is None and seen[-1].alarm is None
+
+
+def sent_lines(stage) -> list[str]:
+    """Log every line the driver writes (the transport's write_line wrapped)."""
+    log: list[str] = []
+    write = stage.transport.write_line
+
+    def logged(line, *args, **kwargs):
+        log.append(line)
+        return write(line, *args, **kwargs)
+
+    stage.transport.write_line = logged
+    return log
+
+
+@pytest.mark.parametrize("sync", [True, False])
+def test_a_move_ends_at_its_target_with_or_without_the_dwell(emulator, stage, sync):
+    """With `sync_moves` the driver follows each move with `G4 P0` (answered when the planner is empty)
+    and checks the position on the next report; without, the status polls alone end the move."""
+    homed(stage)
+    stage.sync_moves = sync
+    log = sent_lines(stage)
+    target = Pose(12.3457, -4.2, 38.0, 30.0, -10.0)  # between motor steps: arrives within half a step
+    stage.move_to(target).wait(5)
+    assert stage.position().x == pytest.approx(12.3457, abs=0.003) and stage.position().a == pytest.approx(30.0, abs=0.01)
+    assert ("G4 P0" in log) is sync
+    stage.move_to(PARK).wait(5)  # the link is free for the next move at once
+
+
+def test_a_reset_ends_a_command_still_waiting_for_its_reply(emulator, stage):
+    """A dwell (the `G4 P0` after a move, here a long one) waits for a reply that a soft reset means will
+    never come: the reset must end that wait at once, or every later command would queue behind it
+    until its timeout. (A reset during motion also raises ALARM:3, which ends it too.)"""
+    homed(stage)
+    failed: list[BaseException] = []
+
+    def dwell():
+        try:
+            stage.command("G4 P5", timeout_s=10)
+        except HardwareError as exc:
+            failed.append(exc)
+
+    waiter = threading.Thread(target=dwell)
+    waiter.start()
+    time.sleep(0.2)
+    started = time.monotonic()
+    stage.reset()
+    waiter.join(2)
+    assert not waiter.is_alive() and isinstance(failed[0], ControllerError) and "reset" in str(failed[0])
+    assert any(line.startswith("[VER:") for line in stage.command("$I"))
+    assert time.monotonic() - started < 2.0  # not after the dwell's 10 s timeout
+
+
+def test_an_alarm_during_a_move_ends_it_at_once_and_frees_the_link(emulator, stage):
+    homed(stage)
+    status = stage.move_to(Pose(90.0, 0.0, 40.0, 0.0, 0.0), feed_per_min=600)  # 9 s at 10 mm/s
+    time.sleep(0.2)
+    emulator.inject_alarm(1)
+    started = time.monotonic()
+    with pytest.raises(ControllerAlarm, match="Hard limit"):
+        status.wait(5)
+    assert time.monotonic() - started < 0.5
+    stage.unlock()
+    stage.move_to(Pose(5.0, 0.0, 40.0, 0.0, 0.0)).wait(5)
+    assert time.monotonic() - started < 3.0

@@ -51,6 +51,7 @@ class GrblLink:
         self._command_lock = threading.Lock()
         self._collected: list[str] = []
         self._fault: HardwareError | None = None
+        self._resets = 0  # soft resets so far: a line sent before the latest one is answered by nobody
         self._stop = threading.Event()
         self._reader: threading.Thread | None = None
         self.critical_alarm: int | None = None  # a limit or e-stop alarm: the controller ignores lines until reset
@@ -71,6 +72,8 @@ class GrblLink:
 
     def close(self) -> None:
         self._stop.set()
+        self._resets += 1
+        self._replies.put((0, "reset", self._resets))  # a command still waiting gets no reply now
         if self._reader is not None and self._reader is not threading.current_thread():
             self._reader.join(timeout=2)
         self._reader = None
@@ -90,6 +93,8 @@ class GrblLink:
         self._forget_owed()
         self.critical_alarm = None
         self.lost_step = False
+        self._resets += 1
+        self._replies.put((0, "reset", self._resets))  # wakes a command still waiting (a `G4 P0` during a move)
 
     def raise_fault(self) -> None:
         if self._fault is not None:
@@ -120,6 +125,7 @@ class GrblLink:
 
     def _exchange(self, line: str, timeout_s: float) -> tuple[str, object]:
         self._collected = []
+        resets = self._resets
         with self._owed_lock:
             self._sent += 1
             number = self._sent
@@ -134,6 +140,10 @@ class GrblLink:
                 raise ReadTimeout(f"{self.name}: no reply to {line!r} within {timeout_s:.3g} s") from None
             if kind in ("fault", "alarm"):
                 raise value  # type: ignore[misc]
+            if kind == "reset":
+                if value > resets:  # type: ignore[operator]
+                    raise ControllerError(self.name, 0, "no reply: the controller was reset or the port closed first", line)
+                continue
             if answers == number:
                 return kind, value
             log.warning("%s: late reply %s%s dropped", self.name, kind, f":{value}" if value is not None else "")
@@ -161,6 +171,8 @@ class GrblLink:
                                 f"replies can no longer be paired with commands (Reset resynchronises)") from None
             if kind in ("fault", "alarm"):
                 raise value  # type: ignore[misc]
+            if kind == "reset":
+                continue
             log.warning("%s: late reply %s%s to %r dropped", self.name, kind,
                         f":{value}" if value is not None else "", oldest)
 

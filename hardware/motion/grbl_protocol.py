@@ -13,6 +13,7 @@ from .grbl_codes import ALARM_CODES, CRITICAL_ALARMS, ERROR_CODES  # noqa: F401 
 
 RESET = b"\x18"
 STATUS_QUERY = b"?"
+SYNC = "G4 P0"  # answered once the planner is empty (motion_control.c mc_dwell → protocol_buffer_synchronize)
 FEED_HOLD = b"!"
 CYCLE_START = b"~"
 JOG_CANCEL = b"\x85"

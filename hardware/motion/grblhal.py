@@ -14,6 +14,13 @@ or a `G10` typed at a console can change them and they persist; a pose sent in w
 would then go somewhere else without a word. So the driver never moves in them: it reads them
 (`$G`, `$#`, the WCO field) only to turn WPos reports (`$10=0`) back into MPos.
 
+**Knowing when a move ends.** After a move the driver sends `G4 P0`: grblHAL answers it only once
+the planner is empty and the cycle has ended (motion_control.c `mc_dwell` calls protocol.c
+`protocol_buffer_synchronize`), so its `ok` says the move is over without waiting for the next
+status poll; one `?` then reads where the stage stopped, and that report finishes the move. An alarm
+during the move ends the dwell's wait at once (the link raises it), a soft reset too. The poller
+still runs: it keeps the state current and notices a silent controller.
+
 **Arrival.** Positions are whole motor steps (planner.c rounds each target to steps with the
 `$100`–`$104` steps per unit) and reports print 3 decimals (report.c), so an axis has arrived
 when it is within half a step plus the rounding of the value sent and the value reported.
@@ -44,13 +51,15 @@ class _PendingMotion:
     target: tuple[float, ...] | None  # machine coordinates; None: finishes at the next Idle (jogs)
     sent_at: float
     seen_busy: bool = False
+    synced_at: float | None = None  # when the controller said its planner was empty (`G4 P0` answered)
 
 
 class GrblHalController(MotionController):
     def __init__(self, transport: LineTransport, *, required_axes: str = "XYZAB", poll_interval_s: float = 0.02,
                  reply_timeout_s: float | None = None, origin: tuple[float, ...] = (0.0,) * 5,
-                 connect_timeout_s: float = 3.0):
+                 connect_timeout_s: float = 3.0, sync_moves: bool = True):
         super().__init__()
+        self.sync_moves = sync_moves  # False: learn that a move ended from the status polls alone
         self.transport = transport
         self.name = transport.name
         self.required_axes = required_axes
@@ -185,8 +194,23 @@ class GrblHalController(MotionController):
         description = f"{self.name}: move to " + " ".join(f"{a.upper()}{v:.3f}" for a, v in zip(AXES, values))
         status = Status(description, timeout_s=timeout)
         line = proto.format_machine_move(target, self.axis_letters or "XYZAB", feed_per_min)
-        self._start_motion(line, status, target, retry=True)
+        pending = self._start_motion(line, status, target, retry=True)
+        if self.sync_moves and not status.done:
+            threading.Thread(target=self._sync, args=(pending, timeout), name=f"{self.name}-sync", daemon=True).start()
         return status
+
+    def _sync(self, pending: _PendingMotion, timeout_s: float) -> None:
+        """`G4 P0` answers when the planner is empty (module docstring); then a `?` report finishes the move."""
+        try:
+            self.command(proto.SYNC, timeout_s=timeout_s + self.reply_timeout_s)
+        except HardwareError as exc:
+            pending.status.set_exception(exc)  # no effect when an alarm or a reset has ended the move already
+            return
+        pending.synced_at = time.monotonic()
+        try:
+            self.link.write_realtime(proto.STATUS_QUERY)
+        except HardwareError as exc:
+            pending.status.set_exception(exc)
 
     def jog(self, axis: str, distance: float, feed_per_min: float, timeout_s: float | None = None) -> Status:
         if not math.isfinite(distance):
@@ -260,7 +284,7 @@ class GrblHalController(MotionController):
         return worst
 
     # -- motion tracking -----------------------------------------------------------------------------
-    def _start_motion(self, line: str, status: Status, target: tuple[float, ...] | None, *, retry: bool) -> None:
+    def _start_motion(self, line: str, status: Status, target: tuple[float, ...] | None, *, retry: bool) -> _PendingMotion:
         pending = _PendingMotion(status, target, time.monotonic())
         with self._state_lock:
             self._pending.append(pending)
@@ -275,6 +299,7 @@ class GrblHalController(MotionController):
                 self.command(line)
         except HardwareError as exc:
             status.set_exception(exc)
+        return pending
 
     def _forget(self, pending: _PendingMotion) -> None:
         with self._state_lock:
@@ -297,11 +322,14 @@ class GrblHalController(MotionController):
         for pending in pendings:
             if state.received_at <= pending.sent_at:
                 continue
+            synced = pending.synced_at is not None and state.received_at > pending.synced_at
             if state.state in ("Run", "Jog", "Home", "Hold"):
                 pending.seen_busy = True
                 continue
             if state.state != "Idle":
                 continue
+            if synced:
+                pending.seen_busy = True  # the planner was empty before this report: the move has ended
             if pending.target is None:
                 if pending.seen_busy or state.received_at - pending.sent_at > 0.2:
                     pending.status.set_finished()

@@ -5,7 +5,8 @@ spends the exposure (2–3 ms here) plus its readout, not a render, so timing th
 renderer inside would charge simulator cost to the machine and steal CPU from the detector that
 runs behind the next move. The bench therefore runs each part twice: once on rendering cameras
 (`RecordingCamera` keeps every frame with the stage pose it was taken at), then, timed, on
-`ReplayCamera`s that hand back those frames in order after waiting the exposure time. The station
+`ReplayCamera`s that hand back those frames (in order, or by the pose they were taken at) after
+waiting the exposure time. The station
 code, the models, the serial traffic and the machine dynamics are the real ones; only the
 renderer is taken out. A replayed frame is used only if the stage stands where it stood when the
 frame was rendered; otherwise the replay camera renders live (if it has a fallback) and counts a miss.
@@ -97,6 +98,7 @@ class ReplayCamera(Camera):
         self.tape, self.speed_factor, self.fallback = tape, speed_factor, fallback
         self.key: str | None = None
         self.index = 0
+        self._used = set()
         self.replayed = 0
         self.misses = 0
         self._trigger_at = 0.0
@@ -104,6 +106,7 @@ class ReplayCamera(Camera):
 
     def start_part(self, key: str) -> None:
         self.key, self.index = key, 0
+        self._used: set[int] = set()
 
     def _apply_settings(self, settings) -> None:
         if self.fallback is not None:
@@ -122,9 +125,14 @@ class ReplayCamera(Camera):
         remaining = exposure_s - (time.perf_counter() - self._trigger_at)
         if remaining > 0:
             time.sleep(remaining)
-        if index < len(frames) and same_pose(frames[index][0], pose):
+        # the frame taken at this pose: in capture order, else (the faces visited in another order, as when
+        # a part starts from elsewhere) the first one not yet replayed that was taken where the stage stands
+        found = index if index < len(frames) and index not in self._used and same_pose(frames[index][0], pose) else next(
+            (i for i, (at, _) in enumerate(frames) if i not in self._used and same_pose(at, pose)), None)
+        if found is not None:
+            self._used.add(found)
             self.replayed += 1
-            return frames[index][1], (), {"replayed": True}
+            return frames[found][1], (), {"replayed": True}
         self.misses += 1
         if self.fallback is None:
             raise CameraError(f"camera {self.name!r}: no recorded frame {index} of part {self.key!r} at pose {pose}")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 SEGMENTS = (("motion", "motion", "#4c72b0"), ("exposure", "exposure", "#55a868"),
             ("detect_wait", "detect on critical path", "#c44e52"), ("planning", "planning", "#8172b2"),
-            ("classify", "classify", "#dd8452"), ("other", "other", "#937860"))
+            ("classify_wait", "classify on critical path", "#dd8452"), ("other", "other", "#937860"))
 
 
 def _pyplot():
@@ -25,7 +25,9 @@ def draw_all(data: dict, plots_dir: Path) -> list[Path]:
     if plt is None:
         return []
     plots = []
-    for fn in (cycle_breakdown, latency_bars, soak_series, coarse_only_curve):
+    from .cycle_report import before_after, timeline
+
+    for fn in (cycle_breakdown, timeline, before_after, latency_bars, soak_series, coarse_only_curve):
         path = fn(plt, data, plots_dir)
         if path is not None:
             plots.append(path)
@@ -38,7 +40,7 @@ def cycle_breakdown(plt, data: dict, plots_dir: Path) -> Path | None:
         return None
     rows, st, sf = c["rows"], c["stages"], c["speed_factor"]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 5.2), gridspec_kw={"width_ratios": [1.4, 1]})
-    means = {k: st[k]["mean"] for k, _, _ in SEGMENTS}
+    means = {k: st.get(k, {}).get("mean", 0.0) for k, _, _ in SEGMENTS}
     moves = st["plan_motion"]["mean"] / sf  # the model's move time, in wall seconds at this speed factor
     overhead = means["motion"] - moves
     segments = [("motion", f"motion: the same moves by the dynamics model {moves:.3f} s", SEGMENTS[0][2], moves, None),

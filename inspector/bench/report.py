@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from ..evaluation.figures import short
-from . import quality
+from . import cycle_report, quality
 from .machine import describe_dynamics
 
 
@@ -146,12 +146,13 @@ def _cycle(data: dict, img) -> list[str]:
             f"live because the stage stood elsewhere.", "",
             "Measured by the station (its record's `timings_s`, wall seconds per part):", ""]
     out += _stage_table(s, "stage", [
-        ("motion", "waiting for the stage: the moves plus the driver's serial round trips and 20 ms status polls"),
+        ("motion", "waiting for the stage: the moves plus the driver's serial round trips (move, `G4 P0`, `?`)"),
         ("exposure", "light commands over serial + exposure time, per shot"),
         ("detect", "detector compute (on a worker thread, behind the next move)"),
         ("detect_wait", "… of which the cycle waited for: detection on the critical path"),
         ("planning", "candidates → fine shots (critical path)"),
-        ("classify", "classifier per fine shot (on the cycle thread: critical path)"),
+        ("classify", "fine-shot classification compute (on the worker, behind the next move)"),
+        ("classify_wait", "… of which the cycle waited for: classification on the critical path"),
         ("other", "the rest: events, lights off, bookkeeping"), ("total", "**cycle time**"),
         ("fine_shots", "fine shots per part (count)")])
     out += [f"From the machine model alone (machine seconds per part; no measured time enters them): each move is a "
@@ -159,12 +160,14 @@ def _cycle(data: dict, img) -> list[str]:
             f"then the settle time — {describe_dynamics(c.get('dynamics'))} (the virtual cell's emulator parameters; "
             f"`hardware.sim.dynamics.plan_time_s`). The same poses give the same bound at any speed factor or load.", ""]
     out += _stage_table(s, "figure", [
-        ("bound_plan", "**plan bound**: the poses this part's cycle commanded (where the stage stood → the coarse "
-                       "views → its fine shots), each move timed by the dynamics model, plus the recipe's exposure × "
-                       "light-program steps per shot"),
+        ("bound_plan", "**plan bound**: the poses this part's cycle commanded (where the stage stood → each face's "
+                       "coarse view and its fine shots), each move timed by the dynamics model, plus the recipe's "
+                       "exposure × light-program steps per shot"),
         ("plan_motion", "… of which moves"), ("plan_exposure", "… of which exposures"),
-        ("bound_coarse", "**coarse-pass bound**: start → every view in order, plus their exposures — the cycle if the "
-                         "detector proposed nothing"),
+        ("bound_coarse", "**coarse-pass bound**: start → every view in the shortest order, plus their exposures — "
+                         "the cycle if the detector proposed nothing"),
+        ("bound_best", "**best-plan bound**: the same fine shots, each face once, face and shot order chosen "
+                       "knowing every face's shots in advance (`inspector.path_plan.best_plan`)"),
         ("fine_cost", "plan bound − coarse-pass bound: what this part's re-imaging costs at best"),
         ("view_move_min", "shortest move between two coarse views")])
     out += ["Measured against the model (wall seconds):", ""]
@@ -174,10 +177,11 @@ def _cycle(data: dict, img) -> list[str]:
         ("ratio", f"cycle / (plan bound{per}), per part")])
     coarse_ratio = s["total"]["mean"] * sf / s["bound_coarse"]["mean"] if s["bound_coarse"]["mean"] else None
     out += [f"**Cycle / plan bound** (ratio of the means): **{_f(c.get('ratio_of_means'), 3)}**; cycle / coarse-pass "
-            f"bound {_f(coarse_ratio, 3)}. Compute on the critical path (detect waited for + planning + classify) is "
+            f"bound {_f(coarse_ratio, 3)}. Compute on the critical path (detect and classify waited for + planning) is "
             f"{_f(100 * c.get('critical_share_overall', 0), 1)} % of all compute ({_f(s['critical_compute']['mean'])} s "
             f"of {_f(s['compute']['mean'])} s per part); the rest is hidden behind motion.", ""]
-    return out + img("cycle_breakdown.png", "cycle-time breakdown")
+    out += img("cycle_breakdown.png", "cycle-time breakdown") + img("cycle_timeline.png", "one part's timeline")
+    return out + cycle_report.comparison(data, img)
 
 
 def _latency(data: dict, img) -> list[str]:
@@ -274,38 +278,8 @@ def _findings(data: dict) -> list[str]:
     out = ["## What the figures expose", ""]
     c = data.get("cycle")
     if c and c.get("parts"):
-        s = c["stages"]
-        total = s["total"]["mean"] or 1.0
-        rotation = s["view_move_min"]["mean"]  # machine seconds: what it costs on a real cell
-        out.append(f"- **Detection on the critical path**: {_f(s['detect_wait']['mean'])} s per part "
-                   f"({_f(100 * s['detect_wait']['mean'] / total, 1)} % of the cycle) of {_f(s['detect']['mean'])} s "
-                   f"detector compute. Views 1–4 are detected while the stage turns to the next view; the last view's "
-                   f"detection cannot hide: the fine-shot path starts on the last face (where the coarse pass ends, so "
-                   f"no rotation back), and its shots need that face's candidates. Hiding it would mean re-imaging an "
-                   f"earlier face first, which costs a rotation back ({_f(rotation)} s by the dynamics model)"
-                   + (" — more than the wait it removes. Left as is." if rotation > s["detect_wait"]["mean"]
-                      else " — less than the wait: worth doing."))
-        out.append(f"- **Classification on the critical path**: {_f(s['classify']['mean'])} s per part over "
-                   f"{_f(s['fine_shots']['mean'], 1)} fine shots ({_f(100 * s['classify']['mean'] / total, 1)} % of the "
-                   f"cycle). It runs on the cycle thread after each fine shot; it could run behind the move to the next "
-                   f"shot as detection does."
-                   + (" Small at this cost, so left as is." if s["classify"]["mean"] < 0.02 * total
-                      else " Worth doing at this cost."))
-        overhead, sf = s["motion_overhead"]["mean"], c["speed_factor"]
-        moves = data["recipe"]["views"] + s["fine_shots"]["mean"]
-        out.append(f"- **Motion**: waiting {_f(s['motion']['mean'])} s per part against {_f(s['plan_motion']['mean'] / sf)} "
-                   f"s the dynamics model gives for the same moves{'' if sf == 1 else f' (machine seconds / {sf:g})'} — {_f(overhead)} s ({_f(100 * overhead / total, 1)} % "
-                   f"of the cycle; {_f(1000 * overhead / max(moves, 1), 1)} ms per move over {_f(moves, 1)} moves) of "
-                   f"serial round trips and status polling: the driver learns that a move ended from the next `?` "
-                   f"report, and polls every 20 ms."
-                   + (" This is the largest avoidable cost the bench finds." if overhead >= max(
-                       s["detect_wait"]["mean"], s["classify"]["mean"], s["planning"]["mean"], s["other"]["mean"]) else "")
-                   + f" A shorter poll interval would recover part of it; not changed "
-                   f"here — it is a driver setting to be validated against real controllers' report rates, and "
-                   f"the driver's protocol tests pin its behaviour.")
-        out.append(f"- **Re-imaging**: the fine shots add {_f(s['fine_cost']['mean'])} s (machine) to the coarse pass's "
-                   f"{_f(s['bound_coarse']['mean'])} s bound per part, over {_f(s['fine_shots']['mean'], 1)} shots.")
-        out.append(f"- **Other**: {_f(s['other']['mean'])} s per part outside the named stages.")
+        out += cycle_report.findings(data)
+
     lat = (data.get("latency") or {}).get("CPU")
     if lat and lat.get("available") and c and c.get("parts"):
         budget = c["stages"]["view_move_min"]["mean"]  # machine seconds: the detector's budget on a real cell

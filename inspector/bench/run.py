@@ -13,7 +13,7 @@ from ..demo import PROJECT_ROOT, REFERENCE_RECIPE
 from ..inference.classifier import Classifier
 from ..inference.detector import Detector
 from ..recipe import Recipe
-from . import cycle, latency, machine, quality, soak
+from . import cycle, driver_sync, latency, machine, quality, soak
 from .report import write_report
 
 FIRST_SEED = 500_000  # the demo's range: no model was trained, tuned or evaluated on it
@@ -32,6 +32,7 @@ class BenchOptions:
     soak_cached_parts: int = 8
     eval_parts: int = 500  # 0: do not run the evaluation
     eval_report: Path | None = None  # read this report.json instead of running the evaluation
+    baseline: Path | None = None  # an earlier run's bench.json: its cycle figures as "before"
     first_seed: int = FIRST_SEED
     recipe: Path = REFERENCE_RECIPE
     skip: tuple[str, ...] = ()  # any of cycle, latency, soak, quality
@@ -100,6 +101,10 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] = print) -> Benc
         data["cycle"]["rows"] = result.parts
         data["cycle"]["record_pass_verdicts_match"] = all(record_verdicts.get(r["serial"]) == r["verdict"]
                                                           for r in result.parts)
+        if options.baseline is not None:
+            data["cycle_baseline"] = _baseline(options.baseline, recipe, log)
+        log("bench: driver, end of a move: G4 P0 against status polls")
+        data["cycle"]["driver_sync"] = driver_sync.measure(rounds=2 if options.quick or options.parts < 10 else 5)
         sections["cycle"] = time.time() - t
 
     if "soak" not in options.skip:
@@ -162,10 +167,12 @@ def check_format(data: dict, source: object = "bench.json") -> None:
                              f"run `inspector bench` again to measure them")
 
 
-def rerender(figures: Path, out: Path, log: Callable[[str], None] = print) -> BenchResult:
-    """BENCHMARKS.md and plots again from a run's bench.json, without measuring anything."""
+def rerender(figures: Path, out: Path, log: Callable[[str], None] = print, baseline: Path | None = None) -> BenchResult:
+    """BENCHMARKS.md and plots again from a run's bench.json (and a baseline's), without measuring anything."""
     data = json.loads(Path(figures).read_text(encoding="utf-8"))
     check_format(data, figures)
+    if baseline is not None:
+        data["cycle_baseline"] = _baseline(baseline, Recipe.load(data["options"].get("recipe") or REFERENCE_RECIPE), log)
     plots_dir = Path(out) / "docs" / "bench"
     plots_dir.mkdir(parents=True, exist_ok=True)
     from .plots import draw_all
@@ -174,6 +181,23 @@ def rerender(figures: Path, out: Path, log: Callable[[str], None] = print) -> Be
     report = write_report(data, Path(out) / "BENCHMARKS.md", plots_dir, plots)
     log(f"bench: wrote {report} from {figures}")
     return BenchResult(report, plots, data)
+
+
+def _baseline(path: Path, recipe: Recipe, log: Callable[[str], None]) -> dict:
+    """An earlier run's cycle figures, with the best-plan bound added from its poses where it lacks it."""
+    from hardware.sim.dynamics import Dynamics
+    from hardware.sim.dynamics import AxisLimits
+
+    from .cycle_report import baseline_best, load_baseline
+
+    base = load_baseline(path)
+    figures = base["cycle"].get("dynamics") or {}
+    axes = figures.get("axes") or {}
+    dynamics = (Dynamics.of({a: AxisLimits(v["max_rate"], v["acceleration"], -1e9, 1e9) for a, v in axes.items()},
+                            figures["settle_s"]) if axes else Dynamics())
+    baseline_best(base, recipe, dynamics)
+    log(f"bench: baseline {path} ({base['cycle']['parts']} parts, commit {base['commit']})")
+    return base
 
 
 def _subtape(tape, count: int):
