@@ -60,6 +60,7 @@ class InspectionCycle(FacePass):
         self.station, self.devices, self.recipe = station, devices, recipe
         self.detector, self.classifier, self.store = detector, classifier, store
         self.review = review if review is not None else ReviewQueue(store)
+        self.review.kinds.register_known(recipe.kinds, "recipe")  # review offers the kinds this recipe rules on
         self.archive = archive
         self.events = events or EventBus()
         self.programs = {name: LightProgram.from_dict(name, data) for name, data in recipe.light_programs.items()}

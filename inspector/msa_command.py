@@ -43,6 +43,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     msa.add_argument("--speed-factor", type=float, default=50.0, help="virtual cell speed factor (default 50)")
     msa.add_argument("--json", action="store_true", help="print the figures as JSON")
     msa.add_argument("--out", default=None, help="folder for report.md, report.json and the plot")
+    msa.add_argument("--publish", action="store_true",
+                     help="write the report to docs/msa and regenerate BENCHMARKS.md's MSA block")
     msa.set_defaults(handler=run)
 
 
@@ -64,11 +66,19 @@ def run(args: argparse.Namespace) -> int:
     study = run_sim_study(args.parts, args.repeats, args.sessions, first_seed=args.first_seed,
                           recipe_path=args.recipe or REFERENCE_RECIPE, speed_factor=args.speed_factor, log=log)
     summary = summarise(study)
-    if args.out:
-        from .msa_report import write_report
+    from .msa_report import MSA_BEGIN, benchmark_lines, write_report
 
-        for path in write_report(summary, study, Path(args.out)):
+    outs = [Path(args.out)] if args.out else []
+    if args.publish:
+        from .demo import PROJECT_ROOT
+        from .evaluation.report import replace_block
+
+        outs.append(PROJECT_ROOT / "docs" / "msa")
+    for out in outs:
+        for path in write_report(summary, study, out):
             log(f"wrote {path}")
+    if args.publish:
+        log(f"wrote {replace_block(PROJECT_ROOT / 'BENCHMARKS.md', benchmark_lines(summary), MSA_BEGIN)}")
     if args.json:
         print(json.dumps(summary, indent=2))
     else:

@@ -7,6 +7,7 @@ cell (hardware.sim.faults) act here: no frame, black frames, a stuck gain, a kno
 """
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Protocol
@@ -26,6 +27,16 @@ class SceneSnapshot:
     faults: frozenset[tuple[str, str]] = frozenset()  # (fault kind, camera role) of the cell's camera faults
 
 
+def _exposure_key(snapshot: SceneSnapshot | None, exposure_us: float, gain: float) -> str:
+    """The exposure as the scene saw it: pose to 0.1 µm / 0.0001°, light levels, exposure and gain."""
+    if snapshot is None:
+        return f"{exposure_us:.1f}|{gain:.3f}"
+    pose = snapshot.pose
+    where = ",".join(f"{getattr(pose, axis, 0.0):.4f}" for axis in ("x", "y", "z", "a", "b"))
+    lights = ",".join(f"{role}={level:.2f}" for role, level in sorted(snapshot.lights.items()))
+    return f"{where}|{lights}|{exposure_us:.1f}|{gain:.3f}"
+
+
 class Scene(Protocol):
     def snapshot(self, exposure_us: float) -> SceneSnapshot: ...
 
@@ -40,17 +51,21 @@ class VirtualCamera(Camera):
         self.fail_next: str | None = None  # fault injection: the next grab raises CameraError(reason)
         self._snapshot: SceneSnapshot | None = None
         self._held: Any = None  # what the fixture held at the last exposure
-        self._shots_of_held = 0  # exposures of it so far
+        self._shots_of_held: dict[str, int] = {}  # exposures of it so far, per pose and light
 
-    def _noise_seed(self, held: Any) -> int:
-        """Sensor noise depends on what is imaged and how often this camera imaged it since it was
-        loaded, not on what came before: a part renders to the same frames whichever lot it is in,
-        so a lot run and an evaluation of the same seeds see identical images."""
+    def _noise_seed(self, held: Any, snapshot: SceneSnapshot | None = None) -> int:
+        """Sensor noise depends on what is imaged, where and how, and on how often this camera took that
+        same exposure of it since it was loaded — not on what came before or in which order the shots
+        were taken: a part renders to the same frames whichever lot it is in and whatever path the
+        planner takes to its shots, so a lot run and an evaluation of the same seeds see identical
+        images (a repeat at the same pose still gets fresh noise)."""
         if held is not self._held:
-            self._held, self._shots_of_held = held, 0
-        self._shots_of_held += 1
-        identity = getattr(held, "seed", 0)
-        return (self.seed * 1_000_003 + int(identity) * 1_009 + self._shots_of_held) % (2**63)
+            self._held, self._shots_of_held = held, {}
+        key = _exposure_key(snapshot, self.settings.exposure_us, self.settings.gain)
+        self._shots_of_held[key] = count = self._shots_of_held.get(key, 0) + 1
+        identity = int(getattr(held, "seed", 0))
+        digest = hashlib.blake2b(f"{self.seed}|{identity}|{key}|{count}".encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "big") % (2**63)
 
     def _start_exposure(self) -> None:
         self._snapshot = self.scene.snapshot(self.settings.exposure_us)
@@ -74,11 +89,11 @@ class VirtualCamera(Camera):
             image, truth, meta = self._render_target(snapshot, spec, gain)
         elif snapshot.part is None:
             image = render_background(dict(snapshot.lights), spec, exposure_us=self.settings.exposure_us, gain=gain,
-                                      seed=self._noise_seed(None))
+                                      seed=self._noise_seed(None, snapshot))
             truth, meta = (), {"moving": snapshot.moving}
         else:
             result = render(snapshot.part, snapshot.pose, dict(snapshot.lights), spec,
-                            exposure_us=self.settings.exposure_us, gain=gain, seed=self._noise_seed(snapshot.part))
+                            exposure_us=self.settings.exposure_us, gain=gain, seed=self._noise_seed(snapshot.part, snapshot))
             image, truth = result.image, tuple(result.truth)
             meta = {"face": result.face, "defocus_mm": result.defocus_mm, "moving": snapshot.moving,
                     "part_serial": snapshot.part.serial}
@@ -95,7 +110,7 @@ class VirtualCamera(Camera):
         except ValueError:  # this camera resolves none of its grids
             pitch_mm = None
         result = render_target(target, snapshot.pose, dict(snapshot.lights), spec,
-                               exposure_us=self.settings.exposure_us, gain=gain, seed=self._noise_seed(target))
+                               exposure_us=self.settings.exposure_us, gain=gain, seed=self._noise_seed(target, snapshot))
         # the truth of a calibration frame: the camera's true scale, and the pitch of the grid meant for it
         meta = {"face": result.face, "defocus_mm": result.defocus_mm, "moving": snapshot.moving,
                 "target": target.serial, "target_pitch_mm": pitch_mm,

@@ -82,6 +82,7 @@ def render(data: dict, plots_dir: Path, report_dir: Path, plot_names: set[str]) 
     lines += _latency(data, img)
     lines += _quality(data, img)
     lines += fail_closed_section(report_dir)
+    lines += generated_sections(report_dir)
     lines += _soak(data, img)
     lines += ["## Peer comparison (Ultralytics YOLO)", "",
               "**Not run.** It needs Ultralytics in a separate environment, a YOLO-nano trained from scratch on the "
@@ -240,6 +241,28 @@ def fail_closed_section(root: Path) -> list[str]:
             "### Defect kinds the classifier never saw", "",
             *block(UNKNOWN_BEGIN, data.get("unknown_kinds") and unknown_lines(data["unknown_kinds"])),
             "### Cost on good parts", "", *block(COMPARE_BEGIN, data.get("comparison"))]
+
+
+def generated_sections(root: Path) -> list[str]:
+    """The blocks other commands publish: the measurement system analysis (`inspector msa --sim
+    --publish`, docs/msa/report.json) and teaching a new kind (`inspector eval --teach-kind`,
+    docs/eval/teach.json)."""
+    from ..evaluation.report import END
+    from ..evaluation.teach_curve import TEACH_BEGIN, teach_lines
+    from ..msa_report import MSA_BEGIN, benchmark_lines
+
+    def read(path: Path) -> dict:
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+    msa, teach = read(root / "docs" / "msa" / "report.json"), read(root / "docs" / "eval" / "teach.json")
+    missing = ["Not measured yet: run the command named above.", ""]
+    return ["## Measurement system analysis", "",
+            "Gauge R&R of the recipe's dimensions and agreement of the verdicts (`inspector msa --sim --publish`).", "",
+            MSA_BEGIN, *(benchmark_lines(msa["summary"]) if msa else missing), END, "",
+            "## Teaching a new kind", "",
+            "The learning curve of teaching the classifier a kind no shipped model saw (`inspector eval --teach-kind "
+            "crack --publish`).", "",
+            TEACH_BEGIN, *(teach_lines(teach) if teach else missing), END, ""]
 
 
 def _soak(data: dict, img) -> list[str]:
