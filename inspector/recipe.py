@@ -23,7 +23,7 @@ from .golden_masters import Master, parse_masters
 from .kind_names import kind_name_problem
 from .model_files import (MODEL_ROOTS_ENV, PROJECT_MODELS, _SHA256, card_sha256, confined_model_path, file_sha256_hex,
                           model_roots, verified_model_path)
-from .plausibility import FrameLimits
+from .recipe_plausibility import Plausibility, parse_plausibility
 from .schema import Section, load_document
 
 __all__ = ["FACES", "ANY_ZONE", "MAX_MERGE_MM", "MAX_VERSION", "MAX_VIEWS", "MAX_FINE_SHOTS",
@@ -99,27 +99,6 @@ class Rule:
     zone: str = ANY_ZONE
     min_size_mm: float = 0.0  # smaller defects of this class are tolerated
     max_count: int = 0  # more than this many counted defects → FAIL
-
-
-@dataclass(frozen=True)
-class Plausibility:
-    """What good frames look like (learned at commissioning, `inspector commission`) and what to do
-    when frames are not: `alarm_after` implausible parts in a row raise the station's alarm."""
-    views: dict[str, FrameLimits] = field(default_factory=dict)  # view name → limits of its coarse frames
-    fine: FrameLimits | None = None  # limits of every fine shot
-    fixture_tolerance_mm: float = 0.5  # how far the part's outline may sit from where commissioning saw it
-    alarm_after: int = 3
-    commissioned: str = ""  # how the limits were learned (parts, source, date)
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"fixture_tolerance_mm": self.fixture_tolerance_mm, "alarm_after": self.alarm_after}
-        if self.commissioned:
-            out["commissioned"] = self.commissioned
-        if self.views:
-            out["views"] = {name: limits.as_dict() for name, limits in self.views.items()}
-        if self.fine is not None:
-            out["fine"] = self.fine.as_dict()
-        return out
 
 
 @dataclass(frozen=True)
@@ -325,7 +304,8 @@ class Recipe:
                               min_size_mm=r.get("min_size_mm", float, 0.0, min_value=0),
                               max_count=r.get("max_count", int, 0, min_value=0, max_value=MAX_COUNT)))
             r.reject_unknown()
-        plausibility = _plausibility(top.section("plausibility", optional=True), {v.name for v in views})
+        plausibility = parse_plausibility(top.section("plausibility", optional=True), {v.name for v in views},
+                                          MAX_COUNT)
         novelty_limit = None
         novelty = top.section("novelty", optional=True)
         if novelty is not None:
@@ -339,47 +319,6 @@ class Recipe:
                    model_pins=model_pins, classes=classes, reimaging=reimaging, zones=zones, rules=tuple(rules),
                    plausibility=plausibility, novelty_limit=novelty_limit, dimensions=dimensions, masters=masters,
                    source=source)
-
-
-_LIMIT_PAIRS = ("p5", "p50", "p95", "part_share", "centre_px")
-_LIMIT_NUMBERS = ("saturated_max", "sharpness_min", "centre_tolerance_px")
-
-
-def _frame_limits(section: Section) -> FrameLimits:
-    values: dict[str, Any] = {}
-    for key in _LIMIT_PAIRS:
-        if section.has(key):
-            pair = section.get_vector(key, 2)
-            if pair[0] > pair[1] and key != "centre_px":
-                raise section.error(key, f"expected [low, high] with low ≤ high, got {list(pair)}")
-            values[key] = pair
-    for key in _LIMIT_NUMBERS:
-        if section.has(key):
-            values[key] = section.get(key, float, min_value=0)
-    if section.has("frames"):
-        values["frames"] = section.get("frames", int, min_value=0, max_value=MAX_COUNT)
-    section.reject_unknown()
-    return FrameLimits(**values)
-
-
-def _plausibility(section: Section | None, view_names: set[str]) -> Plausibility:
-    if section is None:
-        return Plausibility()
-    views = {}
-    views_section = section.section("views", optional=True)
-    if views_section is not None:
-        for name in list(views_section.data):
-            if name not in view_names:
-                raise views_section.error(name, f"no view {name!r} in this recipe (views: {', '.join(sorted(view_names))})")
-            views[name] = _frame_limits(views_section.section(name))  # type: ignore[arg-type]
-        views_section.reject_unknown()
-    fine_section = section.section("fine", optional=True)
-    result = Plausibility(views=views, fine=_frame_limits(fine_section) if fine_section is not None else None,
-                          fixture_tolerance_mm=section.get("fixture_tolerance_mm", float, 0.5, min_value=0),
-                          alarm_after=section.get("alarm_after", int, 3, min_value=1, max_value=MAX_COUNT),
-                          commissioned=section.get("commissioned", str, ""))
-    section.reject_unknown()
-    return result
 
 
 def _pose(section: Section) -> Pose:
