@@ -90,7 +90,8 @@ class TwoStage:
         """The fine frame's own limits, then focus judged on its candidates: a featureless patch cannot
         show defocus, but a candidate with real structure in the coarse frame (significance ≥
         DETAIL_MIN_SIGNIFICANCE) must still show in the fine frame, at the coarse scale, with at least
-        FOCUS_RATIO_MIN of its detail there. A shot whose candidates are all faint is not judged on
+        FOCUS_RATIO_MIN of its detail there — or, for a candidate too small to survive the change of scale,
+        with real structure (that significance) at the fine frame's own scale. A shot whose candidates are all faint is not judged on
         focus: returns whether its focus was verified."""
         what = f"fine shot {name}"
         check_frame(frame, self.recipe.plausibility.fine, what, outline=False)
@@ -107,7 +108,13 @@ class TwoStage:
             half = (_detail_half(cand.box_px[2] - cand.box_px[0], cand.box_px[3] - cand.box_px[1]) + REGISTRATION_SLACK_PX) / scale
             region = around(mono, (x0 + x1) / 2, (y0 + y1) / 2, half)
             small = cv2.resize(region, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if region.size else region
-            ratios.append(detail_peak(small)[0] / cand.detail)
+            ratio = detail_peak(small)[0] / cand.detail
+            if ratio < FOCUS_RATIO_MIN and detail_peak(region)[1] >= DETAIL_MIN_SIGNIFICANCE:
+                # a candidate of a coarse pixel or two averages away when the fine frame is brought to the
+                # coarse scale; a fine frame in focus still shows it with real structure at its own scale
+                # (defocus flattens that first)
+                ratio = FOCUS_RATIO_MIN
+            ratios.append(ratio)
         if ratios and max(ratios) < FOCUS_RATIO_MIN:
             raise OutOfFocus(f"{IMPLAUSIBLE}{what}: out of focus or off the focal plane (its candidates show at "
                              f"most {max(ratios):.0%} of the detail the coarse frame saw; limit {FOCUS_RATIO_MIN:.0%})")
