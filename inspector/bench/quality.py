@@ -78,7 +78,8 @@ def section_lines(q: dict[str, Any], img: Callable[[str, str], list[str]]) -> li
     out = ["## Quality on a held-out lot", ""]
     report = q.get("report")
     if not report:
-        return out + [f"Not measured in this run: {q.get('reason', '`--skip quality`')}.", ""]
+        # the block stays, so that `inspector eval --publish` can fill it
+        return out + [BEGIN, f"Not measured in this run: {q.get('reason', '`--skip quality`')}.", END, ""]
     source = "run by the bench" if q.get("how") == "run" else f"read from `{q['path']}`"
     out += [f"From `inspector eval` ({source}; {q.get('seconds')} s).", "", BEGIN, *headline(report), END, ""]
     out += ["Coarse detector: true defects proposed for a fine shot, per class and size (found/total):", "",
