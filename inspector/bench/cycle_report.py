@@ -68,10 +68,12 @@ def comparison(data: dict, img) -> list[str]:
         out.append(f"| cycle / plan-run bound (ratio of means) | {ratio_b:.3f} | {ratio_n:.3f} | |")
     verdicts = (base["cycle"].get("verdicts"), now.get("verdicts"))
     out += ["", f"Verdicts before {verdicts[0]}, after {verdicts[1]}. The decision code is the same (an archive "
-                f"replays through the whole-part plan to the live record, tests/test_cycle.py), but the virtual camera "
-                f"draws each frame's noise from its count of shots on the part, so frames taken in another order carry "
-                f"other noise: the candidates, the fine shots per part and a few verdicts differ part by part. Quality "
-                f"is compared on the held-out evaluation, not here.", ""]
+                f"replays through the whole-part plan to the live record, tests/test_cycle.py), but the two runs need "
+                f"not see the same frames: the baseline's commit may render parts differently (e.g. before the "
+                f"area-sampled outline and holes of the dimensions work, which leave fewer false candidates at edges) "
+                f"and drew sensor noise in shot order, so candidates, fine shots per part and a few verdicts differ "
+                f"part by part. Compare the plan against its own best-plan bound for the planner's share; quality is "
+                f"compared on the held-out evaluation, not here.", ""]
     return out + img("cycle_before_after.png", "cycle time before and after")
 
 
