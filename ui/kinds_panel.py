@@ -7,15 +7,15 @@ from __future__ import annotations
 
 from PyQt6.QtCore import pyqtSignal
 from PyQt6.QtGui import QColor
-from PyQt6.QtWidgets import (QAbstractItemView, QColorDialog, QDialog, QDialogButtonBox, QFormLayout, QHBoxLayout,
-                             QHeaderView, QLabel, QLineEdit, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout,
-                             QWidget)
+from PyQt6.QtWidgets import (QColorDialog, QDialog, QDialogButtonBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
+                             QPushButton, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from inspector.access import AccessDenied
 from inspector.kind_names import KindError, kind_name_problem
 from inspector.review.kinds import DefectKind
 
 from .qa_models import ReviewModel
+from .tables import row_table
 
 
 class NewKindDialog(QDialog):
@@ -76,15 +76,7 @@ class KindsPanel(QWidget):
     def __init__(self, model: ReviewModel, parent: QWidget | None = None):
         super().__init__(parent)
         self.model = model
-        self.table = QTableWidget(0, 5)
-        self.table.setHorizontalHeaderLabels(["kind", "from", "labelled calls", "boxes", "description"])
-        self.table.verticalHeader().setVisible(False)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
+        self.table = row_table(["kind", "from", "labelled calls", "boxes", "description"], stretch_column=4)
         self.new_button = QPushButton("New kind…")
         self.teach_button = QPushButton("Teach the classifier this kind…")
         self.teach_button.setToolTip("few-shot: minutes on the station's CPU; the candidate then goes through "

@@ -10,14 +10,14 @@ from pathlib import Path
 
 from PyQt6.QtCore import QObject, QSize, Qt, pyqtSignal
 from PyQt6.QtGui import QColor, QIcon, QImage, QPixmap
-from PyQt6.QtWidgets import (QAbstractItemView, QComboBox, QGridLayout, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
-                             QListView, QListWidget, QListWidgetItem, QPushButton, QSizePolicy, QTableWidget,
-                             QTableWidgetItem, QVBoxLayout, QWidget)
+from PyQt6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QLabel, QLineEdit, QListView, QListWidget,
+                             QListWidgetItem, QPushButton, QSizePolicy, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from inspector.review import UNKNOWN
 
 from .qa_models import DECISION_COLOURS, NO_STATION_CONFIG, ReviewModel, needs_calibration, overlays_for, thumbnail_source
 from .review_canvas import ImageCanvas
+from .tables import row_table
 
 # the widgets the review tab exposes as its own (tests and the station window reach them there)
 WIDGETS = ("image_choice", "canvas", "crops", "record", "defects", "confirm_button", "reject_button", "class_choice",
@@ -66,15 +66,7 @@ class ItemEditor(QObject):
         self.record.setMinimumHeight(self.record.fontMetrics().lineSpacing() * 6 + 8)
         # a long reason wraps instead of widening the column past a 1024 px screen
         self.record.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Minimum)
-        self.defects = QTableWidget(0, 6)
-        self.defects.setHorizontalHeaderLabels(["#", "class", "score", "decision", "size mm", "label"])
-        self.defects.verticalHeader().setVisible(False)
-        self.defects.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.defects.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.defects.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        header = self.defects.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(5, QHeaderView.ResizeMode.Stretch)
+        self.defects = row_table(["#", "class", "score", "decision", "size mm", "label"], stretch_column=5)
         self.confirm_button = QPushButton("Confirm")
         self.reject_button = QPushButton("Reject")
         self.class_choice = QComboBox()

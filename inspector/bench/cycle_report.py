@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .plots import save_figure
 from .stats import summary
 
 LANES = (("motion", "move (wait for arrival)", "#4c72b0"), ("exposure", "lights + exposure", "#55a868"),
@@ -132,11 +133,7 @@ def timeline(plt, data: dict, plots_dir: Path) -> Path | None:
     ax.set_xlim(0, max(row["total"], max(t1 for *_, t1 in row["timeline"])) * 1.01)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2, fontsize=8, frameon=False)
     ax.set_title("One part's timeline: moves, exposures, detection and classification")
-    fig.tight_layout()
-    path = plots_dir / "cycle_timeline.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(plt, fig, plots_dir / "cycle_timeline.png")
 
 
 def before_after(plt, data: dict, plots_dir: Path) -> Path | None:
@@ -158,11 +155,7 @@ def before_after(plt, data: dict, plots_dir: Path) -> Path | None:
     ax.invert_yaxis()
     ax.set_xlabel(f"seconds per part (mean; before {base['cycle']['parts']} parts, after {now['parts']})")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = plots_dir / "cycle_before_after.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(plt, fig, plots_dir / "cycle_before_after.png")
 
 
 def _f(value, digits: int = 3) -> str:

@@ -20,6 +20,13 @@ def _pyplot():
     return plt
 
 
+def save_figure(plt, fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def draw_all(data: dict, plots_dir: Path) -> list[Path]:
     plt = _pyplot()
     if plt is None:
@@ -72,11 +79,7 @@ def cycle_breakdown(plt, data: dict, plots_dir: Path) -> Path | None:
     ax2.set_ylabel("wall s")
     ax2.set_title("Per part")
     ax2.legend(fontsize=8)
-    fig.tight_layout()
-    path = plots_dir / "cycle_breakdown.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(plt, fig, plots_dir / "cycle_breakdown.png")
 
 
 def latency_bars(plt, data: dict, plots_dir: Path) -> Path | None:
@@ -101,11 +104,7 @@ def latency_bars(plt, data: dict, plots_dir: Path) -> Path | None:
     ax2.set_ylabel("ms per call (median)")
     ax2.set_title("Classifier")
     ax2.legend(fontsize=8)
-    fig.tight_layout()
-    path = plots_dir / "latency.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(plt, fig, plots_dir / "latency.png")
 
 
 def soak_series(plt, data: dict, plots_dir: Path) -> Path | None:
@@ -131,11 +130,7 @@ def soak_series(plt, data: dict, plots_dir: Path) -> Path | None:
     for ax in axes:
         ax.set_xlabel("parts")
     fig.suptitle(f"Soak: {s['parts']} parts at speed factor {s['speed_factor']:g}", fontsize=10)
-    fig.tight_layout()
-    path = plots_dir / "soak.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(plt, fig, plots_dir / "soak.png")
 
 
 def coarse_only_curve(plt, data: dict, plots_dir: Path) -> Path | None:
@@ -159,8 +154,4 @@ def coarse_only_curve(plt, data: dict, plots_dir: Path) -> Path | None:
     ax.set_ylabel(f"line overkill % (of {g} good parts)")
     ax.set_title("What the fine stage buys")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = plots_dir / "quality_two_stage_vs_coarse.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(plt, fig, plots_dir / "quality_two_stage_vs_coarse.png")
