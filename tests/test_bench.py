@@ -103,8 +103,6 @@ def test_tiny_bench_writes_a_report_with_sane_figures(tmp_path, tiny_eval):
         assert row["bound_plan"] == pytest.approx(row["plan_motion"] + row["plan_exposure"])
         assert len(row["plan_poses"]) == 1 + data["recipe"]["views"] + row["fine_shots"]
         assert row["motion_overhead"] == pytest.approx(row["motion"] - row["plan_motion"] / cycle["speed_factor"])
-        assert row["detect_wait"] <= row["detect"] + 0.01 or row["detect"] == 0  # + handing the result over
-        assert row["classify_wait"] <= row["classify"] + 0.05 or row["classify"] == 0  # (per shot checks besides)
         assert row["bound_best"] <= row["bound_plan"] + 1e-9
         assert row["verdict"] in ("PASS", "FAIL", "ERROR")
     assert "lower_bound" not in cycle["stages"] and "lower bound" not in text
