@@ -51,15 +51,16 @@ class EvalOptions:
     work: Path = Path("out/eval")
 
 
-def inspect_lot(options: EvalOptions, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
-    """One row per part, in seed order: serial, verdict, truth and what happened to each true defect."""
+def inspect_lot(options: EvalOptions, log: Callable[[str], None] = print, mix: PartMix | None = None
+                ) -> list[dict[str, Any]]:
+    """One row per part, in seed order: serial, verdict, truth and what happened to each true defect
+    (parts as `mix` makes them; default the production mix)."""
     options.work.mkdir(parents=True, exist_ok=True)
     workers = max(1, min(options.workers, options.parts))
     bounds = [options.parts * w // workers for w in range(workers + 1)]
     chunks = [(str(options.recipe), options.first_seed + bounds[w], bounds[w + 1] - bounds[w], options.speed_factor,
-               str(options.work / f"results-{options.first_seed + bounds[w]}.db")) for w in range(workers)]
-    for _, _, _, _, db in chunks:
-        fresh_store(Path(db))
+               str(fresh_store(options.work / f"results-{options.first_seed + bounds[w]}.db")), mix)
+              for w in range(workers)]
     started = time.time()
     rows = [row for chunk in inspect_chunks(chunks, workers) for row in chunk]
     log(f"  eval: {len(rows)} parts inspected in {time.time() - started:.0f} s by {workers} worker(s)")
