@@ -99,8 +99,13 @@ class KindsPanel(QWidget):
         self.teach_button.clicked.connect(self._teach)
         self.table.itemSelectionChanged.connect(self.update_permissions)
         model.session_changed.connect(self.update_permissions)
-        model.current_changed.connect(self.refresh)  # a label changed: the counts did too
+        # a label changed, so the counts did: recounted when the tab is shown, not on every change
+        model.current_changed.connect(lambda: self.refresh() if self.isVisible() else None)
         self.refresh()
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        self.refresh()
+        super().showEvent(event)
 
     def kinds(self) -> list[DefectKind]:
         return self.model.queue.kinds.kinds()
