@@ -109,11 +109,14 @@ class TwoStage:
             region = around(mono, (x0 + x1) / 2, (y0 + y1) / 2, half)
             small = cv2.resize(region, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if region.size else region
             ratio = detail_peak(small)[0] / cand.detail
-            if ratio < FOCUS_RATIO_MIN and detail_peak(region)[1] >= DETAIL_MIN_SIGNIFICANCE:
+            if ratio < FOCUS_RATIO_MIN:
                 # a candidate of a coarse pixel or two averages away when the fine frame is brought to the
-                # coarse scale; a fine frame in focus still shows it with real structure at its own scale
-                # (defocus flattens that first)
-                ratio = FOCUS_RATIO_MIN
+                # coarse scale; a fine frame in focus still shows it at its own scale, with real structure and
+                # as much detail (defocus flattens both: a blurred region's noise shrinks too, so significance
+                # alone would not tell)
+                native, significance = detail_peak(region)
+                if significance >= DETAIL_MIN_SIGNIFICANCE:
+                    ratio = min(FOCUS_RATIO_MIN, native / cand.detail)
             ratios.append(ratio)
         if ratios and max(ratios) < FOCUS_RATIO_MIN:
             raise OutOfFocus(f"{IMPLAUSIBLE}{what}: out of focus or off the focal plane (its candidates show at "
