@@ -18,6 +18,7 @@ import numpy as np
 
 from hardware.pose import StagePose
 
+from .channels import record_frames
 from .cycle_path import ShotQueue, machine_dynamics, move_cost, pose_of, record_order
 from .events import CandidatesFound, FineShotTaken, ViewCaptured
 from .measuring import apply_dimensions
@@ -52,6 +53,7 @@ class FacePass:
         views = order_views(self.devices.motion.position(), self.recipe.views, lambda v: v.pose, cost)
         reim = self.recipe.reimaging
         candidates: list[Candidate] = []
+        fine_frames: dict[str, dict[str, np.ndarray]] = {}  # every step's frame of each fine shot, by its first name
         planned = 0
         queue = ShotQueue(self._pool, self._judge_fine,
                           lambda item, focused, error: self._fine_judged(part_id, item, focused, error, planned, clock))
@@ -59,10 +61,11 @@ class FacePass:
             for k, view in enumerate(views):
                 self._checkpoint()
                 self._move(view.pose, clock, lambda v=view: self._prepare("coarse", v.light_program, v.exposure_us, v.gain))
-                frame = self._capture("coarse", view.light_program, view.exposure_us, view.gain, clock)
-                images[coarse_image_name(view)] = frame
+                frames = self._capture("coarse", view.light_program, view.exposure_us, view.gain, clock)
+                frame = next(iter(frames.values()))  # the first step's frame: checks, serial, dimensions, display
+                record_frames(images, coarse_image_name(view), frames)
                 self.events.publish(ViewCaptured(part_id, view.name, frame))
-                future = self._pool.submit(self._detect, view, frame)
+                future = self._pool.submit(self._detect, view, frames)
                 if ident.read is None and view.name == self.serials.view:  # decoded while detection runs
                     ident.read = self.serials.from_frame(frame)
                 waited = time.perf_counter()
@@ -85,9 +88,11 @@ class FacePass:
                     self._checkpoint()
                     self._move(shot.pose, clock, lambda: self._prepare("fine", reim.light_program, reim.exposure_us, reim.gain))
                     clock.add("classify_wait", queue.collect())
-                    frame = self._capture("fine", reim.light_program, reim.exposure_us, reim.gain, clock)
+                    frames = self._capture("fine", reim.light_program, reim.exposure_us, reim.gain, clock)
+                    frame = next(iter(frames.values()))  # the classifier looks at the first step's frame
                     name = fine_image_name(len(queue.shots), shot.face)
                     images[name] = frame
+                    fine_frames[name] = frames
                     queue.submit(shot, name, frame)  # judged on the worker while the stage moves on
             clock.add("classify_wait", queue.collect(wait=True))
         except BaseException:
@@ -100,7 +105,7 @@ class FacePass:
         for item in queue.shots:
             images.pop(item.name, None)
         for index, item in ordered:
-            images[fine_image_name(index, item.shot.face)] = item.frame
+            record_frames(images, fine_image_name(index, item.shot.face), fine_frames[item.name])
         judged = [item.decisions for _, item in ordered]
         verdict, defects = self.stages.verdict(judged)
         extra.update(self.stages.record_extra(judged))
@@ -110,12 +115,12 @@ class FacePass:
                                    f"structure to judge it; {self.fine_focus_suspect})")
         return verdict.verdict, verdict.reason, defects
 
-    def _detect(self, view: View, frame: np.ndarray):
-        """On the worker: the coarse frame's checks, then the detector; returns (result, seconds). (Checks on a
-        second worker beside the detector measured slower on this 2-core machine: they compete for the cores.)"""
+    def _detect(self, view: View, frames: dict[str, np.ndarray]):
+        """On the worker: the first frame's checks, then the detector on the view's channels; returns (result,
+        seconds). (Checks on a second worker beside the detector measured slower on this 2-core machine.)"""
         t = time.perf_counter()
         try:
-            return self.stages.check_and_detect(view, frame), time.perf_counter() - t
+            return self.stages.check_and_detect(view, frames), time.perf_counter() - t
         finally:
             self._traced("detect", view.name, t)
 
@@ -171,18 +176,20 @@ class FacePass:
         self.devices.cameras[camera_role].configure(exposure_us=exposure_us, gain=gain)
         self.devices.lights.apply(self.programs[program_name].steps[0])
 
-    def _capture(self, camera_role: str, program_name: str, exposure_us: float, gain: float, clock: _Clock) -> np.ndarray:
+    def _capture(self, camera_role: str, program_name: str, exposure_us: float, gain: float,
+                 clock: _Clock) -> dict[str, np.ndarray]:
+        """One frame per step of the program, by the step's channel name, in step order."""
         t = time.perf_counter()
         program = self.programs[program_name]
         camera = self.devices.cameras[camera_role]
         camera.configure(exposure_us=exposure_us, gain=gain)
-        frames = []
-        for step in program.steps:
+        frames = {}
+        for channel, step in zip(program.channel_names, program.steps):
             self.devices.lights.apply(step)
-            frames.append(camera.snap().image)
+            frames[channel] = camera.snap().image
         clock.add("exposure", time.perf_counter() - t)
         self._traced("exposure", camera_role, t)
-        return frames[0]  # multi-step programs: the detector looks at the first step
+        return frames
 
     def _checkpoint(self) -> None:
         if self._cancel.is_set():

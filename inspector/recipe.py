@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from hardware.cameras.base import EXPOSURE_US_LIMITS, GAIN_LIMITS
-from hardware.lights.base import LightProgram
+from hardware.lights.base import CHANNEL_NAME, LightProgram
 from hardware.pose import StagePose as Pose
 
+from .channels import LEGACY, MAX_CHANNELS
 from .dimensions import Dimensions, parse_dimensions
 from .golden_masters import Master, parse_masters
 from .kind_names import kind_name_problem
@@ -57,6 +58,7 @@ class View:
     camera: str = "coarse"
     exposure_us: float = 2000.0
     gain: float = 1.0
+    channels: tuple[str, ...] = LEGACY  # the detector's input, stacked from the program's frames (inspector.channels)
 
 
 @dataclass(frozen=True)
@@ -166,7 +168,7 @@ class Recipe:
             "recipe": {"id": self.id, "version": self.version, "description": self.description, "fixture": self.fixture},
             "fixture_offset": asdict(self.fixture_offset),
             "light_programs": self.light_programs,
-            "views": [asdict(v) for v in self.views],
+            "views": [_view_dict(v) for v in self.views],
             "models": {role: ({"file": path, "sha256": self.model_pins[role]} if role in self.model_pins else path)
                        for role, path in self.models.items()},
             "classes": {k: {"detect_threshold": c.detect_threshold, "accept_threshold": c.accept_threshold,
@@ -219,7 +221,7 @@ class Recipe:
             assert pose_section is not None
             views.append(View(name=name, face=view.get("face", str, choices=FACES), pose=_pose(pose_section),
                               light_program=program, camera=view.get("camera", str, "coarse", choices=("coarse", "fine")),
-                              exposure_us=_exposure(view, 2000.0), gain=_gain(view)))
+                              exposure_us=_exposure(view, 2000.0), gain=_gain(view), channels=_channels(view)))
             view.reject_unknown()
         if not views:
             raise top.error("views", "expected at least one view")
@@ -375,3 +377,27 @@ def _diff(a: Any, b: Any, path: str, out: list[str]) -> None:
             _diff(x, y, f"{path}[{index}]", out)
     elif a != b:
         out.append(f"~ {path}: {json.dumps(a)} → {json.dumps(b)}")
+
+
+def _view_dict(view: View) -> dict[str, Any]:
+    data = asdict(view)
+    if view.channels == LEGACY:
+        del data["channels"]  # a recipe written before channels keeps its content (and hash)
+    else:
+        data["channels"] = list(view.channels)
+    return data
+
+
+def _channels(view: Section) -> tuple[str, ...]:
+    """A view's detector channels: names of its program's steps, or frame / curvature / albedo."""
+    if not view.has("channels"):
+        return LEGACY
+    names = view.get_list("channels", MAX_CHANNELS)
+    if not names:
+        raise view.error("channels", "expected at least one channel, e.g. [\"dark\", \"bright\", \"curvature\"]")
+    for name in names:
+        if not isinstance(name, str) or not CHANNEL_NAME.match(name):
+            raise view.error("channels", f"{name!r} is not a channel name (a–z, 0–9, _, starting with a letter)")
+    if len(set(names)) != len(names):
+        raise view.error("channels", f"a channel is named twice in {names}")
+    return tuple(names)

@@ -17,6 +17,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from hardware.lights.base import LightProgram
+
+from .channels import LEGACY, extra_frame_name
 from .measuring import apply_dimensions
 from .planner import FineShot
 from .plausibility import ImplausibleFrame, check_frame
@@ -79,6 +82,19 @@ def _cv_message(exc: Exception) -> str:
     return text[-160:] if text else type(exc).__name__
 
 
+def read_capture(folder: Path, base: str, program: dict, what: str) -> dict[str, np.ndarray]:
+    """One archived capture: the first step's frame `<base>.png`, then each further step's
+    `<channel>@<base>.png`, by channel name in step order (as the cycle records them)."""
+    names = LightProgram.from_dict("archived", program).channel_names
+    frames = {}
+    for index, channel in enumerate(names):
+        path = folder / f"{base if index == 0 else extra_frame_name(channel, base)}.png"
+        if not path.is_file():
+            raise ValueError(f"replay: {folder} has no {path.name} for {what}")
+        frames[channel] = read_mono(path)
+    return frames
+
+
 def replay_archive(folder: str | Path, stages: TwoStage) -> ReplayResult:
     """Every archived frame passes the same plausibility checks as in the live cycle; an implausible
     frame or a candidate not imaged gives ERROR with the reason, as it would have on the line."""
@@ -87,12 +103,11 @@ def replay_archive(folder: str | Path, stages: TwoStage) -> ReplayResult:
         candidates = []
         coarse_frames = {}
         for view in stages.recipe.views:
-            path = folder / f"{coarse_image_name(view)}.png"
-            if not path.is_file():
-                raise ValueError(f"replay: {folder} has no {path.name} for view {view.name!r} of recipe {stages.recipe.id}")
-            frame = read_mono(path)
+            frames = read_capture(folder, coarse_image_name(view), stages.recipe.light_programs[view.light_program],
+                                  f"view {view.name!r} of recipe {stages.recipe.id}")
+            frame = next(iter(frames.values()))
             coarse_frames[coarse_image_name(view)] = frame
-            candidates.extend(stages.candidates(view, stages.check_and_detect(view, frame), frame))
+            candidates.extend(stages.candidates(view, stages.check_and_detect(view, frames), frame))
         judged: list[ShotDecisions] = []
         for index, shot in enumerate(stages.plan(candidates)):
             name = fine_image_name(index, shot.face)
@@ -114,6 +129,9 @@ def replay_face_image(path: str | Path, view: View, stages: TwoStage) -> ReplayR
     """A face imaged at the fine camera's scale: downscale for the coarse stage, crop for the fine.
     The coarse rendition must pass the view's brightness, saturation and focus limits (not its
     outline position: a file is not framed as the view is)."""
+    if stages.detector.channels != LEGACY:
+        raise ValueError(f"replay: one image cannot feed detector {stages.detector.info.path}, which stacks the channels "
+                         f"{list(stages.detector.channels)} of a light program; replay an archived part folder instead")
     image = read_mono(Path(path))
     coarse_cam, fine_cam = stages.station.cameras["coarse"], stages.station.cameras["fine"]
     scale = fine_cam.calibration.mm_per_px / coarse_cam.calibration.mm_per_px

@@ -60,6 +60,8 @@ class MotionConfig(SerialPortConfig):
 class LightsConfig(SerialPortConfig):
     channels: dict[str, int | str] = field(default_factory=dict)  # role → controller channel
     template: dict[str, Any] | None = None  # the vendor command templates, for protocol "template"
+    # segment light role → (azimuth°, elevation°) in the coarse camera's image axes, for photometric stereo
+    segments: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -181,6 +183,8 @@ class StationConfig:
             return {"protocol": p.protocol, "url": p.url, "baudrate": p.baudrate, "timeout_s": p.timeout_s}
 
         lights = port(self.lights) | {"channels": dict(self.lights.channels)}
+        if self.lights.segments:
+            lights["segments"] = {role: list(direction) for role, direction in self.lights.segments.items()}
         if self.lights.template is not None:
             lights["template"] = dict(self.lights.template)
         cameras = {}
@@ -341,8 +345,26 @@ def _lights(section: Section) -> LightsConfig:
             raise ConfigError(section.source, "", str(exc)) from None
     elif section.has("template"):
         raise section.error("template", f"only used with protocol = \"template\", not {fields['protocol']!r}")
+    segments = _segments(section.section("segments", optional=True), channels)
     section.reject_unknown()
-    return LightsConfig(**fields, channels=channels, template=template)
+    return LightsConfig(**fields, channels=channels, template=template, segments=segments)
+
+
+def _segments(section: Section | None, channels: dict[str, int | str]) -> dict[str, tuple[float, float]]:
+    """[lights.segments] seg_n = [azimuth°, elevation°]: where each segment light shines from, in the
+    coarse camera's image axes (azimuth from +x towards +y; elevation above the image plane)."""
+    if section is None:
+        return {}
+    segments = {}
+    for role in list(section.data):
+        if not role.startswith("seg_") or role not in channels:
+            raise section.error(role, "not a segment light wired in [lights.channels] (seg_n, seg_e, seg_s, seg_w)")
+        value = section.get(role, list)
+        if (len(value) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+                or not -360 <= value[0] <= 360 or not 0 < value[1] < 90):
+            raise section.error(role, f"expected [azimuth°, elevation° in (0, 90)], got {value!r}")
+        segments[role] = (float(value[0]), float(value[1]))
+    return segments
 
 
 def _limits(section: Section, key: str, widest: tuple[float, float], unit: str) -> tuple[float, float]:

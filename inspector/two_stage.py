@@ -4,11 +4,14 @@ replay both call these, so an archive replays to the same decisions."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import cv2
 import numpy as np
 
+from hardware.lights.base import LightProgram
+
+from .channels import FIRST_FRAME, check_view_channels, detector_input
 from .fine_size import FineSize, measure_defect
 from .inference.classifier import Classifier, roi_square
 from .inference.detector import DetectionResult, Detector, to_mono
@@ -73,6 +76,7 @@ class TwoStage:
         if recipe.novelty_limit is not None and not classifier.has_novelty:
             raise ConfigError(recipe.source, "novelty.limit", f"classifier {classifier.info.path} has no novelty output "
                                                               "to hold the limit against")
+        self._check_channels()
         reim = recipe.reimaging
         bound = max_merge_distance_mm(station, reim.frame_margin_mm)
         if reim.merge_distance_mm > bound:
@@ -123,12 +127,30 @@ class TwoStage:
                              f"most {max(ratios):.0%} of the detail the coarse frame saw; limit {FOCUS_RATIO_MIN:.0%})")
         return bool(ratios)
 
+    def _check_channels(self) -> None:
+        """Every coarse view must give the detector the channels it was trained on, from its program's frames."""
+        for index, view in enumerate(self.recipe.views):
+            program = LightProgram.from_dict(view.light_program, self.recipe.light_programs[view.light_program])
+            problem = check_view_channels(view.name, view.channels, program, self.station.lights.segments,
+                                          self.detector.channels, self.detector.info.path)
+            if problem:
+                raise ConfigError(self.recipe.source, f"views[{index}].channels", problem)
+
     def detect(self, frame: np.ndarray) -> DetectionResult:
+        """The detector on its input (a frame, or the channel stack `detector_input` builds)."""
         return self.detector.detect(frame, thresholds=self.thresholds)
 
-    def check_and_detect(self, view: View, frame: np.ndarray) -> DetectionResult:
-        self.check_coarse(view, frame)
-        return self.detect(frame)
+    def detector_input(self, view: View, frames: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The view's channels stacked from one capture's frames (by channel name, the first frame first)."""
+        return detector_input(view.channels, frames, self.station.lights.segments,
+                              self.station.cameras["coarse"].calibration.mm_per_px)
+
+    def check_and_detect(self, view: View, frames: Mapping[str, np.ndarray] | np.ndarray) -> DetectionResult:
+        """The first frame's checks, then the detector on the view's channels. A bare frame is a capture of one."""
+        if isinstance(frames, np.ndarray):
+            frames = {FIRST_FRAME: frames}
+        self.check_coarse(view, next(iter(frames.values())))
+        return self.detect(self.detector_input(view, frames))
 
     def candidates(self, view: View, result: DetectionResult, frame: np.ndarray | None = None) -> tuple[Candidate, ...]:
         """Detections as candidates in face mm; with the coarse `frame`, each also keeps how much fine

@@ -9,6 +9,8 @@ and every value is checked before a byte is sent.
 """
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Callable, Iterator, Mapping, Union
@@ -142,7 +144,8 @@ class ChannelMap(Mapping[str, ChannelId]):
 
 
 # -- light programs as data -----------------------------------------------------------------------------
-STEP_FIELDS = ("levels", "mode", "pulse_us", "delay_us")
+STEP_FIELDS = ("levels", "mode", "pulse_us", "delay_us", "channel")
+CHANNEL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,23}$")  # a step's frame name: bright, dark, seg_n …
 PROGRAM_FIELDS = ("steps", "description")
 
 
@@ -180,9 +183,12 @@ class LightStep:
     mode: str = "continuous"
     pulse_us: float = 0.0
     delay_us: float = 0.0
+    channel: str = ""  # the name of this step's frame (e.g. "dark"); "" → step<k> in its program
 
     def __post_init__(self) -> None:
         problem = _step_problems(self.levels, self.mode, self.pulse_us, self.delay_us)
+        if not problem and self.channel and not (isinstance(self.channel, str) and CHANNEL_NAME.match(self.channel)):
+            problem = f"channel {self.channel!r}: expected 1–24 characters a–z, 0–9, _ starting with a letter"
         if problem:
             raise ValueError(f"light step: {problem}")
         object.__setattr__(self, "levels", MappingProxyType({role: float(v) for role, v in self.levels.items()}))
@@ -203,12 +209,17 @@ class LightStep:
         problem = _step_problems(data["levels"], mode, pulse_us, delay_us)
         if problem:
             raise ValueError(f"{where}: {problem}")
-        return cls(dict(data["levels"]), mode, pulse_us, delay_us)
+        try:
+            return cls(dict(data["levels"]), mode, pulse_us, delay_us, data.get("channel", ""))
+        except ValueError as exc:
+            raise ValueError(f"{where}: {str(exc).removeprefix('light step: ')}") from None
 
     def to_dict(self) -> dict[str, Any]:
         entry: dict[str, Any] = {"levels": dict(self.levels)}
         if self.mode != "continuous":
             entry.update(mode=self.mode, pulse_us=self.pulse_us, delay_us=self.delay_us)
+        if self.channel:
+            entry["channel"] = self.channel
         return entry
 
     def level(self, role: str) -> float:
@@ -229,6 +240,10 @@ class LightProgram:
         object.__setattr__(self, "steps", tuple(self.steps))
         if not self.steps or not all(isinstance(step, LightStep) for step in self.steps):
             raise ValueError(f"program {self.name!r}: expected at least one LightStep")
+        names = self.channel_names
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"program {self.name!r}: channel {repeated[0]!r} names more than one step")
 
     @classmethod
     def from_dict(cls, name: str, data: Mapping[str, Any]) -> "LightProgram":
@@ -254,6 +269,11 @@ class LightProgram:
         if self.description:
             data["description"] = self.description
         return data
+
+    @property
+    def channel_names(self) -> tuple[str, ...]:
+        """The name of each step's frame: its `channel`, else step1, step2, …"""
+        return tuple(step.channel or f"step{k}" for k, step in enumerate(self.steps, start=1))
 
     @property
     def roles(self) -> tuple[str, ...]:

@@ -17,6 +17,7 @@ from .geometry import CAMERAS, CameraSpec
 from .grbl_emulator import GrblEmulator
 from .light_emulators import GardasoftEmulator, TemplateEmulator
 from .part import PartInstance, make_part
+from .render import SEGMENT_AZIMUTH_DEG, SEGMENT_ELEVATION_DEG
 from .target import CalibrationTarget, make_target
 
 WIRING: dict[str, int] = {"coaxial": 1, "ring": 2, "low_angle": 3, "backlight": 4,
@@ -202,6 +203,8 @@ def station_config_dict(motion_url: str, lights_url: str, light_protocol: str = 
                     "channels": dict(WIRING if light_protocol == "gardasoft" else TEMPLATE_WIRING)}
     if light_protocol == "template":
         lights["template"] = dict(ACME_TEMPLATE)
+    lights["segments"] = {role: [SEGMENT_AZIMUTH_DEG[role], SEGMENT_ELEVATION_DEG]
+                          for role in lights["channels"] if role in SEGMENT_AZIMUTH_DEG}
     return {"station": {"name": name},
             "motion": {"protocol": "grblhal", "url": motion_url, "timeout_s": 2.0, "origin": list(origin)},
             "lights": lights,

@@ -17,6 +17,7 @@ from typing import Any, Mapping, Sequence
 import cv2
 import numpy as np
 
+from ..channels import LEGACY, MAX_CHANNELS
 from .loaded_model import LoadedModel, load_model
 from .model_package import ModelContractError, ModelInfo, Normalisation
 
@@ -121,14 +122,23 @@ def normalise(pixels: np.ndarray, norm: Normalisation) -> np.ndarray:
     return (out - np.float32(norm.mean[0])) / np.float32(norm.std[0])
 
 
-def preprocess(image: np.ndarray, norm: Normalisation, pad_multiple: int) -> np.ndarray:
-    """Mono image (H, W) → (1, 1, H', W') with H', W' padded (edge-replicated) to `pad_multiple`."""
-    mono = to_mono(image)
-    h, w = mono.shape
+def preprocess(image: np.ndarray, norm: Normalisation, pad_multiple: int, channels: int = 1) -> np.ndarray:
+    """Mono image (H, W) → (1, 1, H', W'), or a stack of `channels` planes (H, W, C) → (1, C, H', W'),
+    with H', W' padded (edge-replicated) to `pad_multiple`; each plane normalised with its own mean/std."""
+    if channels == 1:
+        planes = to_mono(image)[:, :, None]
+    elif image.ndim == 3 and image.shape[2] == channels:
+        planes = image
+    else:
+        raise ValueError(f"the detector takes a stack of {channels} channels, got an image of shape {image.shape}")
+    h, w = planes.shape[:2]
     ph, pw = -h % pad_multiple, -w % pad_multiple
     if ph or pw:
-        mono = cv2.copyMakeBorder(mono, 0, ph, 0, pw, cv2.BORDER_REPLICATE)
-    return normalise(mono, norm)[None, None]
+        planes = cv2.copyMakeBorder(planes, 0, ph, 0, pw, cv2.BORDER_REPLICATE).reshape(h + ph, w + pw, -1)
+    out = planes.astype(np.float32) * np.float32(norm.scale)
+    mean = np.asarray(norm.mean, np.float32) if len(norm.mean) == channels else np.float32(norm.mean[0])
+    std = np.asarray(norm.std, np.float32) if len(norm.std) == channels else np.float32(norm.std[0])
+    return np.ascontiguousarray(((out - mean) / std).transpose(2, 0, 1)[None])
 
 
 def local_peaks(heatmap: np.ndarray) -> np.ndarray:
@@ -220,6 +230,16 @@ def postprocess(heatmap: np.ndarray, size: np.ndarray, offset: np.ndarray, *, cl
     return tuple(out)
 
 
+def input_channels(info: ModelInfo) -> tuple[str, ...]:
+    """The channels the detector was trained on (metadata `channels`); none named: the legacy single frame."""
+    channels = info.extra.get("channels", list(LEGACY))
+    if (not isinstance(channels, list) or not 1 <= len(channels) <= MAX_CHANNELS
+            or not all(isinstance(c, str) and c for c in channels) or len(set(channels)) != len(channels)):
+        raise ModelContractError(info.path, f"metadata 'channels' must list 1–{MAX_CHANNELS} distinct channel names, "
+                                            f"got {str(channels)[:80]}")
+    return tuple(channels)
+
+
 # ---------------------------------------------------------------- the runner
 
 @dataclass
@@ -236,6 +256,15 @@ class Detector:
         missing = [n for n in ("heatmap", "size", "offset") if n not in names]
         if missing:
             raise ModelContractError(self.model.info.path, f"detector lacks output(s) {', '.join(missing)} (has {', '.join(names)})")
+        self.channels = input_channels(self.model.info)
+        norm = self.model.info.normalisation
+        if any(len(values) not in (1, len(self.channels)) for values in (norm.mean, norm.std)):
+            raise ModelContractError(self.model.info.path, f"normalisation has {len(norm.mean)} mean(s) and "
+                                                           f"{len(norm.std)} std(s) for {len(self.channels)} channel(s)")
+        depth = self.model.session.get_inputs()[0].shape[1]
+        if isinstance(depth, int) and depth != len(self.channels):
+            raise ModelContractError(self.model.info.path, f"the graph takes {depth} input channel(s) but the metadata "
+                                                           f"names {len(self.channels)}: {list(self.channels)}")
 
     @classmethod
     def open(cls, path: str, **load_kwargs: Any) -> "Detector":
@@ -257,7 +286,7 @@ class Detector:
         """Candidates in one coarse image. `thresholds` (per class) override the model's; classes
         not named fall back to the model's threshold, then to the decode floor."""
         clock = _Stopwatch()
-        batch = preprocess(image, self.info.normalisation, self.spec.pad_multiple)
+        batch = preprocess(image, self.info.normalisation, self.spec.pad_multiple, len(self.channels))
         pre = clock.lap()
         heatmap, size, offset = self.forward(batch)
         infer = clock.lap()

@@ -117,16 +117,13 @@ def _stages(recipe: Recipe, station: Any) -> Any:
 
 
 def _coarse_candidates(folder: Path, stages: Any) -> list[Any]:
-    import cv2
-
+    from ..replay import read_capture
     from ..two_stage import coarse_image_name
     candidates = []
     for view in stages.recipe.views:
-        path = folder / f"{coarse_image_name(view)}.png"
-        image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-        if image is None:
-            raise ValueError(f"no readable {path.name} for view {view.name!r}")
-        candidates.extend(stages.candidates(view, stages.detect(image)))
+        frames = read_capture(folder, coarse_image_name(view), stages.recipe.light_programs[view.light_program],
+                              f"view {view.name!r}")
+        candidates.extend(stages.candidates(view, stages.detect(stages.detector_input(view, frames))))
     return candidates
 
 
