@@ -77,7 +77,7 @@ def test_recipe_mismatch(tmp_path):
 
 
 def test_input_shape_must_match_contract(tmp_path):
-    with pytest.raises(ModelContractError, match="NCHW mono"):
+    with pytest.raises(ModelContractError, match="NCHW with 1 mono channel"):
         load_model(tiny_model(tmp_path / "rgb.onnx", channels=3))
     with pytest.raises(ModelContractError, match="does not match metadata input_size"):
         load_model(tiny_model(tmp_path / "big.onnx", size=64))

@@ -19,6 +19,7 @@ import numpy as np
 import onnx
 import torch
 
+from inspector.channels import LEGACY
 from inspector.inference.classifier import Classifier, RoiSpec
 from inspector.inference.detector import DecodeSpec, Detector, postprocess
 from inspector.inference.loaded_model import load_model
@@ -31,7 +32,7 @@ from hardware.sim.geometry import COARSE_CAMERA, FINE_CAMERA
 from .cards import write_card
 from .data.generate import load_image, open_set, open_sets
 from .data.records import CLASSIFIER_CLASSES, DEFECT_CLASSES, OK
-from .lights import COARSE_PROGRAM, FINE_PROGRAM
+from .lights import COARSE_PROGRAM, FINE_PROGRAM, coarse_program_dict
 from .loop import load_checkpoint, set_threads
 from .metrics import DetectionTally, Pred, Truth, threshold_for_recall
 from .models.classifier import RoiClassifier
@@ -117,12 +118,13 @@ def export_detector(checkpoint: Path, val: Path, out: Path, *, version: str = "1
     set_threads(threads)
     state = load_checkpoint(checkpoint)
     extra = state["extra"]
-    model = CenterNetDetector(num_classes=len(DEFECT_CLASSES), width=int(extra["width"]))
+    channels = list(extra.get("channels", LEGACY))
+    model = CenterNetDetector(num_classes=len(DEFECT_CLASSES), width=int(extra["width"]), in_channels=len(channels))
     model.load_state_dict(state["model"])
     model.eval()
     spec = DecodeSpec(**extra["decode"])
     mean, std = extra["norm"]
-    blob = onnx_bytes(model, torch.zeros(1, 1, 256, 256), ["heatmap", "size", "offset"],
+    blob = onnx_bytes(model, torch.zeros(1, len(channels), 256, 256), ["heatmap", "size", "offset"],
                       {"image": {0: "N", 2: "H", 3: "W"}, "heatmap": {0: "N", 2: "h", 3: "w"},
                        "size": {0: "N", 2: "h", 3: "w"}, "offset": {0: "N", 2: "h", 3: "w"}})
     val_set, val_manifest = open_set(val)
@@ -131,7 +133,8 @@ def export_detector(checkpoint: Path, val: Path, out: Path, *, version: str = "1
                      training_data_fingerprint=extra["train_fingerprint"],
                      thresholds={c: spec.min_score for c in DEFECT_CLASSES}, grey_band={},
                      extra={"decode": spec.as_dict(), "camera": "coarse", "mm_per_px": COARSE_CAMERA.mm_per_px,
-                            "light_program": COARSE_PROGRAM.as_dict(), "architecture": "centernet-dwsep",
+                            "channels": channels, "architecture": "centernet-dwsep",
+                            "light_program": COARSE_PROGRAM.as_dict() if tuple(channels) == LEGACY else coarse_program_dict(),
                             "parameters": int(extra["parameters"]), "train_seed_range": extra["train_seed_range"],
                             "val_fingerprint": val_manifest["fingerprint"], "val_seed_range": val_manifest.get("seed_range"),
                             "outputs": {"heatmap": "sigmoid centre score (N,C,H/4,W/4)",
@@ -162,7 +165,7 @@ def export_detector(checkpoint: Path, val: Path, out: Path, *, version: str = "1
     max_diff, differences = 0.0, []
     for name, image in frames:
         from inspector.inference.detector import preprocess
-        batch = preprocess(image, info.normalisation, spec.pad_multiple)
+        batch = preprocess(image, info.normalisation, spec.pad_multiple, len(channels))
         with torch.no_grad():
             ref = [t[0].numpy() for t in model(torch.from_numpy(batch))]
         got = [o[0] for o in detector.forward(batch)]

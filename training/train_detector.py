@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from inspector.channels import LEGACY
 from inspector.inference.detector import DecodeSpec, postprocess
 
 from .augment import Photometric, random_affine, warp_boxes, warp_image
@@ -60,6 +61,8 @@ class Frame:
 
 def trim_offset(image: np.ndarray, margin: int = 40, level: int = 25) -> tuple[int, int, int, int]:
     """Bounding rows/cols of the lit part plus a margin: side faces fill a fifth of the frame."""
+    if image.ndim == 3:
+        image = image.max(axis=2)
     rows = np.flatnonzero(image.max(axis=1) > level)
     cols = np.flatnonzero(image.max(axis=0) > level)
     if not len(rows) or not len(cols):
@@ -74,7 +77,7 @@ def load_frames(data: LabelledSet, trim: bool = True) -> list[Frame]:
     for record in data.images:
         image = load_image(data.root, record)
         x0, y0, x1, y1 = trim_offset(image) if trim else (0, 0, image.shape[1], image.shape[0])
-        image = np.ascontiguousarray(image[y0:y1, x0:x1])
+        image = np.ascontiguousarray(image[y0:y1, x0:x1]).reshape(y1 - y0, x1 - x0, -1)  # H×W×C
         shift = np.array([x0, y0, x0, y0], np.float32)
         real = [a for a in record.annotations if a.category in DEFECT_CLASSES]
         nuis = [a for a in record.annotations if a.category in NUISANCE_CLASSES]
@@ -104,7 +107,7 @@ class CropSampler:
         else:
             i, box = int(rng.integers(len(self.frames))), None
         frame = self.frames[i]
-        h, w = frame.image.shape
+        h, w = frame.image.shape[:2]
         if box is not None:
             cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
             x0 = int(cx - rng.uniform(16, c - 16))
@@ -115,7 +118,7 @@ class CropSampler:
         crop = cut(frame.image, x0, y0, c)
         boxes = frame.boxes - np.array([x0, y0, x0, y0], np.float32)
         matrix = random_affine((c, c), rng, max_rotation_deg=3.0, max_shift_px=2.0, flip=True)
-        crop = self.photometric(warp_image(crop, matrix), rng)
+        crop = self.photometric(warp_image(crop, matrix), rng).reshape(c, c, -1)  # cv2 drops a single channel
         boxes = warp_boxes(boxes, matrix)
         centre = (boxes[:, :2] + boxes[:, 2:]) / 2
         keep = (centre >= 0).all(1) & (centre < c).all(1)
@@ -124,11 +127,11 @@ class CropSampler:
 
 def cut(image: np.ndarray, x0: int, y0: int, size: int) -> np.ndarray:
     """image[y0:y0+size, x0:x0+size] with edge replication where the window leaves the image."""
-    h, w = image.shape
+    h, w = image.shape[:2]
     pad = (max(0, -y0), max(0, y0 + size - h), max(0, -x0), max(0, x0 + size - w))
     if any(pad):
         import cv2
-        image = cv2.copyMakeBorder(image, *pad, cv2.BORDER_REPLICATE)
+        image = cv2.copyMakeBorder(image, *pad, cv2.BORDER_REPLICATE).reshape(h + pad[0] + pad[1], w + pad[2] + pad[3], -1)
         x0, y0 = x0 + pad[2], y0 + pad[0]
     return image[y0:y0 + size, x0:x0 + size]
 
@@ -141,7 +144,7 @@ def make_batch(sampler: CropSampler, batch_size: int, rng: np.random.Generator) 
         images.append(crop)
         for key, value in encode(boxes, classes, num_classes=len(DEFECT_CLASSES), out_shape=out, stride=STRIDE).items():
             targets[key].append(value)
-    x = torch.from_numpy(to_input(np.stack(images))[:, None])
+    x = torch.from_numpy(np.ascontiguousarray(to_input(np.stack(images)).transpose(0, 3, 1, 2)))  # N×C×H×W
     return x, {k: torch.from_numpy(np.stack(v)) for k, v in targets.items()}
 
 
@@ -153,7 +156,8 @@ def to_input(pixels: np.ndarray) -> np.ndarray:
 def run_full_frame(model: torch.nn.Module, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     from inspector.inference.detector import preprocess
     from inspector.inference.model_package import Normalisation
-    batch = preprocess(image, Normalisation(1 / 255, (NORM_MEAN,), (NORM_STD,)), DECODE.pad_multiple)
+    channels = image.shape[2] if image.ndim == 3 else 1
+    batch = preprocess(image, Normalisation(1 / 255, (NORM_MEAN,), (NORM_STD,)), DECODE.pad_multiple, channels)
     heat, size, offset = model(torch.from_numpy(batch))
     return heat[0].numpy(), size[0].numpy(), offset[0].numpy()
 
@@ -186,8 +190,16 @@ def train_detector(cfg: DetectorTrainConfig) -> Path:
     if not frames:  # else numpy's "high <= 0" from the crop sampler, minutes into the job
         raise ValueError(f"detector: the training set(s) {sets} hold no coarse "
                          f"frames, so there is nothing to train the detector on")
+    channels = tuple(train_manifest.get("channels", LEGACY))
+    depth = {frame.image.shape[2] for frame in frames}
+    if depth != {len(channels)}:
+        raise ValueError(f"detector: the training set(s) {sets} name channels {list(channels)} but hold images of "
+                         f"{sorted(depth)} channel(s)")
+    if val_set is not None and tuple(val_manifest.get("channels", LEGACY)) != channels:
+        raise ValueError(f"detector: the val set {cfg.val} holds channels {val_manifest.get('channels', list(LEGACY))}, "
+                         f"the training set(s) {list(channels)}")
     sampler = CropSampler(frames, cfg.crop, cfg.defect_bias, cfg.nuisance_bias)
-    model = CenterNetDetector(num_classes=len(DEFECT_CLASSES), width=cfg.width)
+    model = CenterNetDetector(num_classes=len(DEFECT_CLASSES), width=cfg.width, in_channels=len(channels))
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = warmup_cosine(optimizer, cfg.iterations, warmup=min(100, cfg.iterations // 10 + 1))
     out = Path(cfg.out)
@@ -198,7 +210,7 @@ def train_detector(cfg: DetectorTrainConfig) -> Path:
         step = restore(state, model=model, optimizer=optimizer, scheduler=scheduler, rng=rng)
         best_score = state["extra"].get("best_score", -1.0)
         history = state["extra"].get("history", [])
-    extra_base = {"kind": "detector", "classes": list(DEFECT_CLASSES), "norm": [NORM_MEAN, NORM_STD],
+    extra_base = {"kind": "detector", "classes": list(DEFECT_CLASSES), "norm": [NORM_MEAN, NORM_STD], "channels": list(channels),
                   "decode": DECODE.as_dict(), "width": cfg.width, "parameters": parameter_count(model),
                   "train_fingerprint": train_manifest["fingerprint"], "train_seed_range": train_manifest.get("seed_range"),
                   "val_fingerprint": val_manifest.get("fingerprint"), "val_seed_range": val_manifest.get("seed_range")}

@@ -39,8 +39,11 @@ def load_model(path: str | Path, *, task: str | None = None, class_names: Sequen
         raise ModelContractError(path, f"expected one input tensor, found {len(inputs)}")
     shape = inputs[0].shape
     channels = shape[1] if len(shape) == 4 else None
-    if len(shape) != 4 or (isinstance(channels, int) and channels != 1):
-        raise ModelContractError(path, f"input {inputs[0].name!r} has shape {shape}; the contract says NCHW mono (N, 1, H, W)")
+    named = info.extra.get("channels")  # a detector's stacked input channels (inspector.channels)
+    depth = len(named) if isinstance(named, list) and named else 1
+    if len(shape) != 4 or (isinstance(channels, int) and channels != depth):
+        raise ModelContractError(path, f"input {inputs[0].name!r} has shape {shape}; the contract says NCHW with "
+                                       f"{depth} mono channel(s) (N, {depth}, H, W)")
     for axis, expected in zip((2, 3), info.input_size):
         if expected and isinstance(shape[axis], int) and shape[axis] != expected:
             raise ModelContractError(path, f"input shape {shape} does not match metadata input_size {list(info.input_size)}")

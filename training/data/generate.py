@@ -27,7 +27,10 @@ from hardware.sim.geometry import (COARSE_CAMERA, FACE_TABLE, FACES, FINE_CAMERA
 from hardware.sim.part import HOLES, PartInstance, make_part
 from hardware.sim.render import RenderResult, render
 
-from ..lights import COARSE_PROGRAM, FINE_PROGRAM, LightProgram
+from inspector.channels import DERIVED, LEGACY, detector_input
+
+from ..lights import (COARSE_PROGRAM, COARSE_STEPS, DETECTOR_CHANNELS, FINE_PROGRAM, LightProgram, coarse_program_dict,
+                      sim_segments)
 from ..splits import seeds_for
 from .coco import read_coco, write_coco
 from .records import COARSE_CATEGORIES, FINE_CATEGORIES, Annotation, ImageRecord, LabelledSet
@@ -74,6 +77,28 @@ def render_coarse(part: PartInstance, face: str, program: LightProgram = COARSE_
                   gain=program.gain, seed=coarse_render_seed(part.seed, face))
 
 
+def coarse_input(part: PartInstance, face: str, channels: Sequence[str] = DETECTOR_CHANNELS,
+                 camera: CameraSpec = COARSE_CAMERA) -> tuple[np.ndarray, RenderResult]:
+    """The detector's input for one face as the station builds it (inspector.channels.detector_input) from
+    the frames of the reference coarse capture (COARSE_STEPS): only the steps the channels need are rendered."""
+    if tuple(channels) == LEGACY:
+        result = render_coarse(part, face, camera=camera)
+        return result.image, result
+    derived = any(c in DERIVED for c in channels)
+    segments = sim_segments()
+    frames, first = {}, None
+    for index, (name, levels) in enumerate(COARSE_STEPS):
+        if name in channels or (derived and name in segments):
+            result = render(part, face_view_pose(face, camera), levels, camera, exposure_us=COARSE_PROGRAM.exposure_us,
+                            gain=COARSE_PROGRAM.gain, seed=coarse_render_seed(part.seed, face) + 7919 * index)
+            frames[name] = result.image
+            first = first or result
+    missing = [c for c in channels if c not in frames and c not in DERIVED]
+    if missing or first is None:
+        raise ValueError(f"the reference coarse capture has no step for channel(s) {missing or list(channels)}")
+    return detector_input(channels, frames, segments, camera.mm_per_px), first
+
+
 def truth_annotations(result: RenderResult, part: PartInstance, *, shift: tuple[float, float] = (0.0, 0.0),
                       clip: tuple[int, int] | None = None) -> list[Annotation]:
     by_id = {d.id: d for d in part.defects}
@@ -109,7 +134,8 @@ def set_fingerprint(data: LabelledSet, images: Iterable[np.ndarray] | None = Non
 
 
 def load_image(root: Path, record: ImageRecord) -> np.ndarray:
-    image = cv2.imread(str(root / record.file_name), cv2.IMREAD_GRAYSCALE)
+    """A set's image as stored: mono (H×W), or the detector's channel stack (H×W×C, in channel order)."""
+    image = cv2.imread(str(root / record.file_name), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise FileNotFoundError(f"image {root / record.file_name} missing or unreadable")
     return image
@@ -134,7 +160,10 @@ def _finish(data: LabelledSet, images: list[np.ndarray], manifest: dict) -> Labe
 
 
 def generate_coarse(out: Path | str, split: str, parts: int, *, offset: int = 0, mix: PartMix = TRAINING_MIX,
-                    faces: Iterable[str] = FACES, progress: Callable[[int, int], None] | None = None) -> LabelledSet:
+                    faces: Iterable[str] = FACES, progress: Callable[[int, int], None] | None = None,
+                    channels: Sequence[str] = DETECTOR_CHANNELS) -> LabelledSet:
+    """Coarse frames as the detector takes them: the stack of `channels` (a C-channel PNG), or for the
+    legacy channel ("frame",) the mixed frame alone."""
     root = Path(out)
     seeds = seeds_for(split, parts, offset)
     data = LabelledSet(root, COARSE_CATEGORIES, [], {"description": f"coarse {split} set, virtual cell"})
@@ -144,19 +173,20 @@ def generate_coarse(out: Path | str, split: str, parts: int, *, offset: int = 0,
     for n, seed in enumerate(seeds):
         part = mix.make(seed)
         for face in faces:
-            result = render_coarse(part, face)
+            image, result = coarse_input(part, face, channels)
             name = f"images/{part.serial}_{face}.png"
-            _save(root, name, result.image)
+            _save(root, name, image)
             data.images.append(ImageRecord(name, COARSE_CAMERA.width_px, COARSE_CAMERA.height_px,
                                            truth_annotations(result, part),
                                            {"part_seed": seed, "serial": part.serial, "face": face, "camera": "coarse",
                                             "light_program": COARSE_PROGRAM.name, "defocus_mm": result.defocus_mm,
                                             "fixture_error": list(part.fixture_error), "split": split}))
-            images.append(result.image)
+            images.append(image)
         if progress:
             progress(n + 1, parts)
     manifest = {"kind": "coarse", "split": split, "seed_range": [seeds.start, seeds.stop - 1], "parts": parts,
-                "faces": list(faces), "mix": asdict(mix), "light_program": COARSE_PROGRAM.as_dict(),
+                "faces": list(faces), "mix": asdict(mix), "channels": list(channels),
+                "light_program": COARSE_PROGRAM.as_dict() if tuple(channels) == LEGACY else coarse_program_dict(),
                 "camera": asdict(COARSE_CAMERA), "seconds": round(time.time() - started, 1)}
     return _finish(data, images, manifest)
 
@@ -200,9 +230,9 @@ def false_candidates(part: PartInstance, detector: "Detector") -> list[tuple[str
     scale = COARSE_CAMERA.mm_per_px / FINE_CAMERA.mm_per_px
     found = []
     for face in FACES:
-        frame = render_coarse(part, face)
+        image, frame = coarse_input(part, face, detector.channels)
         defects = [t.box_px for t in frame.truth if not t.is_nuisance]
-        for det in detector.detect(frame.image).detections:
+        for det in detector.detect(image).detections:
             cx, cy = det.center_px
             if any(x0 - 3 <= cx <= x1 + 3 and y0 - 3 <= cy <= y1 + 3 for x0, y0, x1, y1 in defects):
                 continue
@@ -306,6 +336,10 @@ def open_sets(roots: Path | str | Sequence[Path | str]) -> tuple[list[LabelledSe
     if not paths:
         raise ValueError("no training set given")
     opened = [open_set(p) for p in paths]
+    channels = [tuple(m.get("channels", LEGACY)) for _, m in opened]
+    if len(set(channels)) > 1:
+        raise ValueError("sets to train on together hold different channels: " + "; ".join(
+            f"{p}: {list(c)}" for p, c in zip(paths, channels)))
     if len(opened) == 1:
         return [opened[0][0]], opened[0][1]
     fingerprints = [m["fingerprint"] for _, m in opened]
@@ -313,5 +347,5 @@ def open_sets(roots: Path | str | Sequence[Path | str]) -> tuple[list[LabelledSe
     manifest = {"fingerprint": "sha256:" + hashlib.sha256("+".join(fingerprints).encode()).hexdigest()[:20],
                 "parts_of": [{"path": str(p), "fingerprint": f} for p, f in zip(paths, fingerprints)],
                 "seed_range": [min(r[0] for r in ranges), max(r[1] for r in ranges)] if ranges else None,
-                "seed_ranges": ranges}
+                "seed_ranges": ranges, "channels": list(channels[0])}
     return [data for data, _ in opened], manifest

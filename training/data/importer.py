@@ -9,6 +9,8 @@ import json
 import shutil
 from pathlib import Path, PurePosixPath
 
+from inspector.channels import LEGACY
+
 from .coco import CocoError, read_coco, write_coco
 from .generate import COCO_NAME, MANIFEST_NAME, load_image, set_fingerprint
 from ..splits import SPLITS
@@ -27,6 +29,8 @@ def import_coco(coco: Path | str, out: Path | str, *, images: Path | str | None 
         raise CocoError(coco, f"{len(leaked)} image(s) show held-out parts (e.g. {leaked[0]!r}); the held-out lot must "
                               f"never be trained on")
     records = []
+    beside = coco.parent / MANIFEST_NAME  # a generated set's manifest names its channels; others are mono
+    channels = json.loads(beside.read_text(encoding="utf-8")).get("channels", list(LEGACY)) if beside.is_file() else list(LEGACY)
     for record in source.images:
         src = source.root / record.file_name
         if not src.is_file():
@@ -36,9 +40,12 @@ def import_coco(coco: Path | str, out: Path | str, *, images: Path | str | None 
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, dst)
         image = load_image(out, ImageRecord(name, record.width, record.height))
-        if image.shape != (record.height, record.width):
+        if image.shape[:2] != (record.height, record.width):
             raise CocoError(coco, f"image {record.file_name!r} is {image.shape[1]}×{image.shape[0]}, "
                                   f"the file says {record.width}×{record.height}")
+        depth = image.shape[2] if image.ndim == 3 else 1
+        if kind == "coarse" and depth != len(channels):
+            raise CocoError(coco, f"image {record.file_name!r} has {depth} channel(s), the set names {channels}")
         records.append(ImageRecord(name, record.width, record.height, record.annotations, record.attributes))
     data = LabelledSet(out, categories, records, {**source.info, "imported_from": str(coco)})
     data.info["fingerprint"] = set_fingerprint(data)
@@ -46,6 +53,6 @@ def import_coco(coco: Path | str, out: Path | str, *, images: Path | str | None 
     write_yolo(data)
     manifest = {"kind": kind, "split": source.info.get("split", "imported"), "imported_from": str(coco),
                 "images": len(records), "annotations": data.annotation_count(), "fingerprint": data.info["fingerprint"],
-                "seed_range": None}
+                "seed_range": None, **({"channels": channels} if kind == "coarse" else {})}
     (out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return data

@@ -42,11 +42,11 @@ class SeparableBlock(nn.Module):
 
 
 class CenterNetDetector(nn.Module):
-    def __init__(self, num_classes: int = 4, width: int = 32):
+    def __init__(self, num_classes: int = 4, width: int = 32, in_channels: int = 1):
         super().__init__()
         w = width
         self.num_classes = num_classes
-        self.stem = nn.Sequential(conv_bn(1, w // 2, 3, 2), SeparableBlock(w // 2, w // 2))        # /2
+        self.stem = nn.Sequential(conv_bn(in_channels, w // 2, 3, 2), SeparableBlock(w // 2, w // 2))  # /2
         self.stage4 = nn.Sequential(SeparableBlock(w // 2, w, 2), SeparableBlock(w, w))           # /4
         self.stage8 = nn.Sequential(SeparableBlock(w, 2 * w, 2), SeparableBlock(2 * w, 2 * w))    # /8
         self.stage16 = nn.Sequential(SeparableBlock(2 * w, 3 * w, 2), SeparableBlock(3 * w, 3 * w),
