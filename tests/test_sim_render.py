@@ -157,9 +157,94 @@ def test_a_groove_darkens_in_bright_field_and_brightens_in_dark_field(kind):
 def test_polarity_sheet_shows_every_kind_under_every_top_light(tmp_path):
     from hardware.sim.gallery import POLARITY_LIGHTS, write_polarity_sheet
     from hardware.sim.part import ALL_KINDS
+    from hardware.sim.part import VARIANTS
     path, cells = write_polarity_sheet(tmp_path / "polarity.png")
     assert path.is_file() and cv2.imread(str(path)) is not None
-    assert {(kind, role) for kind, role, _ in cells} == {(k, r) for k in ALL_KINDS for r in POLARITY_LIGHTS}
+    names = set(ALL_KINDS) | {f"{k}/{v}" for k, variants in VARIANTS.items() for v in variants[1:]}
+    assert {"fibre", "fingerprint", "stain/water_mark", "stain/discoloration", "dent/pit_cluster", "scratch/dig"} <= names
+    assert {(kind, role) for kind, role, _ in cells} == {(k, r) for k in names for r in POLARITY_LIGHTS}
     sign = {(kind, role): s for kind, role, s in cells}
     assert sign[("scratch", "coaxial")] < 0 < sign[("scratch", "low_angle")]
+    assert sign[("scratch/dig", "coaxial")] < 0 < sign[("scratch/dig", "low_angle")]
     assert sign[("stain", "coaxial")] < 0  # a reflectance change: darker where it cuts the specular light
+    assert sign[("stain/discoloration", "coaxial")] < 0
+    assert sign[("fibre", "low_angle")] > 0  # a raised, matte strand catches the grazing light
+
+
+def polarity(defect: Defect, role: str) -> np.ndarray:
+    """The defect's own pixels' signed change (|change| > 10 grey levels) against the clean part."""
+    part = make_part(5, defects=(defect,), fixture_error=(0.0, 0.0, 0.0))
+    clean = dataclasses.replace(part, defects=())
+    pose = face_point_pose("top", defect.u_mm, defect.v_mm, FINE_CAMERA)
+    shown = render(part, pose, {role: 100}, FINE_CAMERA, exposure_us=2000, seed=1)
+    without = render(clean, pose, {role: 100}, FINE_CAMERA, exposure_us=2000, seed=1).image.astype(int)
+    x0, y0, x1, y1 = shown.truth[0].box_px
+    diff = shown.image.astype(int)[y0:y1, x0:x1] - without[y0:y1, x0:x1]
+    return diff[np.abs(diff) > 10]
+
+
+def test_a_water_mark_rim_scatters_the_grazing_light_and_dims_the_bright_field():
+    """Mineral residue along a dried drop's rim scatters light: brighter than the metal under the low-angle
+    (dark-field) ring; the rim and the dull film inside cut the specular lobe: darker in coaxial light."""
+    mark = Defect(0, "stain", "top", 8.0, -6.0, 0.8, 0.6, 0.0, 30.0, variant="water_mark")
+    grazing, coaxial = polarity(mark, "low_angle"), polarity(mark, "coaxial")
+    assert grazing.size > 50 and np.median(grazing) > 10, grazing.size
+    assert coaxial.size > 50 and np.median(coaxial) < -10, coaxial.size
+    oil = polarity(dataclasses.replace(mark, variant="oil"), "low_angle")
+    assert oil.size < grazing.size / 5  # an oil stain changes no slope and scatters nothing: dark field stays dark
+
+
+def test_variants_keep_size_and_explicit_defects_keep_their_look():
+    base = Defect(0, "scratch", "top", 8.0, -6.0, 0.8, 0.05, 0.02, 30.0)
+    assert base.variant == "" and dataclasses.replace(base, variant="dig").size_mm == base.size_mm == 0.8
+    part = make_part(5, defects=(base,))
+    assert part.defects == (base,)  # explicit defects as given: no look drawn, no nuisance added
+    pose = face_point_pose("top", base.u_mm, base.v_mm, FINE_CAMERA)
+    dig = render(make_part(5, defects=(dataclasses.replace(base, variant="dig"),)), pose, {"coaxial": 100},
+                 FINE_CAMERA, exposure_us=2000, seed=1)
+    groove = render(part, pose, {"coaxial": 100}, FINE_CAMERA, exposure_us=2000, seed=1)
+    assert not np.array_equal(dig.image, groove.image)
+    assert dig.truth[0].size_mm == groove.truth[0].size_mm == 0.8  # the verdict's size does not depend on the look
+
+
+# Recorded from the code before looks, finishes and fibre/fingerprint nuisances existed: (kind, face, u, v,
+# length, width, depth, angle) of every defect a seed draws, and a digest of those of seeds 0..299 with their
+# fixture error and texture phase. The new draws come from generators of their own, so these must never move.
+PINNED = {
+    0: [("dust", "top", 5.424, 5.275, 0.064, 0.064, 0.0, 75.5), ("dust", "west", 0.389, 13.018, 0.087, 0.087, 0.0, 127.0)],
+    1: [("dent", "east", -0.29, -5.784, 0.27, 0.27, 0.0432, 87.7), ("dust", "west", -1.87, -12.368, 0.173, 0.173, 0.0, 10.2),
+        ("dust", "top", -1.61, 3.669, 0.22, 0.22, 0.0, 57.1),
+        ("machining_mark", "east", -0.169, -2.115, 2.286, 0.473, 0.0028, 101.0)],
+    42: [("stain", "west", 0.522, -5.481, 0.226, 0.161, 0.0, 36.7), ("scratch", "west", 2.055, 5.347, 0.207, 0.032, 0.0161, 11.8),
+         ("scratch", "south", 6.848, -2.261, 0.167, 0.02, 0.0175, 24.8), ("dust", "north", -9.009, 2.257, 0.084, 0.084, 0.0, 178.0),
+         ("dust", "north", 4.933, 0.348, 0.199, 0.199, 0.0, 135.1)],
+}
+PINNED_FIXTURE = {0: (0.0088, 0.1227, 0.921), 1: (0.0539, 0.0227, 0.413), 42: (0.0426, -0.1716, -0.3387)}
+PINNED_DIGEST_0_299 = "2fd4db8b481bf2bca1ccd1b51300966dba61a1707526bfa5749d5c7b3f65326e"
+OLD_KINDS = ("scratch", "dent", "burr", "stain", "dust", "machining_mark")
+
+
+def test_new_looks_and_nuisances_leave_every_seeds_old_draws_alone():
+    import hashlib
+    def old_draws(part):
+        return [(d.kind, d.face, d.u_mm, d.v_mm, d.length_mm, d.width_mm, d.depth_mm, d.angle_deg)
+                for d in part.defects if d.kind in OLD_KINDS]
+    for seed, pinned in PINNED.items():
+        assert old_draws(make_part(seed)) == pinned and make_part(seed).fixture_error == PINNED_FIXTURE[seed]
+    digest = hashlib.sha256()
+    parts = [make_part(seed) for seed in range(300)]
+    for part in parts:
+        digest.update(repr((old_draws(part), part.fixture_error, part.texture_phase)).encode())
+    assert digest.hexdigest() == PINNED_DIGEST_0_299
+    # and the new things are there: every look, both finishes, fibres and fingerprints, as harmless nuisances
+    from hardware.sim.part import VARIANTS
+    seen = {(d.kind, d.variant) for p in parts for d in p.defects}
+    assert {(k, v) for k, variants in VARIANTS.items() for v in variants} <= seen
+    assert {("fibre", ""), ("fingerprint", "")} <= seen and {p.finish for p in parts} == {"brushed", "bead_blasted"}
+    from hardware.sim.marking import overlaps_mark
+    from hardware.sim.part import NUISANCE_KINDS
+    from training.data.records import NUISANCE_CLASSES
+    assert NUISANCE_CLASSES == NUISANCE_KINDS  # so the data sets label them, and YOLO keeps them as background
+    extra = [d for p in parts for d in p.defects if d.kind in ("fibre", "fingerprint")]
+    assert all(d.is_nuisance and not overlaps_mark(d.face, d.u_mm, d.v_mm, d.length_mm / 2) for d in extra)
+    assert [p.is_defective for p in parts] == [any(d.kind in OLD_KINDS[:4] for d in p.defects) for p in parts]

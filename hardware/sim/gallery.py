@@ -1,6 +1,7 @@
 """Gallery of the virtual cell: one part under each light and camera, with ground-truth overlays,
 a contact sheet that shows each defect kind under its revealing light, and a polarity sheet: every
-kind under each light from above, brighter or darker than the metal as the light's geometry makes it."""
+kind and each of its looks (variants) under each light from above, brighter or darker than the metal as the
+light's geometry makes it."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,7 +10,7 @@ import cv2
 import numpy as np
 
 from .geometry import COARSE_CAMERA, FINE_CAMERA, face_point_pose, face_view_pose
-from .part import ALL_KINDS, Defect, make_part
+from .part import ALL_KINDS, VARIANTS, Defect, make_part
 from .render import LIGHT_ROLES, RenderResult, render
 
 REVEALING_LIGHT = {"scratch": "low_angle", "dent": "low_angle", "stain": "coaxial", "burr": "backlight",
@@ -18,7 +19,8 @@ CONTRAST_LIGHT = {"scratch": "backlight", "dent": "backlight", "stain": "low_ang
                   "dust": "backlight", "machining_mark": "backlight"}
 POLARITY_LIGHTS = ("coaxial", "ring", "low_angle", "seg_n", "seg_e")  # the lights from above
 COLOURS = {"crack": (0, 128, 255), "scratch": (0, 0, 255), "dent": (0, 165, 255), "burr": (255, 0, 255), "stain": (0, 220, 0),
-           "dust": (200, 200, 0), "machining_mark": (160, 160, 160)}
+           "dust": (200, 200, 0), "machining_mark": (160, 160, 160), "fibre": (255, 200, 120),
+           "fingerprint": (180, 120, 200)}
 
 
 def showcase_defects() -> tuple[Defect, ...]:
@@ -84,21 +86,36 @@ def write_gallery(outdir: str | Path, seed: int = 7) -> list[Path]:
     return written
 
 
-def polarity_defect(kind: str) -> Defect:
-    """One defect of `kind` at a clear spot of the top face, large enough to read at the fine camera."""
+def looks() -> list[tuple[str, str]]:
+    """Every (kind, variant) the renderer draws: each kind's first look as "", then its other variants."""
+    return [(kind, "") for kind in ALL_KINDS] + [(kind, variant) for kind, variants in VARIANTS.items()
+                                                for variant in variants[1:]]
+
+
+def look_name(kind: str, variant: str = "") -> str:
+    return f"{kind}/{variant}" if variant else kind
+
+
+def polarity_defect(kind: str, variant: str = "") -> Defect:
+    """One defect of `kind` (and look `variant`) at a clear spot of the top face, large enough to read at
+    the fine camera."""
     size = {"dust": (0.12, 0.12, 0.0), "stain": (0.8, 0.6, 0.0), "dent": (0.3, 0.3, 0.04),
-            "machining_mark": (2.0, 0.6, 0.002), "burr": (0.5, 0.3, 0.2)}.get(kind, (0.8, 0.04, 0.02))
+            "machining_mark": (2.0, 0.6, 0.002), "burr": (0.5, 0.3, 0.2), "fibre": (1.2, 0.02, 0.02),
+            "fingerprint": (5.0, 3.5, 0.0)}.get(kind, (0.8, 0.04, 0.02))
+    if variant == "pit_cluster":
+        size = (0.6, 0.6, 0.08)
     u, v = (4.0, 15.0) if kind == "burr" else (8.0, -6.0)  # a burr sits on the face's edge
-    return Defect(0, kind, "top", u, v, *size, 30.0)
+    return Defect(0, kind, "top", u, v, *size, 30.0, variant=variant)
 
 
 def write_polarity_sheet(path: str | Path, seed: int = 5) -> tuple[Path, list[tuple[str, str, float]]]:
-    """Every kind (rows) under each light from above (columns) at the fine camera, each tile captioned
-    with its polarity: the median signed change, against the clean part, of the defect's own pixels
-    (brighter or darker than the metal around it). Returns the PNG and (kind, light, change)."""
+    """Every kind and look (rows, `look_name`) under each light from above (columns) at the fine camera,
+    each tile captioned with its polarity: the median signed change, against the clean part, of the
+    defect's own pixels (brighter or darker than the metal around it). Returns the PNG and (look, light, change)."""
     cells, rows = [], []
-    for kind in ALL_KINDS:
-        defect = polarity_defect(kind)
+    for kind, variant in looks():
+        defect = polarity_defect(kind, variant)
+        name = look_name(kind, variant)
         part = make_part(seed, defects=(defect,), fixture_error=(0.0, 0.0, 0.0))
         clean = make_part(seed, defects=(), fixture_error=(0.0, 0.0, 0.0))
         pose = face_point_pose("top", defect.u_mm, defect.v_mm, FINE_CAMERA)
@@ -110,12 +127,12 @@ def write_polarity_sheet(path: str | Path, seed: int = 5) -> tuple[Path, list[tu
             x0, y0, x1, y1 = result.truth[0].box_px
             changed = diff[y0:y1, x0:x1][np.abs(diff[y0:y1, x0:x1]) > 10]
             sign = float(np.median(changed)) if changed.size else 0.0
-            cells.append((kind, role, sign))
+            cells.append((name, role, sign))
             cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
             crop = result.image[max(0, cy - 75):cy + 75, max(0, cx - 100):cx + 100]
             polarity = "brighter" if sign > 0 else "darker" if sign < 0 else "no change"
             row.append(_tile(cv2.resize(crop, (800, 600), interpolation=cv2.INTER_NEAREST),
-                             f"{kind}, {role}: {polarity}"))
+                             f"{name}, {role}: {polarity}"))
         rows.append(np.hstack(row))
     sheet = np.vstack(rows)
     out = Path(path)

@@ -25,6 +25,7 @@ import numpy as np
 
 from .geometry import FACE_TABLE, PART_DIMS_MM, CameraSpec, StagePose, face_to_pixel, faces, pixel_grid_to_face, visible_face
 from .marking import MARK_CENTRE_MM, MARK_FACE, draw_mark, mark_extent_mm
+from .looks import across_half_mm, crack_meander_mm, draw_look
 from .part import CHAMFER_MM, Defect, PartInstance
 
 LIGHT_ROLES = ("coaxial", "ring", "low_angle", "backlight", "seg_n", "seg_e", "seg_s", "seg_w")
@@ -33,6 +34,7 @@ SEGMENT_ELEVATION_DEG = 40.0
 FULL_SCALE = 230.0  # grey level of a perfect mirror under 100 % coaxial at 2 ms exposure, gain 1
 REFERENCE_EXPOSURE_US = 2000.0
 BACKGROUND = 0.03  # what the fixture around the part returns of a top light
+BEAD_BLAST_SPECULAR, BEAD_BLAST_SCATTER = 0.85, 0.03  # a bead-blasted finish: weaker mirror lobe, more diffuse
 
 
 @dataclass(frozen=True)
@@ -73,10 +75,13 @@ def render(part: PartInstance, pose: StagePose, lights: Mapping[str, float], cam
     # the share of each pixel the face covers (area sampling of the outline: edges at sub-pixel positions)
     cover = np.clip(0.5 + edge_distance / px, 0, 1).astype(np.float32)
     height = -np.clip(CHAMFER_MM - edge_distance, 0, CHAMFER_MM).astype(np.float32)
-    height += _texture(face_name, u, v, part.texture_phase)
+    height += _texture(face_name, u, v, part.texture_phase, part.finish)
     albedo = np.full(shape, 0.85, np.float32)
     specular = np.ones(shape, np.float32)
     scatter = np.zeros(shape, np.float32)
+    if part.finish == "bead_blasted":  # sub-pixel craters: part of the mirror lobe goes into diffuse scatter
+        specular *= np.float32(BEAD_BLAST_SPECULAR)
+        scatter += np.float32(BEAD_BLAST_SCATTER)
     hole_cover = np.zeros(shape, np.float32)  # share of each pixel open to a hole (area sampled)
     through_cover = np.zeros(shape, np.float32)
     if face_name == "top":
@@ -140,19 +145,23 @@ def render_background(lights: Mapping[str, float], camera: CameraSpec, *, exposu
 
 
 # -- surface ------------------------------------------------------------------------------------
-def _texture(face: str, u: np.ndarray, v: np.ndarray, phase: tuple[float, float]) -> np.ndarray:
-    """Brushed streaks along u on the top face; periodic milling marks across the side faces."""
+def _texture(face: str, u: np.ndarray, v: np.ndarray, phase: tuple[float, float], finish: str = "brushed") -> np.ndarray:
+    """Brushed streaks along u on the top face; periodic milling marks across the side faces. A bead-blasted
+    part: fine isotropic roughness on every face (waves in many directions, no streaks)."""
+    if finish == "bead_blasted":
+        t = np.zeros(u.shape, np.float32)
+        for k in range(7):
+            direction = k * 2.4 + phase[0]
+            wavelength = 0.09 + 0.035 * k
+            t += (0.00012 * np.sin(2 * math.pi * (u * math.cos(direction) + v * math.sin(direction)) / wavelength
+                                   + phase[1] * (k + 1))).astype(np.float32)
+        return t
     if face == "top":
         t = (0.00035 * np.sin(2 * math.pi * v / 0.21 + phase[0]) + 0.00025 * np.sin(2 * math.pi * v / 0.077 + phase[1])
              + 0.0002 * np.sin(2 * math.pi * (v + 0.05 * u) / 0.5 + phase[1]))
     else:
         t = 0.0005 * np.sin(2 * math.pi * u / 0.8 + phase[0]) + 0.0002 * np.sin(2 * math.pi * v / 0.13 + phase[1])
     return t.astype(np.float32)
-
-
-def crack_meander_mm(defect: Defect) -> float:
-    """How far a crack's centreline wanders to either side of its straight line."""
-    return 0.08 * defect.length_mm
 
 
 def _crack_offset(defect: Defect, along: np.ndarray) -> np.ndarray:
@@ -165,6 +174,8 @@ def _crack_offset(defect: Defect, along: np.ndarray) -> np.ndarray:
 
 
 def _reach_mm(defect: Defect) -> float:
+    if defect.kind == "fibre" or defect.variant == "dig":
+        return math.hypot(defect.length_mm / 2, across_half_mm(defect))
     return 0.5 * math.hypot(defect.length_mm, defect.width_mm) + (defect.length_mm if defect.kind == "burr" else 0.0)
 
 
@@ -173,6 +184,8 @@ def _draw_defect(d: Defect, face, u, v, px, height, albedo, specular, scatter, i
     du, dv = u - d.u_mm, v - d.v_mm
     ca, sa = math.cos(math.radians(d.angle_deg)), math.sin(math.radians(d.angle_deg))
     along, across = du * ca + dv * sa, -du * sa + dv * ca
+    if draw_look(d, u, v, px, height, albedo, specular, scatter):
+        return
     if d.kind == "scratch":
         width = max(d.width_mm, 1.5 * px)  # area-preserving: a sub-pixel groove spreads over a pixel
         depth = d.depth_mm * d.width_mm / width
@@ -291,7 +304,7 @@ def _footprint(defect: Defect) -> list[tuple[float, float]]:
         s = math.copysign(1, defect.u_mm)
         return [(defect.u_mm - 0.1 * s, defect.v_mm - half), (defect.u_mm + out * s, defect.v_mm + half)]
     ca, sa = math.cos(math.radians(defect.angle_deg)), math.sin(math.radians(defect.angle_deg))
-    hl, hw = defect.length_mm / 2, defect.width_mm / 2 + (crack_meander_mm(defect) if defect.kind == "crack" else 0.0)
+    hl, hw = defect.length_mm / 2, across_half_mm(defect)
     return [(defect.u_mm + a * ca - b * sa, defect.v_mm + a * sa + b * ca) for a in (-hl, hl) for b in (-hw, hw)]
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 DEFECT_CLASSES = ("scratch", "dent", "burr", "stain")
-NUISANCE_CLASSES = ("dust", "machining_mark")
+NUISANCE_CLASSES = ("dust", "machining_mark", "fibre", "fingerprint")  # hardware.sim.part.NUISANCE_KINDS
 COARSE_CATEGORIES = DEFECT_CLASSES + NUISANCE_CLASSES
 OK = "ok"
 CLASSIFIER_CLASSES = (OK,) + DEFECT_CLASSES
