@@ -1,0 +1,74 @@
+"""Input channels: a light program's steps name their frames, a view stacks channels for the detector
+(frames and photometric curvature), and loading refuses a view that cannot give the detector its input."""
+import numpy as np
+import pytest
+
+from hardware.lights.base import LightProgram
+from hardware.sim.geometry import COARSE_CAMERA
+from hardware.sim.part import Defect, make_part
+from inspector.channels import (LEGACY, check_view_channels, detector_input, extra_frame_name, provides,
+                                record_frames)
+from inspector.inference.detector import preprocess
+from inspector.inference.model_package import Normalisation
+from training.data.generate import coarse_input
+from training.lights import DETECTOR_CHANNELS, coarse_program_dict, sim_segments
+
+SEGMENTS = sim_segments()
+
+
+def test_steps_are_named_by_channel_or_position_and_names_are_checked():
+    program = LightProgram.from_dict("p", {"steps": [{"levels": {"coaxial": 30}}, {"levels": {"low_angle": 90}, "channel": "dark"}]})
+    assert program.channel_names == ("step1", "dark")
+    assert program.to_dict()["steps"][1]["channel"] == "dark"
+    with pytest.raises(ValueError, match=r"program 'p' step 1: channel 'Dark'"):
+        LightProgram.from_dict("p", {"steps": [{"levels": {"coaxial": 30}, "channel": "Dark"}]})
+    with pytest.raises(ValueError, match="channel 'a' names more than one step"):
+        LightProgram.from_dict("p", {"steps": [{"levels": {"coaxial": 3}, "channel": "a"}, {"levels": {"ring": 3}, "channel": "a"}]})
+
+
+def test_derived_channels_need_three_segment_frames_with_directions():
+    program = LightProgram.from_dict("coarse", coarse_program_dict())
+    assert set(provides(program, SEGMENTS)) >= {"frame", "mixed", "bright", "dark", "curvature", "albedo"}
+    assert "curvature" not in provides(program, {})  # no [lights.segments] in the station config
+    assert check_view_channels("top", DETECTOR_CHANNELS, program, SEGMENTS, DETECTOR_CHANNELS, "d.onnx") is None
+    problem = check_view_channels("top", DETECTOR_CHANNELS, program, {}, DETECTOR_CHANNELS, "d.onnx")
+    assert "view 'top'" in problem and "'curvature'" in problem and "[lights.segments]" in problem
+    problem = check_view_channels("top", LEGACY, program, SEGMENTS, DETECTOR_CHANNELS, "d.onnx")
+    assert problem == "view 'top' stacks channels ['frame'] but detector d.onnx expects ['bright', 'dark', 'curvature']"
+
+
+def test_every_frame_is_recorded_the_first_under_the_base_name():
+    images = {}
+    frames = {"mixed": np.zeros((2, 2), np.uint8), "dark": np.ones((2, 2), np.uint8)}
+    record_frames(images, "coarse_top", frames)
+    assert list(images) == ["coarse_top", extra_frame_name("dark", "coarse_top")] == ["coarse_top", "dark@coarse_top"]
+    assert images["dark@coarse_top"] is frames["dark"]
+
+
+def test_stack_follows_the_channel_order_and_curvature_sees_a_dent_concave():
+    part = make_part(5, defects=(Defect(1, "dent", "top", 8.0, 3.0, 1.2, 1.2, 0.08),), fixture_error=(0, 0, 0))
+    stack, result = coarse_input(part, "top")
+    assert stack.shape == (COARSE_CAMERA.height_px, COARSE_CAMERA.width_px, 3) and stack.dtype == np.uint8
+    box = next(t.box_px for t in result.truth if t.kind == "dent")
+    x0, y0, x1, y1 = box
+    cy, cx = (y0 + y1) // 2, (x0 + x1) // 2
+    curvature = stack[:, :, 2].astype(int)
+    centre = curvature[cy - 2:cy + 3, cx - 2:cx + 3].mean()
+    flat = np.median(curvature[100:200, 300:700])
+    assert abs(flat - 128) <= 3 and centre > flat + 20  # concave: brighter than flat metal
+    # the bare first frame is the legacy input; a stack in another order is that order
+    frames = {"mixed": stack[:, :, 0], "bright": stack[:, :, 0], "dark": stack[:, :, 1]}
+    assert detector_input(LEGACY, frames, SEGMENTS, 0.05) is frames["mixed"]
+    swapped = detector_input(("dark", "bright"), frames, SEGMENTS, 0.05)
+    assert (swapped[:, :, 0] == stack[:, :, 1]).all() and (swapped[:, :, 1] == stack[:, :, 0]).all()
+    with pytest.raises(ValueError, match="no frame for channel 'ring'"):
+        detector_input(("dark", "ring"), frames, SEGMENTS, 0.05)
+
+
+def test_preprocess_normalises_each_channel_and_refuses_a_wrong_depth():
+    stack = np.dstack([np.full((30, 40), v, np.uint8) for v in (0, 128, 255)])
+    batch = preprocess(stack, Normalisation(1 / 255, (0.0, 0.5, 1.0), (1.0, 0.5, 1.0)), 32, 3)
+    assert batch.shape == (1, 3, 32, 64)
+    assert np.allclose(batch[0, :, 0, 0], [0.0, (128 / 255 - 0.5) / 0.5, 0.0], atol=1e-6)
+    with pytest.raises(ValueError, match="stack of 3 channels, got an image of shape \\(30, 40\\)"):
+        preprocess(stack[:, :, 0], Normalisation(), 32, 3)
