@@ -75,20 +75,21 @@ def photometric_stereo(frames: Mapping[str, np.ndarray], directions: Mapping[str
     if np.linalg.matrix_rank(lights, tol=1e-6) < 3:
         raise PhotometricError("photometric stereo: the light directions lie in one plane (normals undetermined)")
 
-    stack = np.stack([np.asarray(frames[n], np.float32) for n in names])  # K×H×W
-    valid = ((stack < SATURATED) & (stack >= MIN_SIGNAL)).all(axis=0)
-    if smooth_px > 0:
-        stack = np.stack([cv2.GaussianBlur(f, (0, 0), smooth_px) for f in stack])
+    raw = [np.asarray(frames[n]) for n in names]
+    valid = np.logical_and.reduce([(f < SATURATED) & (f >= MIN_SIGNAL) for f in raw])
+    stack = np.stack([cv2.GaussianBlur(f.astype(np.float32), (0, 0), smooth_px) if smooth_px > 0 else f.astype(np.float32)
+                      for f in raw])  # K×H×W
     k, h, w = stack.shape
     intensities = stack.reshape(k, -1)
-    g = np.linalg.pinv(lights) @ intensities  # 3×N
-    albedo = np.linalg.norm(g, axis=0)
-    normals = (g / np.maximum(albedo, 1e-6)).T.reshape(h, w, 3)
-    residual = np.sqrt(((lights @ g - intensities) ** 2).mean(axis=0)).reshape(h, w)
+    g = np.linalg.pinv(lights).astype(np.float32) @ intensities  # 3×N
+    albedo = np.sqrt((g * g).sum(axis=0))
+    unit = (g / np.maximum(albedo, 1e-6)).reshape(3, h, w)
+    normals = np.moveaxis(unit, 0, -1)  # H×W×3, a view
+    residual = np.sqrt(((lights.astype(np.float32) @ g - intensities) ** 2).mean(axis=0)).reshape(h, w)
 
-    nz = np.maximum(normals[..., 2], 0.05)
-    p = (-normals[..., 0] / nz).astype(np.float32)  # dz/dx, dimensionless (mm per mm)
-    q = (-normals[..., 1] / nz).astype(np.float32)
+    nz = np.maximum(unit[2], 0.05)
+    p = -unit[0] / nz  # dz/dx, dimensionless (mm per mm)
+    q = -unit[1] / nz
     curvature = (cv2.Sobel(p, cv2.CV_32F, 1, 0, ksize=1) + cv2.Sobel(q, cv2.CV_32F, 0, 1, ksize=1)) * (0.5 / mm_per_px)
     curvature = np.where(valid, curvature, 0.0)  # concave (a groove's floor) positive
     return SurfaceMaps(albedo=albedo.reshape(h, w).astype(np.float32), normals=normals.astype(np.float32),
