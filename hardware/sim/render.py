@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Mapping
 
 import cv2
@@ -62,6 +63,29 @@ def render(part: PartInstance, pose: StagePose, lights: Mapping[str, float], cam
     unknown = set(lights) - set(LIGHT_ROLES)
     if unknown:
         raise ValueError(f"unknown light role(s) {sorted(unknown)}; expected {', '.join(LIGHT_ROLES)}")
+    scene = _scene(part, pose, camera)  # the steps of one capture share the pose: its surface is built once
+    irradiance = np.zeros(scene.shape, np.float32)
+    for role, level in lights.items():
+        if level <= 0:
+            continue
+        irradiance += (level / 100.0) * _shade(role, *scene.maps)
+    image = _camera(irradiance, camera, scene.defocus, exposure_us, gain, seed if seed is not None else part.seed)
+    return RenderResult(image=image, truth=scene.truth, face=scene.face, defocus_mm=round(float(scene.defocus), 4))
+
+
+@dataclass(frozen=True)
+class _Scene:
+    """The surface one pose shows, before any light: slopes and reflectance maps (read only)."""
+
+    shape: tuple[int, int]
+    maps: tuple[np.ndarray, ...]  # tilt, gx, gy, albedo, specular, scatter, solid, opaque (_shade's arguments)
+    truth: tuple[TruthBox, ...]
+    face: str
+    defocus: float
+
+
+@lru_cache(maxsize=2)
+def _scene(part: PartInstance, pose: StagePose, camera: CameraSpec) -> _Scene:
     face_name, facing = visible_face(pose)
     table = FACE_TABLE if tuple(part.dims_mm) == PART_DIMS_MM else faces(part.dims_mm)  # the part as machined
     face = table[face_name]
@@ -121,14 +145,10 @@ def render(part: PartInstance, pose: StagePose, lights: Mapping[str, float], cam
     tilt, gx, gy = _slopes(height, px)
     solid = body * (1 - hole_cover)
     opaque = body * (1 - through_cover)  # what stops the backlight: a blind hole's floor does
-    irradiance = np.zeros(shape, np.float32)
-    for role, level in lights.items():
-        if level <= 0:
-            continue
-        irradiance += (level / 100.0) * _shade(role, tilt, gx, gy, albedo, specular, scatter, solid, opaque)
-
-    image = _camera(irradiance, camera, defocus, exposure_us, gain, seed if seed is not None else part.seed)
-    return RenderResult(image=image, truth=tuple(truth), face=face_name, defocus_mm=round(float(defocus), 4))
+    maps = (tilt, gx, gy, albedo, specular, scatter, solid, opaque)
+    for array in maps:
+        array.flags.writeable = False  # shared by every capture at this pose
+    return _Scene(shape, maps, tuple(truth), face_name, float(defocus))
 
 
 def render_background(lights: Mapping[str, float], camera: CameraSpec, *, exposure_us: float, gain: float = 1.0,
