@@ -342,8 +342,8 @@ def test_retraining_job_from_the_panel(station, qtbot, tmp_path, monkeypatch):
 
     panel.split_rule = SplitRule(gate_share=0.001)
 
-    def fake_steps(role, coco_path, job_dir, count, split):
-        assert split.stored() == train_side.stored()
+    def fake_steps(role, coco_path, job_dir, count, split, channels):
+        assert split.stored() == train_side.stored() and channels == ("frame",)  # the production detector's input
         code = (f"import shutil, pathlib; p = pathlib.Path({str(job_dir)!r}) / 'candidate'; p.mkdir(parents=True); "
                 f"[print(f'{{i}}/{count}', flush=True) for i in range(1, {count} + 1)]; "
                 f"shutil.copy({str(panel.model.production().detector)!r}, p / 'detector.onnx')")
@@ -391,6 +391,44 @@ def test_retraining_refuses_an_export_without_the_models_images(station, qtbot, 
         with pytest.raises(ValueError, match="all belong to parts on the gate side"):
             check_training_data(coco, "classifier", GateSplit(other, SplitRule(gate_share=0.999)))
     check_training_data(coco, "classifier", GateSplit(store, SplitRule(gate_share=0.001)))  # fine shots: accepted
+
+
+def test_a_stacking_production_recipe_exports_stacks_and_refuses_a_mono_export(station, qtbot, tmp_path):
+    """When the production recipe's views stack channels (bright, dark, curvature), the QA export builds
+    those stacks from each part's archived capture (these parts were captured in one step: their coarse
+    frames are skipped, never exported mono), needs the station config to build them, and the panel
+    refuses to retrain the detector on an export of mono first frames."""
+    from training.lights import DETECTOR_CHANNELS, coarse_program_dict
+    view, access, store, recipe = station
+    view.set_session(access.login("anna", "2222"))
+    item, _ = open_item_with_calls(view)
+    coarse = next(p for p in item.image_paths if Path(p).stem.startswith("coarse_"))
+    view.review_model.add_box(coarse, (10, 10, 40, 30), "burr")
+    mono = view.review_model.export(tmp_path / "mono")  # the legacy production recipe: frames as archived
+    assert "channels" not in json.loads(mono.read_text())["info"]
+    data = json.loads(Path(recipe).read_text())
+    data["light_programs"]["coarse"] = coarse_program_dict()
+    for v in data["views"]:
+        v["channels"] = list(DETECTOR_CHANNELS)
+    stacking = tmp_path / "stacking.recipe.json"
+    stacking.write_text(json.dumps(data))
+    view.review_model.recipe_path = view.promotion_model.recipe_path = stacking
+    panel = view.promotion
+    panel.split_rule = SplitRule(gate_share=0.001)
+    panel.retrain_model.setCurrentText("detector")
+    panel.start_button.click()
+    assert not panel.job.is_running()
+    text = panel.refusal_label.text()
+    assert "holds its coarse frames as mono first frames" in text and "export the labels again" in text, text
+    stacked = view.review_model.export(tmp_path / "stacked")
+    doc = json.loads(stacked.read_text())
+    assert doc["info"]["channels"] == list(DETECTOR_CHANNELS)
+    assert not [im for im in doc["images"] if "_coarse_" in im["file_name"] or "@" in im["file_name"]]
+    view.review_model.set_station_config(None)
+    errors = []
+    view.review_model.errored.connect(errors.append)
+    assert view.review_model.export(tmp_path / "no-config") is None
+    assert "stacks of ['bright', 'dark', 'curvature']" in errors[-1] and "no station config" in errors[-1]
 
 
 def test_export_asks_for_a_folder_and_label_changes_are_audited(station, qtbot, tmp_path, monkeypatch):

@@ -20,6 +20,7 @@ from inspector.promotion import (HELDOUT_LOT, MODEL_ROLES, REVIEW_SET, GateSplit
                                  compare_on_review_set, eval_command, figures_from_eval_report, labelled_parts)
 from inspector.inference.model_package import parse_metadata, read_metadata_props
 from inspector.recipe import Recipe
+from inspector.review import stacked_channels
 
 from .elided_label import ElidedLabel
 from .job_worker import CallWorker, CommandJob, JobStep, python_module
@@ -171,7 +172,13 @@ class PromotionPanel(QWidget):
         self.log.clear()
         self.refuse("")
         try:
-            steps = retrain_steps(role, coco, self._job_dir, self.retrain_count.value(), split=self.gate_split())
+            channels = stacked_channels(Recipe.load(self.model.recipe_path))  # what the production detector takes
+        except (OSError, ValueError) as exc:
+            self.refuse(f"Not started: the production recipe {self.model.recipe_path} cannot be read ({exc}).")
+            return
+        try:
+            steps = retrain_steps(role, coco, self._job_dir, self.retrain_count.value(), split=self.gate_split(),
+                                  channels=channels)
         except RetrainRefused as exc:
             self.refuse(f"Not started: {exc}.")
             return

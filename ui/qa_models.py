@@ -18,7 +18,8 @@ from inspector.promotion import (HELDOUT_LOT, MODEL_ROLES, REVIEW_SET, Compariso
 from inspector.planner import face_mm_to_pixel
 from inspector.recipe import Recipe
 from inspector.results.sqlite_store import ResultStore
-from inspector.review import OK, Label, ReviewItem, ReviewQueue
+from inspector.channels import LEGACY
+from inspector.review import OK, CoarseStack, Label, ReviewItem, ReviewQueue, stacked_channels
 from inspector.station_config import CameraConfig, StationConfig
 
 
@@ -179,9 +180,11 @@ class ReviewModel(QObject):
     errored = pyqtSignal(str)
 
     def __init__(self, db: str, parent: QObject | None = None, *, export_root: str | Path | None = None,
-                 station_config: StationConfig | None = None, kinds: tuple[str, ...] = ()):
+                 station_config: StationConfig | None = None, kinds: tuple[str, ...] = (),
+                 recipe_path: str | Path | None = None):
         super().__init__(parent)
         self.station_config = station_config  # a StationConfig: its calibration maps mm <-> px; None: not known
+        self.recipe_path = recipe_path  # the production recipe: what its detector's coarse input is (exports)
         self.store = ResultStore(db)
         self.queue = ReviewQueue(self.store, export_root=export_root, kinds=kinds)  # kinds: the recipe's
         self.gallery = ReviewGalleryModel(self)
@@ -293,10 +296,24 @@ class ReviewModel(QObject):
             self.reload()
         return result
 
+    def coarse_stack(self) -> CoarseStack | None:
+        """What the export builds coarse images with: the production recipe's channel stacks when its views
+        stack channels (with the station's segment lights and calibration), else None (the frames as archived)."""
+        if self.recipe_path is None:
+            return None
+        recipe = Recipe.load(self.recipe_path)
+        channels = stacked_channels(recipe)
+        if channels == LEGACY:
+            return None
+        if self.station_config is None:
+            raise ValueError(f"the production detector takes stacks of {list(channels)}, built with the station's "
+                             f"lights and calibration: {NO_STATION_CONFIG}")
+        return CoarseStack(recipe, self.station_config)
+
     def export(self, out_dir: str | Path | None = None) -> Path | None:
         out = Path(out_dir) if out_dir else self.queue.export_root.resolve() / time.strftime("review_%Y%m%d_%H%M%S")
         try:
-            path = self._actions().export_coco(out)
+            path = self._actions().export_coco(out, coarse_stack=self.coarse_stack())
         except (AccessDenied, ValueError, OSError) as exc:
             self.errored.emit(f"export: {exc}")
             return None

@@ -46,7 +46,7 @@ class QAView(QWidget):
         except (OSError, ValueError):
             kinds = ()  # the retrain & promote tab says what is wrong with the recipe
         self.review_model = ReviewModel(db, self, export_root=self.work_dir / "exports", station_config=station_config,
-                                        kinds=kinds)
+                                        kinds=kinds, recipe_path=recipe_path)
         self.promotion_model = PromotionModel(access, recipe_path, models_dir, parent=self)
         self.review = ReviewPanel(self.review_model)
         self.promotion = PromotionPanel(self.review_model, self.promotion_model, self.work_dir)

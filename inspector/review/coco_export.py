@@ -6,7 +6,15 @@ defect of a kind the models do not know: no example of any of their classes, and
 shows it is no negative either (training would learn the defect as background). Such images are
 left out of `images`/`annotations`; each unknown defect is listed under `info["unknown"]` (part,
 image, box, the name QA gave the kind) with the count of images left out, so a new class can be
-built from them once it has a name and enough examples."""
+built from them once it has a name and enough examples.
+
+A capture of several light steps is archived as its first frame `coarse_<view>.png` plus one
+`<channel>@coarse_<view>.png` per further step (`inspector.channels.extra_frame_name`): those extra
+frames are parts of one capture, never images of their own; a label drawn on one counts for the
+capture's first frame. With a `CoarseStack` (`coarse_stack.py`) whose views stack channels, each
+exported coarse image is the detector's stack of its capture (a C-channel PNG) and `info["channels"]`
+names them; a part whose capture cannot give the stack is skipped with a warning, never exported
+mono into a stacked set."""
 from __future__ import annotations
 
 import json
@@ -16,12 +24,17 @@ import shutil
 import struct
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+import cv2
 
 from ..results.records import DefectRecord, PartRecord
 from ..results.sqlite_store import ResultStore
 from .kinds import KindRegistry
 from .records import LABEL_ACTIONS, OK, UNKNOWN, Label, label_from_row
+
+if TYPE_CHECKING:
+    from .coarse_stack import CoarseStack
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +42,13 @@ COCO_NAME = "review.coco.json"
 
 
 def write_coco(store: ResultStore, out: Path, *,
-               keep_serial: Callable[[str], bool] | None = None) -> tuple[Path, int]:
+               keep_serial: Callable[[str], bool] | None = None,
+               coarse_stack: CoarseStack | None = None) -> tuple[Path, int]:
     """Write every labelled part image of `store` (an explicit label on it, or a closed item of its
     part) as COCO under `out`; see `ReviewQueue.export_coco`. Returns (the JSON's path, the highest
     label id included). With `keep_serial`, a part whose serial it refuses is left out (e.g. the
-    gate side of `inspector.promotion.GateSplit`, which a retraining job must never see)."""
+    gate side of `inspector.promotion.GateSplit`, which a retraining job must never see). With
+    `coarse_stack`, coarse frames are exported as the detector's channel stack (see the module)."""
     with store.reading() as ex:
         upto = int(ex("SELECT COALESCE(MAX(id), 0) FROM review_labels").fetchone()[0])
         labels = [label_from_row(r) for r in ex("SELECT * FROM review_labels WHERE id <= ? ORDER BY id", (upto,)).fetchall()]
@@ -72,7 +87,7 @@ def write_coco(store: ResultStore, out: Path, *,
                             "source": "label" if lb else "station", **where})
 
         for index, d in enumerate(record.defects):
-            path = _defect_image(record, d)
+            path = _capture_image(record, _defect_image(record, d))
             if path is None:
                 continue
             lb = latest.get(index)
@@ -93,24 +108,37 @@ def write_coco(store: ResultStore, out: Path, *,
                 slot(path)["unresolved"].append({"defect_index": index, "box_px": list(d.box_px),
                                                  "station_class": d.defect_class, "decision": d.decision})
         for lb in part_labels:
-            if lb.action == "add_box" and lb.image_path and lb.box_px and lb.new == UNKNOWN:
-                note_unknown(lb.image_path, lb.box_px, lb, action="add_box")
-            elif lb.action == "add_box" and lb.image_path and lb.box_px:
-                explicit_images.add(lb.image_path)
-                slot(lb.image_path)["boxes"].append((lb.new, lb.box_px, {"source": "review", "who": lb.who,
-                                                                        "action": "add_box"}))
+            image = _capture_image(record, lb.image_path)
+            if lb.action == "add_box" and image and lb.box_px and lb.new == UNKNOWN:
+                note_unknown(image, lb.box_px, lb, action="add_box")
+            elif lb.action == "add_box" and image and lb.box_px:
+                explicit_images.add(image)
+                slot(image)["boxes"].append((lb.new, lb.box_px, {"source": "review", "who": lb.who,
+                                                                 "action": "add_box"}))
         wanted = set(explicit_images)
         if row in closed:  # a closed item vouches for every archived image of the part
-            wanted |= {p for p in record.image_paths if Path(p).is_file()}
+            wanted |= {p for p in record.image_paths if Path(p).is_file() and not is_extra_frame(p)}
         left_out += len(wanted & unknown_images)
         for path in sorted(wanted - unknown_images):
-            size = image_size(path)
-            if size is None:
-                log.warning("review export: archived image %s of part row %d is missing; skipped", path, row)
-                continue
-            width, height = size
             name = f"images/r{row:06d}_{Path(path).name}"
-            _link_or_copy(Path(path), out / name)
+            if coarse_stack is not None and coarse_stack.handles(path):
+                try:
+                    stack = coarse_stack.build(path)
+                except ValueError as exc:
+                    log.warning("review export: part row %d (serial %s): no %s stack of %s: %s; skipped", row,
+                                record.serial, "+".join(coarse_stack.channels), Path(path).name, exc)
+                    continue
+                (out / name).parent.mkdir(parents=True, exist_ok=True)
+                if not cv2.imwrite(str(out / name), stack):
+                    raise OSError(f"review export: cannot write {out / name}")
+                height, width = stack.shape[:2]
+            else:
+                size = image_size(path)
+                if size is None:
+                    log.warning("review export: archived image %s of part row %d is missing; skipped", path, row)
+                    continue
+                width, height = size
+                _link_or_copy(Path(path), out / name)
             entry = per_image.get(path, {"boxes": [], "rejected": [], "unresolved": []})
             image_id = len(images) + 1
             images.append({"id": image_id, "file_name": name, "width": width, "height": height,
@@ -127,7 +155,8 @@ def write_coco(store: ResultStore, out: Path, *,
                                     "attributes": {**attrs, "serial": record.serial, "part_row": row}})
     doc = {"info": {"description": "station QA review labels", "source": "review", "exported_at": time.time(),
                     "label_upto": upto, "split": "review",
-                    "unknown": {"images_left_out": left_out, "defects": unknown}},
+                    "unknown": {"images_left_out": left_out, "defects": unknown},
+                    **({"channels": list(coarse_stack.channels)} if coarse_stack is not None else {})},
            "images": images, "annotations": annotations,
            "categories": [{"id": i, "name": n, "supercategory": "defect"} for n, i in cat_ids.items()]}
     path = out / COCO_NAME
@@ -158,6 +187,18 @@ def image_size(path: str | Path) -> tuple[int, int] | None:
     import cv2
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     return None if image is None else (int(image.shape[1]), int(image.shape[0]))
+
+
+def is_extra_frame(path: str | Path) -> bool:
+    """Whether `path` is a further step's frame of a capture (`<channel>@<base>`), not an image of its own."""
+    return "@" in Path(path).stem
+
+
+def _capture_image(record: PartRecord, path: str | None) -> str | None:
+    """The image a label on `path` counts for: the capture's first frame for an extra frame."""
+    if path is None or not is_extra_frame(path):
+        return path
+    return resolve_image(record.image_paths, Path(path).stem.split("@", 1)[1])
 
 
 def _defect_image(record: PartRecord, defect: DefectRecord) -> str | None:

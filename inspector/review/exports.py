@@ -42,15 +42,17 @@ class ReviewExports:
         return int(ex("SELECT COALESCE(MAX(label_upto), 0) FROM review_exports"
                       " WHERE hook_ok IS NULL OR hook_ok = 1").fetchone()[0])
 
-    def export_coco(self, out_dir: str | Path) -> Path:
+    def export_coco(self, out_dir: str | Path, *, coarse_stack: Any = None) -> Path:
         """Write every labelled part image (an explicit label on it, or a closed item of its part) as
         COCO: boxes [x, y, w, h] in that image's pixels, categories the defect classes, PNGs copied
         under out_dir/images/. Rejected calls (and relabels to 'ok') become no box: the image is kept
         as a negative and the rejected box is listed in the image's `rejected` attribute. An image
         showing a defect of class 'unknown' is left out (listed under info['unknown'], see
         `coco_export`). PNGs are hard-linked when the file system allows, copied otherwise. Returns
-        the JSON's path."""
-        path, upto = write_coco(self.store, Path(out_dir))
+        the JSON's path. A capture's extra frames (`<channel>@coarse_<view>`) are never images of
+        their own; with `coarse_stack` (a `CoarseStack` of the production recipe and the station), coarse
+        images are exported as the detector's channel stack (see `coco_export`)."""
+        path, upto = write_coco(self.store, Path(out_dir), coarse_stack=coarse_stack)
         self._record_export(path, upto, None, None)
         return path
 

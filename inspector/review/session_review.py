@@ -10,6 +10,7 @@ from .records import ReviewItem
 
 if TYPE_CHECKING:
     from ..access import Session
+    from .coarse_stack import CoarseStack
     from .queue import ReviewQueue
 
 
@@ -41,6 +42,6 @@ class SessionReview:
     def close(self, item: int | ReviewItem) -> int:
         return self.queue.close(item, self.session)
 
-    def export_coco(self, out_dir: str | Path) -> Path:
+    def export_coco(self, out_dir: str | Path, *, coarse_stack: CoarseStack | None = None) -> Path:
         require(self.session, "export_labels", store=self.queue.store)
-        return self.queue.export_coco(out_dir)
+        return self.queue.export_coco(out_dir, coarse_stack=coarse_stack)

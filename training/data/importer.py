@@ -29,8 +29,7 @@ def import_coco(coco: Path | str, out: Path | str, *, images: Path | str | None 
         raise CocoError(coco, f"{len(leaked)} image(s) show held-out parts (e.g. {leaked[0]!r}); the held-out lot must "
                               f"never be trained on")
     records = []
-    beside = coco.parent / MANIFEST_NAME  # a generated set's manifest names its channels; others are mono
-    channels = json.loads(beside.read_text(encoding="utf-8")).get("channels", list(LEGACY)) if beside.is_file() else list(LEGACY)
+    channels = _channels(coco, source.info)
     for record in source.images:
         src = source.root / record.file_name
         if not src.is_file():
@@ -56,3 +55,17 @@ def import_coco(coco: Path | str, out: Path | str, *, images: Path | str | None 
                 "seed_range": None, **({"channels": channels} if kind == "coarse" else {})}
     (out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return data
+
+
+def _channels(coco: Path, info: dict) -> list[str]:
+    """The channels a coarse set's images stack: the COCO's own info["channels"] (a review export of a
+    stacking recipe), else those of a set's manifest beside it (a generated set), else the legacy frame."""
+    named = info.get("channels")
+    if named is None:
+        beside = coco.parent / MANIFEST_NAME
+        named = json.loads(beside.read_text(encoding="utf-8")).get("channels") if beside.is_file() else None
+    if named is None:
+        return list(LEGACY)
+    if not isinstance(named, list) or not named or not all(isinstance(c, str) and c for c in named):
+        raise CocoError(coco, f"channels {named!r} is not a list of channel names")
+    return list(named)
