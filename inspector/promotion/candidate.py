@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..inference.model_package import parse_metadata, read_metadata_props
+from ..channels import LEGACY
+from ..inference.detector import input_channels
+from ..inference.model_package import ModelInfo, parse_metadata, read_metadata_props
 from ..recipe import Recipe, file_sha256_hex
 from ..recipe_edit import write_atomic
 
@@ -117,6 +119,22 @@ def candidate_classes(production: Recipe, pair: ModelPair) -> dict[str, dict[str
     return classes
 
 
+def adopt_capture(data: dict[str, Any], detector: ModelInfo) -> None:
+    """A candidate detector trained on other input channels than production's views stack brings the
+    capture it was trained on: each view takes its channels, and the views' light programs take the
+    program named in its metadata (`light_program` with `steps`). Without one the candidate is refused."""
+    channels = list(input_channels(detector))
+    if all(list(view.get("channels", LEGACY)) == channels for view in data["views"]):
+        return
+    program = detector.extra.get("light_program")
+    if not (isinstance(program, dict) and isinstance(program.get("steps"), list)):
+        raise ValueError(f"candidate detector {detector.path} takes channels {channels}, which production's views do not "
+                         "stack, and its metadata names no light program (with steps) to capture them")
+    for view in data["views"]:
+        view["channels"] = channels
+        data["light_programs"][view["light_program"]] = {k: program[k] for k in ("steps", "description") if k in program}
+
+
 def write_candidate_recipe(production_path: str | Path, pair: ModelPair, out: str | Path | None = None) -> Recipe:
     """Write the candidate's recipe (default: `candidate.recipe.json` beside the candidate detector)
     and return it as loaded back. Its version is production's + 1 (what it becomes if promoted);
@@ -131,6 +149,7 @@ def write_candidate_recipe(production_path: str | Path, pair: ModelPair, out: st
     data["models"] = {role: {"file": relative_name(pair.path(role), out.parent),
                              "sha256": file_sha256_hex(pair.path(role))} for role in MODEL_ROLES}
     data["classes"] = candidate_classes(production, pair)
+    adopt_capture(data, parse_metadata(read_metadata_props(pair.detector), str(pair.detector)))
     Recipe.from_dict(data, source=str(out))  # validate before anything is written
     out.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(out, encode_recipe(data))
