@@ -13,12 +13,12 @@ from .hooks import HookResult
 from .records import LABEL_ACTIONS, UNKNOWN
 
 
-def _train_side_export(store: ResultStore, out: Path) -> tuple[Path, int]:
+def _train_side_export(store: ResultStore, out: Path, coarse_stack: Any = None) -> tuple[Path, int]:
     """The export a retraining hook gets: the train side of the stored split only, so the promotion
     gate's parts are never trained on."""
     from ..promotion.gate_split import GateSplit  # promotion imports the review package: import here
 
-    return write_coco(store, out, keep_serial=GateSplit(store).is_train)
+    return write_coco(store, out, keep_serial=GateSplit(store).is_train, coarse_stack=coarse_stack)
 
 
 class ReviewExports:

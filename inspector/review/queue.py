@@ -39,13 +39,14 @@ if TYPE_CHECKING:
 
 class ReviewQueue(ReviewExports):
     def __init__(self, store: ResultStore, *, hook: LabelHook | None = None,
-                 export_root: str | Path | None = None, kinds: Iterable[str] = ()):
+                 export_root: str | Path | None = None, kinds: Iterable[str] = (), coarse_stack: Any = None):
         """`kinds`: the defect kinds of the recipe and models the caller runs (registered if new);
-        labels may name those, the kinds QA created, and the kinds the records hold."""
+        labels may name those, the kinds QA created, and the kinds the records hold. `coarse_stack`
+        (a CoarseStack): the hook's exports hold the detector's channel stacks, as QA's do."""
         self.store = store
         self.export_root = Path(export_root) if export_root is not None else Path(store.path).parent / "review_exports"
         self._retrain = None if hook is None else RetrainTrigger(
-            hook, self.export_root, pending=self.pending_labels, export=partial(_train_side_export, store),
+            hook, self.export_root, pending=self.pending_labels, export=partial(_train_side_export, store, coarse_stack=coarse_stack),
             record=self._record_export)
         store.create_tables(REVIEW_SCHEMA)
         self.kinds = KindRegistry(store)
