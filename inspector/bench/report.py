@@ -84,11 +84,7 @@ def render(data: dict, plots_dir: Path, report_dir: Path, plot_names: set[str]) 
     lines += fail_closed_section(report_dir)
     lines += generated_sections(report_dir)
     lines += _soak(data, img)
-    lines += ["## Peer comparison (Ultralytics YOLO)", "",
-              "**Not run.** It needs Ultralytics in a separate environment, a YOLO-nano trained from scratch on the "
-              "project's YOLO export with a budget comparable to ours, and its ONNX export — hours of CPU on this "
-              "2-core machine that the rest of the bench needs, and nothing here is installed for it. The comparison "
-              "(recall of small defects at matched precision, latency at the same input size) remains open.", ""]
+    lines += peer_section(report_dir)
     lines += _findings(data)
     lines += _method(data)
     return lines
@@ -241,6 +237,19 @@ def fail_closed_section(root: Path) -> list[str]:
             "### Defect kinds the classifier never saw", "",
             *block(UNKNOWN_BEGIN, data.get("unknown_kinds") and unknown_lines(data["unknown_kinds"])),
             "### Cost on good parts", "", *block(COMPARE_BEGIN, data.get("comparison"))]
+
+
+def peer_section(root: Path) -> list[str]:
+    """The peer comparison `training/peers/yolo_peer.py compare --out docs/peer` wrote (docs/peer/compare.md),
+    under this report's heading; its commands and method are in that file."""
+    path = root / "docs" / "peer" / "compare.md"
+    head = ["## Peer comparison (Ultralytics YOLO)", ""]
+    if not path.is_file():
+        return head + ["**Not run**: see training/peers/README.md for the commands (a separate environment with "
+                       "Ultralytics); `compare --out docs/peer` writes the figures this section shows.", ""]
+    body = path.read_text(encoding="utf-8").splitlines()
+    body = body[1:] if body and body[0].startswith("# ") else body  # its own title
+    return head + [("#" + line if line.startswith("## ") else line) for line in body] + [""]
 
 
 def generated_sections(root: Path) -> list[str]:
