@@ -72,3 +72,18 @@ def test_preprocess_normalises_each_channel_and_refuses_a_wrong_depth():
     assert np.allclose(batch[0, :, 0, 0], [0.0, (128 / 255 - 0.5) / 0.5, 0.0], atol=1e-6)
     with pytest.raises(ValueError, match="stack of 3 channels, got an image of shape \\(30, 40\\)"):
         preprocess(stack[:, :, 0], Normalisation(), 32, 3)
+
+
+def test_station_config_segments_are_checked_in_one_line():
+    from hardware.sim.cell import station_config_dict
+    from inspector.schema import ConfigError
+    from inspector.station_config import StationConfig
+
+    data = station_config_dict("/dev/null", "/dev/null")
+    assert StationConfig.from_dict(data).lights.segments == SEGMENTS  # the virtual cell gives its directions
+    for bad, message in (({"seg_x": [0, 40]}, "lights.segments.seg_x: not a segment light wired"),
+                         ({"seg_n": [90, 95]}, r"lights.segments.seg_n: expected \[azimuth°, elevation° in \(0, 90\)\]"),
+                         ({"seg_n": [90]}, "lights.segments.seg_n")):
+        data["lights"]["segments"] = bad
+        with pytest.raises(ConfigError, match=message):
+            StationConfig.from_dict(data)
