@@ -108,3 +108,15 @@ def test_published_figures_are_the_report_and_the_report_is_of_the_shipped_recip
     s = report["summary"]
     assert len(report["parts"]) == s["parts"] == s["escape"]["of"] + s["line_overkill"]["of"]
     assert s["escape"]["count"] == sum(p["truth"] == "FAIL" and p["verdict"] == "PASS" for p in report["parts"])
+
+
+def test_false_candidates_are_those_on_no_true_defect():
+    from types import SimpleNamespace as NS
+
+    from inspector.evaluation.probe import PartWatch, false_candidates
+
+    truth = (NS(box_px=(100, 100, 110, 110), is_nuisance=False), NS(box_px=(300, 300, 304, 304), is_nuisance=True))
+    on_defect, on_dust, on_nothing = NS(box_px=(104, 104, 120, 120)), NS(box_px=(300, 300, 305, 305)), NS(box_px=(500, 5, 509, 9))
+    watch = PartWatch(truth_by_view={"top": truth}, candidates_by_view={"top": (on_defect, on_dust, on_nothing),
+                                                                         "north": (on_defect,)})
+    assert false_candidates(watch) == 3  # a nuisance is no defect; a view with no true defect has only false ones

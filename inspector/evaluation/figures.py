@@ -82,6 +82,9 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "verdicts": {f"truth {t} → {v}": n for (t, v), n in sorted(verdicts.items())},
         "fine_shots": {"total": sum(r["fine_shots"] for r in rows),
                        "per_part": round(sum(r["fine_shots"] for r in rows) / len(rows), 2) if rows else None},
+        "false_candidates": {"total": sum(r.get("false_candidates", 0) for r in rows), "parts": len(rows),
+                             "per_part": round(sum(r.get("false_candidates", 0) for r in rows) / len(rows), 2)
+                             if rows else None},
     }
 
 

@@ -20,7 +20,7 @@ from hardware.sim.part import make_part
 
 from ..demo import run_sim_lot
 from ..verdict import failed_for_grey_band
-from .probe import Probe, proposed_defects
+from .probe import Probe, false_candidates, proposed_defects
 
 HELDOUT_FIRST_SEED = 300_000  # training/splits.py: seeds 300000–399999 are the held-out split
 OUTCOME_RANK = {"not proposed": 0, "not imaged": 1, "ok": 2, "review": 3, "defect": 4}
@@ -122,6 +122,8 @@ def part_row(seed: int, part: Any, record: Any, truth: str, watch: Any) -> dict[
     return {"serial": record.serial, "seed": seed, "verdict": record.verdict, "truth": truth,
             "grey_band": failed_for_grey_band(record.verdict, record.reason), "reason": record.reason,
             "fine_shots": watch.fine_shots if watch is not None else 0,
+            "candidates": sum(map(len, watch.candidates_by_view.values())) if watch is not None else 0,
+            "false_candidates": false_candidates(watch) if watch is not None else 0,
             "seconds": record.timings_s.get("total", 0.0), "true_defects": outcomes,
             "calls": [f"{d.defect_class}:{d.decision}:{d.score:.2f}@{d.face}" for d in record.defects
                       if d.decision != "ok"],

@@ -77,6 +77,16 @@ def proposed_defects(watch: PartWatch) -> dict[int, list[Any]]:
     return found
 
 
+def false_candidates(watch: PartWatch) -> int:
+    """Candidates whose coarse box meets no true defect's box (a nuisance, an edge, a texture): each costs
+    a fine shot's worth of attention for nothing."""
+    count = 0
+    for view, candidates in watch.candidates_by_view.items():
+        truths = [t for t in watch.truth_by_view.get(view, ()) if not t.is_nuisance]
+        count += sum(not any(_boxes_meet(c.box_px, t.box_px, MATCH_MARGIN_PX) for t in truths) for c in candidates)
+    return count
+
+
 def _boxes_meet(a: tuple, b: tuple, margin: float) -> bool:
     return (a[0] <= b[2] + margin and b[0] - margin <= a[2]
             and a[1] <= b[3] + margin and b[1] - margin <= a[3])
