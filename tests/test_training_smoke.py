@@ -6,6 +6,8 @@ import sys
 
 import numpy as np
 import pytest
+
+from inspector.promotion.candidate import adopt_capture
 import torch
 
 from inspector.inference.classifier import Classifier
@@ -65,7 +67,10 @@ def test_detector_trains_resumes_exports_with_parity(sets, tmp_path):
     assert detector.info.extra["decode"]["stride"] == 4 and set(detector.info.thresholds) == {"scratch", "dent", "burr", "stain"}
     card = json.loads((tmp_path / "models" / "detector.card.json").read_text())
     assert card["parity"]["identical_decisions"] and card["data"]["train"]["seed_range"]
-    assert "python -m training data standard" in card["reproduce"]
+    assert any(line.startswith("python -m training data coarse --split ") and str(sets["coarse"]) in line
+               for line in card["reproduce"]), card["reproduce"]  # each set's command from its manifest
+    assert any(line.startswith("python -m training train detector --train ") for line in card["reproduce"])
+    assert detector.channels == ("bright", "dark", "curvature")  # the stack the sets hold, named in the metadata
     assert (tmp_path / "models" / "detector.card.md").read_text().startswith("# Model card")
 
 
@@ -85,6 +90,7 @@ def test_classifier_trains_exports_and_lot_evaluates(sets, tmp_path):
     # the held-out evaluation is the station's own cycle with a recipe that names these models
     recipe = json.loads((ROOT / "models" / "housing-40x30.recipe.json").read_text())
     recipe["models"] = {"detector": str(det.path), "classifier": str(result.path)}
+    adopt_capture(recipe, det.info)  # the capture this detector was trained on, as a candidate recipe takes it
     (tmp_path / "smoke.recipe.json").write_text(json.dumps(recipe))
     report = evaluate(EvalOptions(recipe=tmp_path / "smoke.recipe.json", parts=2, first_seed=900_040, workers=1,
                                   speed_factor=100.0, work=tmp_path / "eval"), log=lambda line: None)

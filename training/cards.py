@@ -9,6 +9,8 @@ from typing import Any
 from inspector.evaluation.report import BEGIN, END
 from inspector.inference.model_package import ModelInfo
 
+from .splits import SPLITS
+
 
 def card_paths(model_path: Path) -> tuple[Path, Path]:
     model_path = Path(model_path)
@@ -43,31 +45,42 @@ def write_card(model_path: Path, *, info: ModelInfo, checkpoint: dict[str, Any],
     return card
 
 
-def _mined_from(train: Any) -> str | None:
-    """The detector whose false candidates a fine training set was mined with (its manifest says)."""
-    for path in [train] if isinstance(train, str) else (train or []):
-        manifest = Path(path) / "manifest.json"
-        if manifest.is_file():
-            mined = json.loads(manifest.read_text(encoding="utf-8")).get("false_candidates") or {}
-            if mined.get("mined"):
-                return "models/detector.onnx"
-    return None
-
-
 def _reproduce(task: str, cfg: dict[str, Any], command: str) -> list[str]:
-    detector = _mined_from(cfg.get("train")) if task == "classify" else None
-    steps = ["python -m training data standard" + (f" --false-candidates-from {detector}" if detector else "")]
+    """The commands that remake the model: each training and validation set from its manifest (split, parts,
+    offset, the detector its hard negatives were mined with), the training run, the export, the evaluation."""
+    kind = "coarse" if task == "detect" else "fine"
+    train = cfg.get("train")
+    train = [train] if isinstance(train, str) else list(train or [])
+    steps = [_data_command(kind, path) for path in [*train, *([cfg["val"]] if cfg.get("val") else [])]]
+    sets = f"--train {' '.join(map(str, train))} --val {cfg.get('val')}"
     if task == "detect":
-        steps.append(f"python -m training train detector --iterations {cfg.get('iterations')} --seed {cfg.get('seed')} "
-                     f"--width {cfg.get('width')} --batch-size {cfg.get('batch_size')} --crop {cfg.get('crop')}")
+        steps.append(f"python -m training train detector {sets} --iterations {cfg.get('iterations')} --seed "
+                     f"{cfg.get('seed')} --width {cfg.get('width')} --batch-size {cfg.get('batch_size')} --crop "
+                     f"{cfg.get('crop')} --threads {cfg.get('threads')}")
     else:
-        steps.append(f"python -m training train classifier --epochs {cfg.get('epochs')} --seed {cfg.get('seed')} "
-                     f"--width {cfg.get('width')} --batch-size {cfg.get('batch_size')}"
+        steps.append(f"python -m training train classifier {sets} --epochs {cfg.get('epochs')} --seed {cfg.get('seed')} "
+                     f"--width {cfg.get('width')} --batch-size {cfg.get('batch_size')} --threads {cfg.get('threads')}"
                      + (f" --exclude-kind {cfg['exclude_kind']} --out {cfg.get('out')}" if cfg.get("exclude_kind") else ""))
     if command:
         steps.append(command)
     steps.append("inspector eval --parts 500 --publish")
     return steps
+
+
+def _data_command(kind: str, path: Any) -> str:
+    manifest_path = Path(path) / "manifest.json"
+    if not manifest_path.is_file():
+        return f"# {path}: no manifest (an imported set)"
+    m = json.loads(manifest_path.read_text(encoding="utf-8"))
+    if not m.get("seed_range") or m.get("split") not in SPLITS:
+        return f"# {path}: {m.get('split', 'imported')} set, fingerprint {m.get('fingerprint')}"
+    offset = m["seed_range"][0] - SPLITS[m["split"]].start
+    line = f"python -m training data {kind} --split {m['split']} --parts {m['parts']} --offset {offset} --out {path}"
+    mined = m.get("false_candidates") or {}
+    if mined.get("mined"):
+        line += (f" --false-candidates-from DETECTOR_ONNX  # detector {mined.get('detector')} (trained on "
+                 f"{mined.get('detector_fingerprint')}), up to {mined.get('max_per_part')} per part")
+    return line
 
 
 def update_card(model_path: Path, **sections: Any) -> dict[str, Any]:
