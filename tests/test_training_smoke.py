@@ -6,8 +6,6 @@ import sys
 
 import numpy as np
 import pytest
-
-from inspector.promotion.candidate import adopt_capture
 import torch
 
 from inspector.inference.classifier import Classifier
@@ -16,6 +14,7 @@ from inspector.inference.loaded_model import load_model
 from training.data.generate import generate_coarse, generate_fine, open_sets
 from inspector.evaluation import EvalOptions, evaluate
 from inspector.evaluation.report import stamp_card
+from inspector.promotion.candidate import adopt_capture
 from pathlib import Path
 from training.export import export_classifier, export_detector
 from training.loop import load_checkpoint
