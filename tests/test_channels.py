@@ -87,3 +87,60 @@ def test_station_config_segments_are_checked_in_one_line():
         data["lights"]["segments"] = bad
         with pytest.raises(ConfigError, match=message):
             StationConfig.from_dict(data)
+
+
+def _two_stage(recipe_data, model_paths, detector_path=None):
+    import json  # noqa: F401 - the recipe is data here
+
+    from hardware.sim.cell import station_config_dict
+    from inspector.demo import REFERENCE_RECIPE
+    from inspector.inference.classifier import Classifier
+    from inspector.inference.detector import Detector
+    from inspector.recipe import Recipe
+    from inspector.station_config import StationConfig
+    from inspector.two_stage import TwoStage
+
+    recipe_data["models"] = {"detector": str(detector_path or model_paths[0]), "classifier": str(model_paths[1])}
+    recipe = Recipe.from_dict(recipe_data, source=str(REFERENCE_RECIPE))
+    station = StationConfig.from_dict(station_config_dict("/dev/null", "/dev/null"))
+    return TwoStage(recipe, station, Detector.open(str(detector_path or model_paths[0])), Classifier.open(str(model_paths[1])))
+
+
+def test_the_shipped_recipe_feeds_the_shipped_detector_and_a_mismatch_is_refused_at_load(model_paths, tmp_path):
+    import json
+
+    from inspector.demo import REFERENCE_RECIPE
+    from inspector.schema import ConfigError
+
+    data = json.loads(REFERENCE_RECIPE.read_text())
+    stages = _two_stage(json.loads(json.dumps(data)), model_paths)
+    assert all(view.channels == stages.detector.channels for view in stages.recipe.views)
+    if stages.detector.channels == LEGACY:
+        pytest.skip("the detector under test takes the first frame only")
+    for view in data["views"]:
+        view.pop("channels", None)  # views that still take the first frame alone
+    with pytest.raises(ConfigError, match=r"views\[0\]\.channels: view 'top' stacks channels \['frame'\] but detector "):
+        _two_stage(json.loads(json.dumps(data)), model_paths)
+    data = json.loads(REFERENCE_RECIPE.read_text())
+    data["light_programs"][data["views"][0]["light_program"]]["steps"] = [{"levels": {"coaxial": 50}, "channel": "bright"}]
+    with pytest.raises(ConfigError, match="gives no channel 'dark'"):
+        _two_stage(data, model_paths)
+
+
+def test_a_detector_whose_metadata_names_other_channels_than_its_graph_takes_is_refused(model_paths, tmp_path):
+    import onnx
+
+    from inspector.inference.detector import Detector
+    from inspector.inference.model_package import ModelContractError
+
+    proto = onnx.load(str(model_paths[0]))
+    depth = proto.graph.input[0].type.tensor_type.shape.dim[1].dim_value
+    for prop in proto.metadata_props:
+        if prop.key == "channels":
+            prop.value = '["bright"]' if depth != 1 else '["bright", "dark"]'
+            break
+    else:
+        proto.metadata_props.add(key="channels", value='["bright", "dark"]')
+    onnx.save(proto, str(tmp_path / "detector.onnx"))
+    with pytest.raises(ModelContractError, match="channel"):
+        Detector.open(str(tmp_path / "detector.onnx"))
