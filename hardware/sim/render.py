@@ -301,14 +301,22 @@ def _camera(irradiance: np.ndarray, camera: CameraSpec, defocus_mm: float, expos
     blur = max(0.0, abs(defocus_mm) - camera.depth_of_field_mm) * camera.blur_px_per_mm
     sigma = math.hypot(camera.psf_sigma_px, min(blur, 40.0))
     signal = cv2.GaussianBlur(signal, (0, 0), sigma)
-    h, w = signal.shape
-    yy, xx = np.ogrid[:h, :w]
-    r2 = ((xx - w / 2) / (w / 2)) ** 2 + ((yy - h / 2) / (h / 2)) ** 2
-    signal *= (1 - camera.vignetting * r2 / 2).astype(np.float32)
+    signal *= _vignette(signal.shape, camera.vignetting)
     rng = np.random.default_rng(seed & 0xFFFFFFFF)
     noise_sigma = np.sqrt(np.maximum(signal, 0) / camera.electrons_per_level * gain + camera.read_noise ** 2)
     signal += rng.standard_normal(signal.shape, dtype=np.float32) * noise_sigma.astype(np.float32)
     return np.clip(signal + 0.5, 0, 255).astype(np.uint8)
+
+
+@lru_cache(maxsize=8)
+def _vignette(shape: tuple[int, int], vignetting: float) -> np.ndarray:
+    """The lens' fall-off towards the corners, per pixel (the same for every frame of a camera)."""
+    h, w = shape
+    yy, xx = np.ogrid[:h, :w]
+    r2 = ((xx - w / 2) / (w / 2)) ** 2 + ((yy - h / 2) / (h / 2)) ** 2
+    falloff = (1 - vignetting * r2 / 2).astype(np.float32)
+    falloff.flags.writeable = False
+    return falloff
 
 
 # -- ground truth and windows ---------------------------------------------------------------------
