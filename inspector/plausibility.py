@@ -80,6 +80,9 @@ class FrameLimits:
 
 # Every frame, commissioned or not: not dark, not blown out, not featureless.
 GENERIC = FrameLimits(p95=(25.0, 255.0), p5=(0.0, 200.0), saturated_max=0.30, sharpness_min=0.02)
+# A capture's further steps (dark field, one segment light …) are dimmer by design: on the virtual cell their
+# 95th percentile is ≥ 14 on every face, against 2 with the light off. Below 8 the step's light did not fire.
+STEP_GENERIC = FrameLimits(p95=(8.0, 255.0), p5=(0.0, 200.0), saturated_max=0.30)
 
 
 def frame_stats(image: np.ndarray, *, outline: bool = False) -> FrameStats:
@@ -189,6 +192,16 @@ def problems(stats: FrameStats, limits: FrameLimits, *, mm_per_px: float = 0.0) 
                 allowed = f"{limits.centre_tolerance_px * mm_per_px:.2f} mm" if mm_per_px else f"{limits.centre_tolerance_px:.0f} px"
                 found.append(f"part shifted in the fixture ({unit} off, allowed {allowed})")
     return found
+
+
+def check_step_frame(image: np.ndarray, what: str) -> None:
+    """A further step of a capture: not dark (its light fired) and not saturated (STEP_GENERIC)."""
+    sample = to_mono(image)[::2, ::2]  # a quarter of the pixels tells dark or saturated as well
+    p95 = float(np.percentile(sample, 95))
+    saturated = float(np.count_nonzero(sample >= SATURATED_LEVEL)) / sample.size
+    found = problems(FrameStats(0.0, 0.0, p95, saturated, 0.0, None, None), STEP_GENERIC)
+    if found:
+        raise ImplausibleFrame(f"{IMPLAUSIBLE}{what}: {'; '.join(found)}")
 
 
 def check_frame(image: np.ndarray, limits: FrameLimits | None, what: str, *, mm_per_px: float = 0.0,

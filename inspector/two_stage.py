@@ -17,7 +17,7 @@ from .inference.classifier import Classifier, roi_square
 from .inference.detector import DetectionResult, Detector, to_mono
 from .inference.model_package import ModelInfo
 from .plausibility import (DETAIL_MIN_SIGNIFICANCE, FOCUS_RATIO_MIN, IMPLAUSIBLE, FrameStats, OutOfFocus, around,
-                           check_frame, detail_peak)
+                           check_frame, check_step_frame, detail_peak)
 from .planner import (Candidate, FineShot, fine_box_px, max_merge_distance_mm, pixel_to_face_mm, plan_fine_shots,
                       uncovered_px)
 from .recipe import Recipe, View
@@ -149,7 +149,10 @@ class TwoStage:
         """The first frame's checks, then the detector on the view's channels. A bare frame is a capture of one."""
         if isinstance(frames, np.ndarray):
             frames = {FIRST_FRAME: frames}
-        self.check_coarse(view, next(iter(frames.values())))
+        first, *further = frames.items()
+        self.check_coarse(view, first[1])
+        for channel, frame in further:  # every frame the detector may stack had its light
+            check_step_frame(frame, f"coarse frame of view {view.name!r}, step {channel!r}")
         return self.detect(self.detector_input(view, frames))
 
     def candidates(self, view: View, result: DetectionResult, frame: np.ndarray | None = None) -> tuple[Candidate, ...]:

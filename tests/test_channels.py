@@ -144,3 +144,20 @@ def test_a_detector_whose_metadata_names_other_channels_than_its_graph_takes_is_
     onnx.save(proto, str(tmp_path / "detector.onnx"))
     with pytest.raises(ModelContractError, match="channel"):
         Detector.open(str(tmp_path / "detector.onnx"))
+
+
+def test_a_further_step_whose_light_did_not_fire_is_implausible():
+    from inspector.plausibility import ImplausibleFrame, check_step_frame
+
+    part = make_part(5, defects=(), fixture_error=(0, 0, 0))
+    from hardware.sim.geometry import face_view_pose
+    from hardware.sim.render import render
+
+    for face in ("top", "north"):  # dark field is the dimmest step; a side face the dimmest view
+        dark = render(part, face_view_pose(face, COARSE_CAMERA), {"low_angle": 100.0}, COARSE_CAMERA, exposure_us=3000).image
+        check_step_frame(dark, "dark")
+    unlit = render(part, face_view_pose("top", COARSE_CAMERA), {}, COARSE_CAMERA, exposure_us=3000).image
+    with pytest.raises(ImplausibleFrame, match="step 'seg_n': too dark: no light"):
+        check_step_frame(unlit, "step 'seg_n'")
+    with pytest.raises(ImplausibleFrame, match="saturat"):
+        check_step_frame(np.full((40, 40), 255, np.uint8), "step 'bright'")
