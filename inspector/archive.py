@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 MAX_NAME = 128
 _DAY = re.compile(r"^\d{8}$")
-_BYTES_PER_PART_GUESS = 3_000_000  # a full part with fine shots: about 2.4 MB of PNGs
+_BYTES_PER_PART_GUESS = 16_000_000  # a part with every step of its captures: about 14 MB of PNGs (35 coarse frames)
 
 
 def check_path_part(value: object, what: str) -> str:
