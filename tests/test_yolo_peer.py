@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from inspector.inference.detector import Detector
 from training.metrics import DetectionTally, Pred, Truth
 from training.peers import yolo_peer
 from training.peers.compare import false_per_frame, figures, operating_threshold
@@ -199,6 +200,6 @@ def test_compare_runs_both_models_end_to_end(tmp_path, model_paths):
     assert got["false_per_frame"] <= det["false_per_frame"]
     if det["false_per_frame"] >= 2.0:  # room for every peer candidate: the one on the defect finds it
         assert got["recall_all"][0] >= 1
-    assert report["latency"]["peer"]["input"] == [1, 3, 64, 64] and report["latency"]["detector"]["input"][:2] == [1, 1]
+    assert report["latency"]["peer"]["input"] == [1, 3, 64, 64] and report["latency"]["detector"]["input"][:2] == [1, len(Detector.open(str(model_paths[0])).channels)]
     text = (out / "compare.md").read_text(encoding="utf-8")
     assert "| recall, all defects |" in text and "yolo_peer compare" in text

@@ -104,7 +104,7 @@ def latency(detector: Detector, peer: PeerModel, images: Sequence[np.ndarray], p
     h, w = images[0].shape[:2]
     pad = detector.spec.pad_multiple
     return {"frame": [h, w], "runs": runs, "warmup": warmup,
-            "detector": {"input": [1, 1, h + (-h % pad), w + (-w % pad)], "session_run": summary(det_run),
+            "detector": {"input": [1, len(detector.channels), h + (-h % pad), w + (-w % pad)], "session_run": summary(det_run),
                          "pre_run_post": summary(det_full)},
             "peer": {"input": [1, 3, *peer.input_size], "frame_scale": round(min(peer.input_size[0] / h, peer.input_size[1] / w), 4),
                      "session_run": summary(peer_run), "pre_run_post": summary(peer_full)}}

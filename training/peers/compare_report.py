@@ -61,10 +61,13 @@ def markdown(report: dict) -> str:
         "## How",
         "",
         f"Matching: {report['matching']}. The detector runs through the station's `Detector.detect`; the peer through "
-        "onnxruntime with Ultralytics' pre-processing reproduced (letterbox, mono → 3 channels, /255) and a "
+        "onnxruntime with Ultralytics' pre-processing reproduced (letterbox, BGR → RGB of the stored channel stack "
+        "— a mono frame is repeated to 3 channels —, /255) and a "
         "class-agnostic NMS at IoU 0.3 (the station's `nms`). Peer candidates are gathered once at the sweep floor "
         f"({peer['floor']:g}); any threshold above it is the same candidates filtered (greedy NMS and greedy matching "
-        "both keep their order).",
+        "both keep their order). Both read the same stored frames: the set holds the detector's channel stack as the "
+        "station builds it (for the reference capture, bright and dark field and the photometric curvature), so the "
+        "latency here leaves out building it; the station's cost of that is in the cycle's detect time.",
         "",
         "Commands:",
         "",
