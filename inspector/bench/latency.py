@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -55,6 +55,27 @@ def crops_from(fine_frames: Sequence[np.ndarray], size: tuple[int, int], count: 
         x = int(rng.integers(0, max(1, frame.shape[1] - w)))
         crops.append(np.ascontiguousarray(frame[y:y + h, x:x + w]))
     return np.stack(crops).astype(np.uint8)
+
+
+def detector_inputs(recipe: Any, coarse_frames: Sequence[np.ndarray], count: int) -> list[np.ndarray]:
+    """The detector's input for the first `count` coarse captures (frames in capture order, a capture per
+    view of its program's steps), stacked as the station stacks them on the virtual cell."""
+    from hardware.lights.base import LightProgram
+    from hardware.sim.cell import station_config_dict
+
+    from ..channels import detector_input
+    from ..station_config import StationConfig
+
+    views = {(v.light_program, v.channels) for v in recipe.views}
+    if len(views) != 1:
+        raise ValueError(f"bench latency: the recipe's views use different captures {sorted(views)}")
+    (program_name, channels), = views
+    names = LightProgram.from_dict(program_name, recipe.light_programs[program_name]).channel_names
+    station = StationConfig.from_dict(station_config_dict("/dev/null", "/dev/null"))
+    steps = len(names)
+    captures = [dict(zip(names, coarse_frames[i:i + steps])) for i in range(0, len(coarse_frames) - steps + 1, steps)]
+    return [detector_input(channels, frames, station.lights.segments, station.cameras["coarse"].calibration.mm_per_px)
+            for frames in captures[:count]]
 
 
 def measure(detector_path: Path, classifier_path: Path, coarse_frames: Sequence[np.ndarray],

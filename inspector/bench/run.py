@@ -88,7 +88,8 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] = print) -> Benc
         t = time.time()
         log("bench: inference latency")
         data["latency"] = latency.measure(recipe.model_path("detector"), recipe.model_path("classifier"),
-                                          tape.images("coarse")[:10], tape.images("fine")[:40],
+                                          latency.detector_inputs(recipe, tape.images("coarse"), 10),
+                                          tape.images("fine")[:40],
                                           repeats=options.latency_repeats, log=log)
         sections["latency"] = time.time() - t
 
