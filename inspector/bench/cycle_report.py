@@ -13,7 +13,7 @@ LANES = (("motion", "move (wait for arrival)", "#4c72b0"), ("exposure", "lights 
 COMPARED = (("total", "cycle (measured)"), ("bound_plan", "plan run, machine model"),
             ("bound_coarse", "coarse pass alone, machine model"), ("bound_best", "best plan for the same shots, model"),
             ("motion_overhead", "driver overhead (measured motion − model moves)"),
-            ("detect_wait", "detection waited for"), ("classify_wait", "classification waited for"),
+            ("exposure", "lights + exposures (every step of every capture)"), ("detect_wait", "detection waited for"), ("classify_wait", "classification waited for"),
             ("fine_shots", "fine shots per part"))
 
 
@@ -24,7 +24,8 @@ def load_baseline(path: Path) -> dict:
     if not cycle or not cycle.get("rows"):
         raise ValueError(f"{path}: no cycle figures (run `inspector bench` without --skip cycle)")
     return {"source": str(path), "commit": data.get("machine", {}).get("commit", "unknown"),
-            "command": data.get("options", {}).get("command", ""), "cycle": cycle}
+            "command": data.get("options", {}).get("command", ""), "cycle": cycle,
+            "recipe": data.get("recipe"), "models": data.get("models")}
 
 
 def baseline_best(baseline: dict, recipe, dynamics) -> None:
@@ -44,6 +45,14 @@ def baseline_best(baseline: dict, recipe, dynamics) -> None:
         stages[key] = summary(r.get(key, 0.0) for r in rows)
 
 
+def _what_ran(base: dict, data: dict) -> str:
+    def describe(run: dict) -> str:
+        recipe, models = run.get("recipe") or {}, run.get("models") or {}
+        return (f"recipe v{recipe.get('version', '?')}, {', '.join(models.values())}" if recipe else "recipe not recorded")
+    before, after = describe(base), describe(data)
+    return f"Same recipe and models ({after})" if before == after else f"Before {before}; after {after}"
+
+
 def comparison(data: dict, img) -> list[str]:
     base = data.get("cycle_baseline")
     now = data.get("cycle")
@@ -52,11 +61,8 @@ def comparison(data: dict, img) -> list[str]:
     b, n = base["cycle"]["stages"], now["stages"]
     out = ["### Before and after", "",
            f"Before: `{base['source']}` (commit `{base['commit']}`, {base['cycle']['parts']} parts, speed factor "
-           f"{base['cycle']['speed_factor']:g}: the coarse pass over every face, then the fine pass face by face; "
-           f"classification on the cycle's thread; arrival from 20 ms status polls). After: this run "
-           f"({now['parts']} parts, speed factor {now['speed_factor']:g}: each face once — coarse view, detection, its "
-           f"fine shots in the shortest path by the machine model; classification behind the next move; `G4 P0` "
-           f"answers when the planner is empty). Same seeds, models and recipe; seconds per part, mean (p95).", "",
+           f"{base['cycle']['speed_factor']:g}). After: this run ({now['parts']} parts, speed factor "
+           f"{now['speed_factor']:g}). {_what_ran(base, data)}; same seeds; seconds per part, mean (p95).", "",
            "| figure | before | after | change |", "|---|---|---|---|"]
     for key, label in COMPARED:
         if key not in b or key not in n:
