@@ -129,9 +129,6 @@ def replay_face_image(path: str | Path, view: View, stages: TwoStage) -> ReplayR
     """A face imaged at the fine camera's scale: downscale for the coarse stage, crop for the fine.
     The coarse rendition must pass the view's brightness, saturation and focus limits (not its
     outline position: a file is not framed as the view is)."""
-    if stages.detector.channels != LEGACY:
-        raise ValueError(f"replay: one image cannot feed detector {stages.detector.info.path}, which stacks the channels "
-                         f"{list(stages.detector.channels)} of a light program; replay an archived part folder instead")
     image = read_mono(Path(path))
     coarse_cam, fine_cam = stages.station.cameras["coarse"], stages.station.cameras["fine"]
     scale = fine_cam.calibration.mm_per_px / coarse_cam.calibration.mm_per_px
@@ -148,6 +145,10 @@ def replay_face_image(path: str | Path, view: View, stages: TwoStage) -> ReplayR
     try:
         check_frame(coarse, limits and replace(limits, part_share=None, centre_px=None), f"image {Path(path).name}",
                     outline=False)
+        if stages.detector.channels != LEGACY:  # an implausible image is ERROR all the same; a good one cannot be judged
+            raise ValueError(f"replay: one image cannot feed detector {stages.detector.info.path}, which stacks the "
+                             f"channels {list(stages.detector.channels)} of a light program; replay an archived part "
+                             f"folder instead")
         judged = []
         full_h, full_w = image.shape
         for shot in stages.plan(stages.candidates(view, stages.detect(coarse), coarse)):
