@@ -13,7 +13,7 @@ def test_realistic_controller_gives_the_verdicts_of_the_ideal_one(tmp_path, reci
 
     def lot(name, **options):
         lines = []
-        tally = run_sim_lot(3, first_seed=500_000, speed_factor=1000, recipe_path=recipe, db=tmp_path / f"{name}.db",
+        tally = run_sim_lot(3, first_seed=500_003, speed_factor=1000, recipe_path=recipe, db=tmp_path / f"{name}.db",
                             archive_dir=None, out=lines.append, **options)
         return [(record.serial, record.verdict) for record, _ in tally.rows], lines
 

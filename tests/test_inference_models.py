@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from training.data.generate import coarse_input
+
 from hardware.sim.geometry import COARSE_CAMERA, FINE_CAMERA, face_point_pose, face_view_pose, pixel_to_face
 from hardware.sim.part import Defect, make_part
 from hardware.sim.render import render
@@ -37,9 +39,9 @@ def test_shipped_models_find_a_plain_dent_on_a_rendered_frame():
     dent = Defect(0, "dent", "top", 6.0, 4.0, 0.8, 0.8, 0.12)
     part = make_part(424242, defects=(dent,), fixture_error=(0.05, -0.05, 0.3))
     pose = face_view_pose("top", COARSE_CAMERA)
-    frame = render(part, pose, COARSE_PROGRAM.levels, COARSE_CAMERA, exposure_us=COARSE_PROGRAM.exposure_us, seed=1)
     detector = Detector.open(str(DETECTOR), prefer=["CPU"])
-    result = detector.detect(frame.image)
+    image, frame = coarse_input(part, "top", detector.channels)  # the detector's input as the station builds it
+    result = detector.detect(image)
     assert result.image_size == (768, 1024) and result.timings.total_ms > 0
     (truth,) = frame.truth
     tx, ty = (truth.box_px[0] + truth.box_px[2]) / 2, (truth.box_px[1] + truth.box_px[3]) / 2

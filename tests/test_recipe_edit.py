@@ -72,7 +72,7 @@ def test_thresholds_and_grey_band_are_checked_with_the_field_named(recipe_file):
     with pytest.raises(RecipeEditError, match=r"classes\.dent\.grey_band: expected \[low, high\] with low ≤ high"):
         set_class_policy(recipe, "dent", grey_band=(0.4, 0.2))
     with pytest.raises(RecipeEditError, match=r"classes\.dent\.accept_threshold: expected a score ≥ the grey "
-                                              r"band's low end 0\.05, got 0\.01"):
+                                              r"band's low end 0\.14, got 0\.01"):
         set_class_policy(recipe, "dent", accept_threshold=0.01)
     with pytest.raises(RecipeEditError, match=r"classes: expected a class of this recipe \(scratch, dent, burr, stain\), got 'crack'"):
         set_class_policy(recipe, "crack", detect_threshold=0.2)
@@ -113,7 +113,7 @@ def test_save_bumps_version_keeps_old_file_and_audits_the_diff(recipe_file, acce
     assert "recipe.version" in paths and "classes.dent.detect_threshold" in paths and "views[5]" in paths
     entry = access.audit(target=f"recipe:{old.id}")[0]
     assert (entry.who, entry.action, entry.reason) == ("ina", "edit_recipe", "fewer missed dents")
-    assert entry.old["fields"]["classes.dent.detect_threshold"] == 0.18
+    assert entry.old["fields"]["classes.dent.detect_threshold"] == 0.11
     assert entry.new["fields"]["classes.dent.detect_threshold"] == 0.22
     assert entry.old["version"] == 1 and entry.new["version"] == 2
     assert entry.new["fields"]["views[5]"]["name"] == "top-2" and entry.old["fields"]["views[5]"] is None

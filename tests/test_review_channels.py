@@ -51,8 +51,9 @@ def lot(tmp_path_factory, model_paths):
         for item in queue.items():
             queue.close(item, anna)
         record = store.get(1)
-    recipe = Recipe.load(recipe_path)
-    stacking = replace(recipe, views=tuple(replace(v, channels=DETECTOR_CHANNELS) for v in recipe.views))
+    loaded = Recipe.load(recipe_path)  # as run: the shipped detector's channels
+    recipe = replace(loaded, views=tuple(replace(v, channels=LEGACY) for v in loaded.views))  # first frames only
+    stacking = replace(loaded, views=tuple(replace(v, channels=DETECTOR_CHANNELS) for v in loaded.views))
     return root, record, recipe, stacking
 
 
