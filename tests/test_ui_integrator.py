@@ -153,11 +153,13 @@ def test_integrator_jogs_lights_views_edits_and_saves(qtbot, view, devices, cell
     assert added.exposure_us == 2500
 
     # thresholds and rules in the tables; a bad value is refused with the field named
+    detect_before = editor.draft.classes["dent"].detect_threshold
     editor.set_threshold("dent", "Detect ≥", "0.25")
     assert editor.draft.classes["dent"].detect_threshold == 0.25
+    grey_before = editor.draft.classes["dent"].grey_band
     editor.set_threshold("dent", "Grey low", "0.9")
     assert view.last_message[1] and "classes.dent.grey_band" in view.last_message[0]
-    assert editor.draft.classes["dent"].grey_band == (0.05, 0.2)
+    assert editor.draft.classes["dent"].grey_band == grey_before  # refused: unchanged
     editor.rules.item(0, 3).setText("1")
     assert editor.draft.rules[0].max_count == 1
     assert editor.changes_label.text() == "3 unsaved changes"
@@ -167,7 +169,7 @@ def test_integrator_jogs_lights_views_edits_and_saves(qtbot, view, devices, cell
     dialog = view.save_dialog
     assert dialog is not None and dialog.isVisible()
     lines = [dialog.diff.item(i).text() for i in range(dialog.diff.count())]
-    assert "classes.dent.detect_threshold: 0.18 → 0.25" in lines
+    assert f"classes.dent.detect_threshold: {detect_before:g} → 0.25" in lines
     assert '+ views[5].name: "top-offset"' in lines  # an added view: one field a line, not one JSON line
     assert all(len(line) < 120 for line in lines), lines
     assert str(recipe_file.resolve()) in dialog.target_label.text()  # the file it overwrites, in full
@@ -183,7 +185,7 @@ def test_integrator_jogs_lights_views_edits_and_saves(qtbot, view, devices, cell
     entry = access.audit(target="recipe:housing-40x30")[0]
     assert (entry.who, entry.reason) == ("ina", "offset view for the gate mark; fewer missed dents")
     assert entry.new["fields"]["classes.dent.detect_threshold"] == 0.25
-    assert entry.old["fields"]["classes.dent.detect_threshold"] == 0.18
+    assert entry.old["fields"]["classes.dent.detect_threshold"] == detect_before
     assert "saved housing-40x30 version 2" in view.last_message[0]
     assert editor.changes_label.text() == "no unsaved changes" and not editor.save_button.isEnabled()
     assert "top-offset" in [view.jog.view_choice.itemText(i) for i in range(view.jog.view_choice.count())]

@@ -8,6 +8,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import cv2
 import pytest
 
 pytest.importorskip("PyQt6")
@@ -16,6 +17,7 @@ from PyQt6.QtCore import QPoint, Qt  # noqa: E402
 
 from inspector.access import AccessControl, AccessDenied  # noqa: E402
 from inspector.demo import REFERENCE_RECIPE, run_sim_lot  # noqa: E402
+from inspector.inference.detector import Detector  # noqa: E402
 from inspector.promotion import HELDOUT_LOT, GateSplit, ModelPair, SplitRule  # noqa: E402
 from inspector.recipe import Recipe  # noqa: E402
 from inspector.results.sqlite_store import ResultStore  # noqa: E402
@@ -214,7 +216,8 @@ def test_filters_and_refresh_pick_up_new_parts(station):
     record = store.get(1)
     store.write(replace(record, part_id="SIM-NEW", serial="SIM-NEW", verdict="ERROR", reason="camera timeout"))
     view.refresh()
-    assert view.review_model.gallery.rowCount() == total + 1
+    assert view.review_model.gallery.rowCount() >= total + 1
+    assert sum(it.serial == "SIM-NEW" for it in view.review_model.gallery.items()) >= 1  # an item per reason to review
     assert any(it.serial == "SIM-NEW" and it.kind == "error" for it in view.review_model.gallery.items())
     assert panel.recipe_filter.findText(record.recipe_id) >= 0
 
@@ -343,7 +346,7 @@ def test_retraining_job_from_the_panel(station, qtbot, tmp_path, monkeypatch):
     panel.split_rule = SplitRule(gate_share=0.001)
 
     def fake_steps(role, coco_path, job_dir, count, split, channels):
-        assert split.stored() == train_side.stored() and channels == ("frame",)  # the production detector's input
+        assert split.stored() == train_side.stored() and channels == Detector.open(str(panel.model.production().detector)).channels  # the production detector's input
         code = (f"import shutil, pathlib; p = pathlib.Path({str(job_dir)!r}) / 'candidate'; p.mkdir(parents=True); "
                 f"[print(f'{{i}}/{count}', flush=True) for i in range(1, {count} + 1)]; "
                 f"shutil.copy({str(panel.model.production().detector)!r}, p / 'detector.onnx')")
@@ -404,9 +407,14 @@ def test_a_stacking_production_recipe_exports_stacks_and_refuses_a_mono_export(s
     item, _ = open_item_with_calls(view)
     coarse = next(p for p in item.image_paths if Path(p).stem.startswith("coarse_"))
     view.review_model.add_box(coarse, (10, 10, 40, 30), "burr")
-    mono = view.review_model.export(tmp_path / "mono")  # the legacy production recipe: frames as archived
-    assert "channels" not in json.loads(mono.read_text())["info"]
     data = json.loads(Path(recipe).read_text())
+    for v in data["views"]:
+        v.pop("channels", None)  # a production recipe whose detector takes the first frame: frames as archived
+    legacy = tmp_path / "legacy.recipe.json"
+    legacy.write_text(json.dumps(data))
+    view.review_model.recipe_path = legacy
+    mono = view.review_model.export(tmp_path / "mono")
+    assert "channels" not in json.loads(mono.read_text())["info"]
     data["light_programs"]["coarse"] = coarse_program_dict()
     for v in data["views"]:
         v["channels"] = list(DETECTOR_CHANNELS)
@@ -423,7 +431,10 @@ def test_a_stacking_production_recipe_exports_stacks_and_refuses_a_mono_export(s
     stacked = view.review_model.export(tmp_path / "stacked")
     doc = json.loads(stacked.read_text())
     assert doc["info"]["channels"] == list(DETECTOR_CHANNELS)
-    assert not [im for im in doc["images"] if "_coarse_" in im["file_name"] or "@" in im["file_name"]]
+    assert not [im for im in doc["images"] if "@" in im["file_name"]]
+    for im in doc["images"]:  # the lot was captured in every step: its coarse frames are exported as stacks
+        if "_coarse_" in im["file_name"]:
+            assert cv2.imread(str(stacked.parent / im["file_name"]), cv2.IMREAD_UNCHANGED).shape[2:] == (3,)
     view.review_model.set_station_config(None)
     errors = []
     view.review_model.errored.connect(errors.append)
