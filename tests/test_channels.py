@@ -90,8 +90,6 @@ def test_station_config_segments_are_checked_in_one_line():
 
 
 def _two_stage(recipe_data, model_paths, detector_path=None):
-    import json  # noqa: F401 - the recipe is data here
-
     from hardware.sim.cell import station_config_dict
     from inspector.demo import REFERENCE_RECIPE
     from inspector.inference.classifier import Classifier
